@@ -1,0 +1,1 @@
+"""Many processes and many nodes: launchers, Slurm, fabric detection, the scaling model."""

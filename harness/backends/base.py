@@ -1,0 +1,108 @@
+"""The backend contract that every `harness/backends/<model>.py` implements."""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from harness.errors import BackendUnavailable, UserError
+from harness.registry import Registry
+
+
+class DeviceTimer(ABC):
+    """Device-side time of a region (CUDA events, OpenCL profiling events)."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> float:
+        """End the region, wait for the device, return the region's device seconds."""
+
+
+class Backend(ABC):
+    """A programming model on one device."""
+
+    model: ClassVar[str]
+    package: ClassVar[str]  # import name probed without importing
+    extra: ClassVar[str]  # pip extra that installs it
+    devices: ClassVar[tuple[str, ...]]  # device kinds; the first is the default
+    description: ClassVar[str] = ""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._ready = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}:{self.device}"
+
+    @classmethod
+    def installed(cls) -> bool:
+        return importlib.util.find_spec(cls.package) is not None
+
+    @classmethod
+    def not_installed_message(cls) -> str:
+        return (
+            f"backend {cls.model!r} needs the Python package {cls.package!r}, which is not "
+            f"installed: pip install 'accelbench[{cls.extra}]'"
+        )
+
+    def setup(self) -> None:
+        """Import the framework and select the device; BackendUnavailable if either fails."""
+        if self._ready:
+            return
+        if not self.installed():
+            raise BackendUnavailable(self.not_installed_message())
+        self._setup()
+        self._ready = True
+
+    @abstractmethod
+    def _setup(self) -> None: ...
+
+    def synchronize(self, result: Any = None) -> None:
+        """Wait until the device has finished the work that produced `result`."""
+        return None  # host backends compute synchronously
+
+    def device_timer(self) -> DeviceTimer | None:
+        """A timer of device-side time, where the device has one."""
+        return None
+
+    def from_numpy(self, array: Any) -> Any:
+        return array
+
+    def to_numpy(self, value: Any) -> Any:
+        return value
+
+    def describe(self) -> dict[str, Any]:
+        """Device and library facts for the run's environment record."""
+        return {"backend": self.name}
+
+    def unusable_reason(self) -> str | None:
+        """None when this backend works here, else why not."""
+        try:
+            self.setup()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
+
+registry: Registry[type[Backend]] = Registry("backend", "accelbench.backends")
+
+
+def parse_backend(spec: str) -> Backend:
+    """'torch:cuda:1' -> a TorchBackend for device 'cuda:1'; 'numpy' -> numpy:cpu."""
+    spec = spec.strip()
+    if not spec:
+        raise UserError("empty backend name; write model:device, e.g. torch:cpu")
+    model, _, device = spec.partition(":")
+    cls = registry.get(model)
+    device = device or cls.devices[0]
+    kind = device.split(":", 1)[0]
+    if kind not in cls.devices and "*" not in cls.devices:
+        raise UserError(
+            f"backend {model!r} has no device {device!r}; "
+            f"devices: {', '.join(cls.devices)} (e.g. {model}:{cls.devices[0]})"
+        )
+    return cls(device)

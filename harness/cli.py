@@ -1,0 +1,394 @@
+"""`bench`: the command line. Imports no framework at load; each command imports what it needs."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness import __version__
+from harness.errors import UserError
+
+RUN_DIR_ENV = "BENCH_RUN_DIR"
+STORE_HELP = (
+    "Results store: a SQLite file path or SQLAlchemy URL [env BENCH_STORE; default ./bench.db]"
+)
+RUN_DIR_HELP = "Folder for run files [env BENCH_RUN_DIR; default ./bench-runs]"
+
+store_option = click.option("--store", envvar="BENCH_STORE", metavar="PATH|URL", help=STORE_HELP)
+run_dir_option = click.option("--run-dir", envvar=RUN_DIR_ENV, default="bench-runs",
+                              type=click.Path(file_okay=False, path_type=Path),
+                              show_default=True, help=RUN_DIR_HELP)
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print machine-readable JSON on stdout.")
+
+
+def _console() -> Any:
+    """stdout console; when piped, wide enough that tables do not fold."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
+def _open_store(store: str | None, run_dir: Path | None) -> Any:
+    """Open the store and pick up run files waiting in the run folder."""
+    from results.ingest import sync_run_dir
+    from results.store import Store
+
+    st = Store(store)
+    if run_dir is not None:
+        sync_run_dir(st, run_dir)
+    return st
+
+
+def _print_json(data: Any) -> None:
+    from results.runfile import jsonable
+
+    click.echo(json.dumps(jsonable(data), indent=2, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bench")
+def cli() -> None:
+    """accelbench: measure accelerators and interconnects honestly.
+
+    \b
+    Typical use:
+      bench list                          what workloads, backends and suites exist here
+      bench run --suite quick             run a suite into ./bench.db and print the results
+      bench run -w gemm -b numpy:cpu,torch:cpu -p m=256,1024 -p n=1024 -p k=1024
+      bench runs                          runs in the store
+      bench show latest                   one run's measurements (latest, latest~1, id prefix)
+      bench export latest --format csv -o out.csv
+
+    Exit codes: 0 ok, 1 a case failed, 2 bad input, 130/143 interrupted (partial run kept).
+    """
+
+
+def _parse_kv(items: tuple[str, ...], what: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserError(f"{what} {item!r} is not key=value (e.g. {what} m=64,128)")
+        out.setdefault(key.strip(), []).extend(v.strip() for v in value.split(","))
+    return out
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@cli.command()
+@click.option("--suite", "-s", metavar="NAME|FILE", help="A built-in suite or a suite TOML file.")
+@click.option("-w", "--workload", "workloads", multiple=True, metavar="NAME[,NAME]",
+              help="Workload(s) to run; see `bench list workloads`.")
+@click.option("-b", "--backend", "backends", multiple=True, metavar="MODEL:DEVICE[,...]",
+              help="Backend(s), e.g. numpy:cpu, torch:cpu, torch:cuda:0. Default: the workload's.")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=V1[,V2]",
+              help="Parameter values; commas and repeated -p expand to the matrix of cases.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="Label the run (e.g. --tag branch=main); shown by `bench runs`.")
+@click.option("--target-ci", type=float, metavar="FRACTION",
+              help="Stop a case when the median's 95% CI is within ± this fraction "
+                   "[default 0.01].")
+@click.option("--budget", type=float, metavar="SECONDS",
+              help="Time budget of timed sampling per case [default 5].")
+@click.option("--min-samples", type=int, help="Samples taken before the stopping rule applies "
+              "[default 10].")
+@click.option("--max-samples", type=int, help="Stop after this many samples [default 100000].")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+              help="A Python file defining workloads with @harness.workload.")
+@click.option("--dry-run", is_flag=True, help="List the cases that would run, run nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@store_option
+@run_dir_option
+@json_option
+def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...],
+        params: tuple[str, ...], tags: tuple[str, ...], target_ci: float | None,
+        budget: float | None, min_samples: int | None, max_samples: int | None,
+        plugins: tuple[str, ...], dry_run: bool, quiet: bool, store: str | None, run_dir: Path,
+        as_json: bool) -> None:
+    """Measure cases: a suite, or workloads x backends x parameters.
+
+    Each case warms up until its times settle, then samples until the 95% confidence interval
+    of the median is within --target-ci, or --budget seconds run out. Results go to a run file
+    in --run-dir and into the store.
+
+    \b
+    Examples:
+      bench run --suite quick
+      bench run -w spin -p us=10,100,1000 --json
+      bench run -w stream -b torch:cpu -p op=copy,triad -p n=16777216 --budget 2
+    """
+    from harness.config import PlannedCase, expand, load_suite, timing_policy
+    from harness.registry import load_plugin
+    from harness.timing import TimingPolicy
+
+    for plugin in plugins:
+        load_plugin(plugin)
+    overrides = {k: v for k, v in (("target_ci", target_ci), ("budget", budget),
+                                   ("min_samples", min_samples), ("max_samples", max_samples))
+                 if v is not None}
+    tag_values = {k: ",".join(v) for k, v in _parse_kv(tags, "--tag").items()}
+    if suite and (workloads or backends or params):
+        raise UserError("give either --suite or -w/-b/-p, not both")
+    if suite:
+        suite_name, plan = load_suite(suite)
+        plan = [PlannedCase(p.case, timing_policy(p.policy, overrides, "command line"))
+                for p in plan]
+    elif workloads:
+        suite_name = None
+        policy = timing_policy(TimingPolicy(), overrides, "command line")
+        cases = expand(_split(workloads), _split(backends) or None,
+                       _parse_kv(params, "-p"), "command line")
+        plan = [PlannedCase(c, policy) for c in cases]
+    else:
+        raise UserError("nothing to run: give --suite NAME or -w WORKLOAD "
+                        "(see `bench list`)")
+    if dry_run:
+        if as_json:
+            _print_json([{"case_key": p.case.key, "policy": p.policy.to_dict()} for p in plan])
+        else:
+            for p in plan:
+                click.echo(p.case.key)
+        return
+
+    from harness.progress import ProgressReporter
+    from harness.runner import execute
+    from results.report.table import measurement_json, measurements_table
+
+    st = _open_store(store, None)
+    reporter = ProgressReporter(quiet=quiet)
+    result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
+                     argv=["bench", *sys.argv[1:]])
+    if as_json:
+        _print_json({"run_id": result.run_id, "status": result.status,
+                     "run_file": str(result.path), "store": st.name,
+                     "measurements": [measurement_json(m) for m in result.measurements]})
+    else:
+        console = _console()
+        console.print(measurements_table(result.measurements,
+                                         title=f"run {result.run_id} ({result.status})"))
+        console.print(f"stored in {st.name}; run file {result.path}", highlight=False)
+    sys.exit(result.exit_code)
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["workloads", "backends", "suites", "all"]),
+                default="all")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
+              help="Also load workloads from this Python file.")
+@json_option
+def list_(what: str, plugins: tuple[str, ...], as_json: bool) -> None:
+    """What exists: workloads (with parameters), backends (usable here or why not), suites."""
+    from rich.table import Table
+
+    from harness.backends.base import parse_backend
+    from harness.backends.base import registry as backends
+    from harness.config import builtin_suites, suite_description
+    from harness.registry import load_plugin
+    from harness.workload import registry as workloads
+
+    for plugin in plugins:
+        load_plugin(plugin)
+    data: dict[str, Any] = {}
+    if what in ("workloads", "all"):
+        data["workloads"] = []
+        for name in workloads.names():
+            cls = workloads.get(name)
+            data["workloads"].append({
+                "name": name, "description": cls.description, "models": list(cls.models),
+                "params": {k: {"type": p.type, "default": p.default, "help": p.help,
+                               "spec": p.describe()} for k, p in cls.params.items()}})
+    if what in ("backends", "all"):
+        data["backends"] = []
+        for name in backends.names():
+            cls = backends.get(name)
+            for device in cls.devices:
+                spec = f"{name}:{device}" if device != "*" else f"{name}:<platform>[:<device>]"
+                reason = parse_backend(f"{name}:{device if device != '*' else '0'}") \
+                    .unusable_reason()
+                data["backends"].append({"backend": spec, "usable": reason is None,
+                                         "reason": reason, "description": cls.description})
+    if what in ("suites", "all"):
+        data["suites"] = [{"name": n, "path": str(p), "description": suite_description(p)}
+                          for n, p in builtin_suites().items()]
+    if as_json:
+        _print_json(data)
+        return
+    console = _console()
+    if "workloads" in data:
+        t = Table(title="workloads", title_justify="left")
+        for col in ("workload", "backends", "parameters", "description"):
+            t.add_column(col, overflow="fold")
+        for w in data["workloads"]:
+            ps = "\n".join(f"{k} ({v['spec']})" for k, v in w["params"].items())
+            t.add_row(w["name"], ", ".join(w["models"]), ps, w["description"])
+        console.print(t)
+    if "backends" in data:
+        t = Table(title="backends", title_justify="left")
+        for col in ("backend", "usable here", "description / why not"):
+            t.add_column(col, overflow="fold")
+        for b in data["backends"]:
+            t.add_row(b["backend"], "[green]yes[/green]" if b["usable"] else "[red]no[/red]",
+                      b["description"] if b["usable"] else b["reason"])
+        console.print(t)
+    if "suites" in data:
+        t = Table(title="suites", title_justify="left")
+        t.add_column("suite")
+        t.add_column("description", overflow="fold")
+        for s in data["suites"]:
+            t.add_row(s["name"], s["description"])
+        console.print(t)
+
+
+@cli.command()
+@click.option("--backend", "-b", "backends", multiple=True, metavar="MODEL:DEVICE",
+              help="Also describe these backends' devices (imports their frameworks).")
+@json_option
+def env(backends: tuple[str, ...], as_json: bool) -> None:
+    """The environment fingerprint stored with every run."""
+    from harness.backends.base import parse_backend
+    from harness.env import env_hash, fingerprint, git_revision
+
+    described = []
+    for spec in _split(backends):
+        b = parse_backend(spec)
+        b.setup()
+        described.append(b.describe())
+    fp = fingerprint(described)
+    data = {"env_hash": env_hash(fp), "git": git_revision(), **fp}
+    if as_json:
+        _print_json(data)
+        return
+    cpu = fp["cpu"]
+    lines = [
+        ("hash", data["env_hash"]),
+        ("host", fp["host"]),
+        ("os", f"{fp['os']['system']} {fp['os']['release']} ({fp['os']['machine']})"),
+        ("cpu", f"{cpu['model']}: {cpu['logical_cores']} logical, {cpu['physical_cores']} "
+                f"physical, {cpu['usable_cores']} usable"),
+        ("cpu flags", " ".join(f for f in cpu["flags"] if f.startswith(("avx", "fma", "amx",
+                                                                       "sse4", "neon", "sve")))),
+        ("memory", f"{(fp['memory_bytes'] or 0) / 2**30:.1f} GiB"),
+        ("python", fp["python"]["version"]),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in fp["libraries"].items())),
+        ("accelerators", json.dumps(fp["accelerators"]) if fp["accelerators"] else "none seen"),
+        ("env vars", ", ".join(f"{k}={v}" for k, v in fp["env"].items()) or "none set"),
+        ("git", (data["git"] or {}).get("revision", "not in a git repository")),
+    ]
+    lines += [(f"backend {d['backend']}", json.dumps({k: v for k, v in d.items()
+                                                      if k != "backend"})) for d in described]
+    width = max(len(k) for k, _ in lines)
+    for k, v in lines:
+        click.echo(f"{k:<{width}}  {v}")
+
+
+@cli.command()
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@store_option
+@run_dir_option
+@json_option
+def runs(limit: int, store: str | None, run_dir: Path, as_json: bool) -> None:
+    """Runs in the store, newest first."""
+    from results.report.table import runs_table
+
+    rows = _open_store(store, run_dir).runs(limit)
+    if as_json:
+        _print_json(rows)
+    elif not rows:
+        click.echo("no runs yet: try `bench run --suite smoke`", err=True)
+    else:
+        _console().print(runs_table(rows))
+
+
+@cli.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@store_option
+@run_dir_option
+@json_option
+def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
+    """One run: its header, environment and measurements. RUN is an id, prefix, latest~N."""
+    from results.report.table import measurement_json, measurements_table
+
+    st = _open_store(store, run_dir)
+    run_id = st.resolve(run_ref)
+    header = st.run(run_id)
+    rows = []
+    for m in st.measurements([run_id]):
+        rows.append({**m, "summary": {c: m[c] for c in ("n", "median", "p5", "p95", "ci_low",
+                                                         "ci_high", "min", "max", "mean",
+                                                         "stdev", "p25", "p75", "p99", "iqr",
+                                                         "ci_level", "outliers")}})
+    if as_json:
+        _print_json({**{k: v for k, v in header.items()},
+                     "measurements": [measurement_json(r) for r in rows]})
+        return
+    console = _console()
+    env = header.get("env") or {}
+    console.print(f"run {run_id}  [{header['status']}]  started {header['started_at']}",
+                  highlight=False)
+    console.print(f"command: {header['command']}", highlight=False, markup=False)
+    if env:
+        console.print(f"host {env.get('host')}, {env.get('cpu', {}).get('model')}, "
+                      f"env {header['env_hash']}", highlight=False, markup=False)
+    console.print(measurements_table(rows))
+
+
+@cli.command()
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default=None,
+              help="Output format [default: from the file extension].")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@store_option
+@run_dir_option
+def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str | None,
+           run_dir: Path) -> None:
+    """Export measurements (of the given runs, or all) as CSV, JSON or Parquet."""
+    from results.frame import FORMATS, export, load
+
+    fmt = fmt or output.suffix.lstrip(".").lower()
+    if fmt not in FORMATS:
+        raise UserError(f"cannot tell the format of {output}; add --format csv|json|parquet")
+    st = _open_store(store, run_dir)
+    df = load(st, list(run_refs) or None)
+    export(df, fmt, output)
+    click.echo(f"wrote {len(df)} measurement(s) to {output}", err=True)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@store_option
+def ingest(paths: tuple[Path, ...], store: str | None) -> None:
+    """Load run files (or folders of them) into the store; loading twice changes nothing."""
+    from results.ingest import ingest_paths
+    from results.store import Store
+
+    counts = ingest_paths(Store(store), list(paths))
+    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no run files found")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes end with one line on stderr and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="bench", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"bench: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("bench: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"bench: error: {exc.format_message()}", err=True)
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            click.echo(f"Try '{exc.ctx.command_path} --help'.", err=True)
+        sys.exit(2)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -1,0 +1,181 @@
+"""The measurement engine: warm-up, blocked timing, and the adaptive stopping rule.
+
+Every timed region ends with the backend's synchronisation, so no unsynchronised region is timed.
+Operations shorter than ~100x the per-sample overhead (clock reads plus synchronisation call) are
+timed in blocks of `block` calls, so that overhead stays under 1% of each sample.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.backends.base import Backend
+from harness.stats import ci_rel, median_ci
+
+clock = time.perf_counter_ns
+
+STOP_CI = "ci_target"  # the median's CI reached the target
+STOP_BUDGET = "budget"  # the time budget ran out first
+STOP_MAX = "max_samples"  # the sample cap was reached first
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """How long and how hard to measure one case."""
+
+    target_ci: float = 0.01  # stop when the median's 95% CI half-width is within this fraction
+    budget: float = 5.0  # seconds of timed sampling per case (warm-up has its own cap)
+    min_samples: int = 10
+    max_samples: int = 100_000
+    warmup_budget: float = 1.0  # seconds at most spent warming up
+    overhead_frac: float = 0.01  # per-sample overhead allowed, as a fraction of a sample
+
+    def replace(self, **changes: Any) -> TimingPolicy:
+        return TimingPolicy(**{**asdict(self), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Timing:
+    """Raw result of timing one operation."""
+
+    samples: list[float]  # seconds per call, one per sample (a sample is a block of calls)
+    block: int  # calls per sample
+    stop_reason: str
+    first_call_s: float  # includes JIT/compile/caches
+    warmup_s: float
+    warmup_calls: int
+    overhead_s: float  # per-sample cost of the clock reads and the synchronisation call
+    device_samples: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def compile_s(self) -> float:
+        """First-call time beyond a steady call: JIT, compilation, cold caches."""
+        steady = float(np.median(self.samples)) if self.samples else 0.0
+        return max(0.0, self.first_call_s - steady)
+
+
+def sample_overhead(backend: Backend, reps: int = 200) -> float:
+    """Median cost of one empty timed region: two clock reads and a synchronisation."""
+    sync = backend.synchronize
+    costs = []
+    for _ in range(reps):
+        t0 = clock()
+        sync(None)
+        costs.append(clock() - t0)
+    resolution = time.get_clock_info("perf_counter").resolution
+    return max(float(np.median(costs)) * 1e-9, resolution)
+
+
+def _time_block(op: Callable[[], Any], sync: Callable[[Any], None], block: int) -> float:
+    if block == 1:
+        t0 = clock()
+        r = op()
+        sync(r)
+        return (clock() - t0) * 1e-9
+    t0 = clock()
+    r = None
+    for _ in range(block):
+        r = op()
+    sync(r)
+    return (clock() - t0) * 1e-9 / block
+
+
+def _settled(times: list[float], window: int = 5, tol: float = 0.05) -> bool:
+    if len(times) < 2 * window:
+        return False
+    last = float(np.median(times[-window:]))
+    prev = float(np.median(times[-2 * window : -window]))
+    return abs(last - prev) <= tol * prev
+
+
+class Engine:
+    """Times an operation on a backend according to a TimingPolicy."""
+
+    def __init__(self, backend: Backend, policy: TimingPolicy,
+                 progress: Callable[[int, float], None] | None = None) -> None:
+        self.backend = backend
+        self.policy = policy
+        self.progress = progress  # called with (samples so far, current CI half-width fraction)
+        self.overhead = sample_overhead(backend)
+
+    def block_for(self, per_call: float) -> int:
+        """Calls per sample so the per-sample overhead is at most overhead_frac of the sample."""
+        floor = self.overhead / self.policy.overhead_frac
+        if per_call <= 0:
+            return 1 << 20
+        return max(1, math.ceil(floor / per_call))
+
+    def measure(self, op: Callable[[], Any]) -> Timing:
+        policy, sync = self.policy, self.backend.synchronize
+
+        first = _time_block(op, sync, 1)
+        # Warm-up: calibrate the block size, then run until per-call times settle.
+        block = self.block_for(first)
+        warm_start = time.perf_counter()
+        warm_times: list[float] = []
+        warm_calls = 1
+        while True:
+            t = _time_block(op, sync, block)
+            warm_calls += block
+            new_block = self.block_for(t)
+            if new_block > 2 * block or new_block < block // 2:
+                block, warm_times = new_block, []  # mis-calibrated: restart the settle window
+            else:
+                warm_times.append(t)
+            elapsed = time.perf_counter() - warm_start
+            if _settled(warm_times) or elapsed >= policy.warmup_budget:
+                break
+            if len(warm_times) >= 2 and elapsed + t * block * 10 > policy.warmup_budget:
+                break  # long operations: a couple of settled calls is all the budget allows
+        warmup_s = time.perf_counter() - warm_start
+
+        timer = self.backend.device_timer()
+        samples: list[float] = []
+        device: list[float] | None = [] if timer else None
+        start = time.perf_counter()
+        next_check = policy.min_samples
+        reason = STOP_MAX
+        while len(samples) < policy.max_samples:
+            if timer is not None:
+                timer.start()
+            samples.append(_time_block(op, sync, block))
+            if timer is not None and device is not None:
+                device.append(timer.stop() / block)
+            n = len(samples)
+            if n >= next_check:
+                width = self._ci_width(samples)
+                if self.progress:
+                    self.progress(n, width)
+                if width <= policy.target_ci:
+                    reason = STOP_CI
+                    break
+                next_check = n + max(1, n // 10)
+            if n >= policy.min_samples and time.perf_counter() - start >= policy.budget:
+                reason = STOP_BUDGET
+                break
+        return Timing(
+            samples=samples,
+            block=block,
+            stop_reason=reason,
+            first_call_s=first,
+            warmup_s=warmup_s,
+            warmup_calls=warm_calls,
+            overhead_s=self.overhead,
+            device_samples=device,
+        )
+
+    @staticmethod
+    def _ci_width(samples: list[float]) -> float:
+        x = np.sort(np.asarray(samples))
+        lo, hi = median_ci(x)
+        return ci_rel(float(np.median(x)), lo, hi)

@@ -1,0 +1,141 @@
+"""Workload and Case: what is measured, and one point of it on one backend."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from harness.backends.base import Backend, parse_backend
+from harness.errors import UserError
+from harness.params import Param
+from harness.registry import Registry
+from harness.workmodel import Work
+
+
+@dataclass
+class Prepared:
+    """A workload set up on a backend: the operation to time and how to check its result."""
+
+    op: Callable[[], Any]
+    check: Callable[[], None] | None = None  # raises CheckFailed on a wrong result
+    close: Callable[[], None] | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # facts recorded with the measurement
+
+
+class Workload:
+    """A named thing to measure: typed parameters, a work model, per-backend implementations."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    params: ClassVar[dict[str, Param]] = {}
+    models: ClassVar[tuple[str, ...]] = ("numpy",)  # backend models it runs on
+    default_backend: ClassVar[str] = "numpy:cpu"
+
+    def validate(self, params: Mapping[str, Any], backend: str) -> None:
+        """Checks across parameters, or of a parameter against the backend; raise UserError."""
+
+    def work(self, params: Mapping[str, Any]) -> Work:
+        return Work()
+
+    def prepare(self, backend: Backend, params: Mapping[str, Any]) -> Prepared:
+        raise NotImplementedError
+
+
+registry: Registry[type[Workload]] = Registry("workload", "accelbench.workloads")
+
+
+def workload(
+    name: str,
+    *,
+    params: Mapping[str, Param] | None = None,
+    work: Callable[[Mapping[str, Any]], Work] | None = None,
+    models: tuple[str, ...] = ("numpy",),
+    description: str = "",
+) -> Callable[[Callable[..., Any]], type[Workload]]:
+    """Register a function as a workload: the user's own code, measured like a built-in.
+
+    The function receives the backend and the parameters as keyword arguments and returns the
+    zero-argument callable to time (or a `Prepared`)::
+
+        @workload("mysort", params={"n": Param("int", 1000, min=1)},
+                  work=lambda p: Work(items=p["n"]))
+        def mysort(backend, n):
+            data = list(range(n, 0, -1))
+            return lambda: sorted(data)
+    """
+
+    def decorate(fn: Callable[..., Any]) -> type[Workload]:
+        def prepare(self: Workload, backend: Backend, p: Mapping[str, Any]) -> Prepared:
+            out = fn(backend, **p)
+            return out if isinstance(out, Prepared) else Prepared(op=out)
+
+        cls = type(
+            f"FunctionWorkload_{name}",
+            (Workload,),
+            {
+                "name": name,
+                "description": description or (fn.__doc__ or "").strip().split("\n")[0],
+                "params": dict(params or {}),
+                "models": models,
+                "default_backend": f"{models[0]}:cpu",
+                "work": (lambda self, p: work(p)) if work else Workload.work,
+                "prepare": prepare,
+            },
+        )
+        registry.register(name, cls)
+        return cls
+
+    return decorate
+
+
+def _fmt(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One workload x backend x parameter point. `params` holds every parameter, defaults too."""
+
+    workload: str
+    backend: str
+    params: tuple[tuple[str, Any], ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        """Stable, readable identity used to match cases across runs."""
+        inner = ",".join(f"{k}={_fmt(v)}" for k, v in self.params)
+        return f"{self.workload}[{self.backend}]({inner})"
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+def make_case(workload_name: str, backend: str | None, raw: Mapping[str, Any], where: str) -> Case:
+    """Validate raw (string or TOML) parameter values and fill in defaults."""
+    cls = registry.get(workload_name)
+    unknown = sorted(set(raw) - set(cls.params))
+    if unknown:
+        known = ", ".join(cls.params) or "none"
+        raise UserError(
+            f"{where}: workload {workload_name!r} has no parameter {unknown[0]!r}; "
+            f"its parameters: {known}"
+        )
+    values = {}
+    for pname, spec in cls.params.items():
+        values[pname] = (
+            spec.parse(raw[pname], f"{where}: {workload_name} parameter {pname!r}")
+            if pname in raw
+            else spec.default
+        )
+    backend = parse_backend(backend or cls.default_backend).name
+    model = backend.split(":", 1)[0]
+    if model not in cls.models:
+        raise UserError(
+            f"{where}: workload {workload_name!r} does not run on {backend!r}; "
+            f"it runs on: {', '.join(cls.models)}"
+        )
+    cls().validate(values, backend)
+    return Case(workload_name, backend, tuple(sorted(values.items())))

@@ -1,0 +1,76 @@
+"""Terminal tables (rich) of measurements and runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from results.report.units import headline_metric, percent, seconds
+from results.runfile import jsonable
+
+
+def _float(v: Any) -> float | None:
+    if v is None:
+        return None
+    return float(v)
+
+
+def ci_rel_of(summary: dict[str, Any]) -> float | None:
+    if "ci_rel" in summary:
+        return _float(summary["ci_rel"])
+    med, lo, hi = (_float(summary.get(k)) for k in ("median", "ci_low", "ci_high"))
+    if None in (med, lo, hi) or not med:
+        return None
+    return max(med - lo, hi - med) / med  # type: ignore[operator]
+
+
+def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None) -> Table:
+    """rows: dicts with case_key, status, error, summary (or flat summary columns), metrics,
+    work and timing."""
+    table = Table(title=title, title_justify="left")
+    for col, just in (("workload", "left"), ("backend", "left"), ("params", "left"),
+                      ("n", "right"), ("median", "right"),
+                      ("95% CI", "right"), ("p5", "right"), ("p95", "right"),
+                      ("throughput", "right"), ("stop", "left")):
+        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    for r in rows:
+        summary = r.get("summary") or r
+        case = (r["workload"], r["backend"],
+                " ".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items())))
+        if r.get("status") != "ok":
+            table.add_row(*case, "", "", "", "", "", "",
+                          f"[red]{r.get('status')}: {escape(str(r.get('error')))}[/red]")
+            continue
+        unit = (r.get("work") or {}).get("item_unit", "items")
+        table.add_row(
+            *case, str(summary["n"]), seconds(_float(summary["median"])),
+            percent(ci_rel_of(summary)), seconds(_float(summary["p5"])),
+            seconds(_float(summary["p95"])), headline_metric(r.get("metrics") or {}, unit),
+            (r.get("timing") or {}).get("stop_reason", ""),
+        )
+    return table
+
+
+def runs_table(runs: Iterable[dict[str, Any]]) -> Table:
+    table = Table()
+    for col in ("run", "started (UTC)", "status", "cases", "suite", "host", "git", "tags"):
+        table.add_column(col, overflow="fold")
+    for r in runs:
+        style = {"complete": "green", "partial": "yellow", "failed": "red"}.get(r["status"], "")
+        rev = (r.get("git_revision") or "")[:10] + ("+" if r.get("git_dirty") else "")
+        tags = " ".join(f"{k}={v}" for k, v in (r.get("tags") or {}).items())
+        table.add_row(r["run_id"][:8], r["started_at"][:19].replace("T", " "),
+                      f"[{style}]{r['status']}[/{style}]" if style else r["status"],
+                      str(r["n_measurements"]), r.get("suite") or "", r.get("host") or "", rev,
+                      tags)
+    return table
+
+
+def measurement_json(m: dict[str, Any]) -> dict[str, Any]:
+    """The machine-readable form of a measurement (summary in seconds)."""
+    out = {k: m.get(k) for k in ("case_key", "workload", "backend", "params", "status", "error",
+                                 "summary", "metrics", "work", "timing", "info")}
+    return jsonable(out)

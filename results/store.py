@@ -1,0 +1,255 @@
+"""The results store: SQLite by default, PostgreSQL by URL, the same code for both.
+
+Only `ingest` writes runs, and it is idempotent by run id: a run file loaded twice is stored
+once; a run file that has grown (a `.part` file read again, then finished) replaces its run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+
+from harness.errors import UserError
+from results import schema as s
+from results.runfile import RunRecord
+
+DEFAULT_STORE = "bench.db"
+_REF = re.compile(r"^latest(?:~(\d+))?$")
+
+
+def store_url(ref: str | None) -> URL:
+    """A path or SQLAlchemy URL (or $BENCH_STORE, or ./bench.db) as a URL."""
+    ref = ref or os.environ.get("BENCH_STORE") or DEFAULT_STORE
+    if "://" in ref:
+        try:
+            return make_url(ref)
+        except ArgumentError:
+            raise UserError(f"cannot parse store URL {_mask(ref)!r}; expected a file path or "
+                            "a URL such as postgresql+psycopg://user@host/db") from None
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        raise UserError(f"store {ref!r} is a directory; give a file path such as {path}/bench.db")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise UserError(f"store directory {parent} does not exist; create it or choose another "
+                        "--store path")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"store {path} is not writable; choose another --store path")
+    return URL.create("sqlite", database=str(path.resolve()))
+
+
+def _mask(text: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
+
+
+def _safe(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _float(v: Any) -> Any:
+    return float(v) if isinstance(v, str) else v
+
+
+class Store:
+    def __init__(self, ref: str | None = None) -> None:
+        self.url = store_url(ref)
+        self.name = _safe(self.url)
+        try:
+            kwargs: dict[str, Any] = {}
+            if self.url.get_backend_name() == "sqlite":
+                kwargs["connect_args"] = {"timeout": 60}
+            self.engine: Engine = sa.create_engine(self.url, **kwargs)
+            if self.url.get_backend_name() == "sqlite":
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            self._ensure_schema()
+        except NoSuchModuleError:
+            raise UserError(f"store {self.name}: unsupported database kind "
+                            f"{self.url.drivername!r}; use a file path or postgresql+psycopg://"
+                            ) from None
+        except ModuleNotFoundError as exc:
+            raise UserError(f"store {self.name}: driver {exc.name!r} is not installed: "
+                            "pip install 'accelbench[postgres]'") from None
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+            raise UserError(f"store {self.name} cannot be opened: {reason}") from None
+
+    def _ensure_schema(self) -> None:
+        with self.engine.begin() as conn:
+            if not sa.inspect(conn).has_table("meta"):
+                s.metadata.create_all(conn)
+                conn.execute(sa.insert(s.meta).values(key="schema_version",
+                                                      value=str(s.SCHEMA_VERSION)))
+                return
+            version = int(conn.execute(sa.select(s.meta.c.value).where(
+                s.meta.c.key == "schema_version")).scalar_one())
+            if version > s.SCHEMA_VERSION:
+                raise UserError(f"store {self.name} has schema version {version}, newer than "
+                                f"this accelbench ({s.SCHEMA_VERSION}); upgrade accelbench")
+            while version < s.SCHEMA_VERSION:
+                s.MIGRATIONS[version](conn)
+                version += 1
+                conn.execute(sa.update(s.meta).where(s.meta.c.key == "schema_version")
+                             .values(value=str(version)))
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(s.meta.c.value).where(
+                s.meta.c.key == "schema_version")).scalar_one())
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def ingest(self, record: RunRecord) -> str:
+        """Store a run; 'added', 'replaced' or 'unchanged'. Safe to call concurrently."""
+        for attempt in range(3):
+            try:
+                return self._ingest(record)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _ingest(self, record: RunRecord) -> str:
+        h = record.header
+        with self.engine.begin() as conn:
+            existing = conn.execute(
+                sa.select(s.runs.c.status, s.runs.c.n_measurements)
+                .where(s.runs.c.run_id == record.run_id)
+            ).first()
+            if existing is not None and tuple(existing) == (record.status,
+                                                            len(record.measurements)):
+                return "unchanged"
+            if existing is not None:
+                conn.execute(sa.delete(s.samples).where(s.samples.c.measurement_id.in_(
+                    sa.select(s.measurements.c.measurement_id)
+                    .where(s.measurements.c.run_id == record.run_id))))
+                conn.execute(sa.delete(s.measurements)
+                             .where(s.measurements.c.run_id == record.run_id))
+                conn.execute(sa.delete(s.runs).where(s.runs.c.run_id == record.run_id))
+            _insert_ignore(conn, s.environments, [{"env_hash": h["env_hash"], "data": h["env"]}])
+            git = h.get("git") or {}
+            conn.execute(sa.insert(s.runs).values(
+                run_id=record.run_id, started_at=h["started_at"], finished_at=record.finished_at,
+                status=record.status, command=h.get("command", ""), suite=h.get("suite"),
+                git_revision=git.get("revision"), git_dirty=git.get("dirty"),
+                slurm_job_id=h.get("slurm_job_id"), host=h.get("host"), env_hash=h["env_hash"],
+                tags=h.get("tags", {}), harness_version=h.get("harness_version"),
+                n_measurements=len(record.measurements),
+            ))
+            _insert_ignore(conn, s.cases, [
+                {"case_key": m["case_key"], "workload": m["workload"], "backend": m["backend"],
+                 "params": m["params"]} for m in record.measurements
+            ])
+            for seq, m in enumerate(record.measurements):
+                summary = m.get("summary") or {}
+                mid = conn.execute(sa.insert(s.measurements).values(
+                    run_id=record.run_id, seq=seq, case_key=m["case_key"], status=m["status"],
+                    error=m.get("error"), metrics=m.get("metrics", {}), work=m.get("work", {}),
+                    timing=m.get("timing", {}), started_at=m.get("started_at"),
+                    finished_at=m.get("finished_at"),
+                    **{c: _float(summary.get(c)) for c in s.SUMMARY_COLUMNS},
+                ).returning(s.measurements.c.measurement_id)).scalar_one()
+                values = m.get("samples") or []
+                device = m.get("device_samples") or [None] * len(values)
+                if values:
+                    conn.execute(sa.insert(s.samples), [
+                        {"measurement_id": mid, "idx": i, "seconds": v, "device_seconds": d}
+                        for i, (v, d) in enumerate(zip(values, device, strict=True))
+                    ])
+        return "replaced" if existing is not None else "added"
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def resolve(self, ref: str) -> str:
+        """A run id from an id, a unique id prefix, `latest` or `latest~N`."""
+        with self.engine.connect() as conn:
+            m = _REF.match(ref)
+            if m:
+                offset = int(m.group(1) or 0)
+                rid = conn.execute(sa.select(s.runs.c.run_id)
+                                   .order_by(s.runs.c.started_at.desc()).offset(offset)
+                                   .limit(1)).scalar()
+                if rid is None:
+                    raise UserError(f"no run {ref!r}: the store {self.name} holds "
+                                    f"{self.count_runs(conn)} run(s)")
+                return str(rid)
+            ids = conn.execute(sa.select(s.runs.c.run_id)
+                               .where(s.runs.c.run_id.like(f"{_escape_like(ref)}%", escape="\\"))
+                               .limit(2)).scalars().all()
+        if not ids:
+            raise UserError(f"no run {ref!r} in {self.name}; see `bench runs`")
+        if len(ids) > 1:
+            raise UserError(f"run prefix {ref!r} is ambiguous; give more characters")
+        return str(ids[0])
+
+    @staticmethod
+    def count_runs(conn: sa.Connection) -> int:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(s.runs)).scalar_one())
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            q = sa.select(s.runs).order_by(s.runs.c.started_at.desc())
+            if limit:
+                q = q.limit(limit)
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(s.runs, s.environments.c.data.label("env"))
+                               .join(s.environments, isouter=True)
+                               .where(s.runs.c.run_id == run_id)).first()
+            if row is None:
+                raise UserError(f"no run {run_id!r} in {self.name}")
+            return dict(row._mapping)
+
+    def measurements(self, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            q = (sa.select(s.measurements, s.cases.c.workload, s.cases.c.backend,
+                           s.cases.c.params, s.runs.c.started_at.label("run_started_at"))
+                 .join(s.cases).join(s.runs)
+                 .order_by(s.runs.c.started_at, s.measurements.c.seq))
+            if run_ids is not None:
+                q = q.where(s.measurements.c.run_id.in_(list(run_ids)))
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def samples(self, measurement_id: int) -> list[float]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(s.samples.c.seconds)
+                                     .where(s.samples.c.measurement_id == measurement_id)
+                                     .order_by(s.samples.c.idx)).scalars())
+
+    def has_run(self, run_id: str, status: str, n: int) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(s.runs.c.status, s.runs.c.n_measurements)
+                               .where(s.runs.c.run_id == run_id)).first()
+        return row is not None and tuple(row) == (status, n)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table, rows: Iterable[dict[str, Any]]) -> None:
+    rows = list(rows)
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # pragma: no cover
+        raise UserError(f"unsupported store database {dialect!r}")
+    conn.execute(insert(table).on_conflict_do_nothing(), rows)

@@ -1,0 +1,1 @@
+"""Built-in workloads. Each registers through the `accelbench.workloads` entry-point group."""

@@ -1,0 +1,61 @@
+"""`gemm`: C = A @ B, with 2·m·n·k FLOPs per call, checked against a float64 NumPy reference."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
+from kernels import array_kernels
+
+ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
+# Relative Frobenius-norm error allowed against the float64 reference.
+TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-2, "bfloat16": 5e-2}
+
+
+class Gemm(Workload):
+    name = "gemm"
+    description = "Dense matrix multiply C = A @ B (m x k times k x n)"
+    params = {
+        "m": Param("int", 256, "rows of A and C", min=1, max=65536),
+        "n": Param("int", 256, "columns of B and C", min=1, max=65536),
+        "k": Param("int", 256, "columns of A, rows of B", min=1, max=65536),
+        "dtype": Param("str", "float32", "element type", choices=tuple(ITEMSIZE)),
+    }
+    models = ("numpy", "torch")
+    default_backend = "numpy:cpu"
+
+    def validate(self, params: Mapping[str, Any], backend: str) -> None:
+        if backend.startswith("numpy") and params["dtype"] == "bfloat16":
+            raise UserError("gemm: numpy has no bfloat16; use torch:cpu or dtype=float32")
+
+    def work(self, params: Mapping[str, Any]) -> Work:
+        m, n, k = params["m"], params["n"], params["k"]
+        size = ITEMSIZE[params["dtype"]]
+        return Work(items=1, flops=2.0 * m * n * k, bytes=float((m * k + k * n + m * n) * size),
+                    item_unit="matmuls")
+
+    def prepare(self, backend: Backend, params: Mapping[str, Any]) -> Prepared:
+        kern = array_kernels(backend.model)
+        m, n, k, dtype = params["m"], params["n"], params["k"], params["dtype"]
+        rng = np.random.default_rng(0)
+        a_host = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+        b_host = rng.uniform(-1, 1, (k, n)).astype(np.float32)
+        a = kern.to_device(backend, a_host, dtype)
+        b = kern.to_device(backend, b_host, dtype)
+        op = kern.gemm(a, b)
+
+        def check() -> None:
+            got = kern.to_host(op())
+            # Reference from the inputs as the backend holds them (already rounded to dtype).
+            ref = kern.to_host(a) @ kern.to_host(b)
+            err = np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-300)
+            if not np.isfinite(err) or err > TOLERANCE[dtype]:
+                raise CheckFailed(
+                    f"gemm result differs from the float64 reference: relative error {err:.3g} "
+                    f"> {TOLERANCE[dtype]:.0e}"
+                )
+
+        return Prepared(op=op, check=check)

@@ -1,0 +1,51 @@
+"""`spin`: busy-wait a given number of microseconds — the calibration workload with a known time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from harness import Backend, Param, Prepared, Work, Workload
+
+
+class Spin(Workload):
+    name = "spin"
+    description = "Busy-wait `us` microseconds on the host: a known true time to calibrate against"
+    params = {"us": Param("float", 100.0, "microseconds to spin", min=0.0, max=10_000_000.0)}
+    models = ("numpy",)
+    default_backend = "numpy:cpu"
+
+    def work(self, params: Mapping[str, Any]) -> Work:
+        return Work(items=1, item_unit="spins")
+
+    def prepare(self, backend: Backend, params: Mapping[str, Any]) -> Prepared:
+        # A call to spin costs more than its deadline: entering it, reading the clock and
+        # overshooting the deadline by up to one loop iteration. That cost is measured here and
+        # taken off the deadline, so one call lasts `us`; it is reported as `self_cost_s`.
+        self_cost = _self_cost_ns()
+        ns = max(0, int(params["us"] * 1000) - self_cost)
+        return Prepared(op=partial(_spin, ns), info={"self_cost_s": self_cost * 1e-9})
+
+
+def _spin(ns: int, clock: Any = time.perf_counter_ns) -> None:
+    deadline = clock() + ns
+    while clock() < deadline:
+        pass
+
+
+def _self_cost_ns(reps: int = 2000) -> int:
+    """Median cost of a zero-length spin beyond an empty pair of clock reads."""
+    clock = time.perf_counter_ns
+    spin_costs, empty_costs = [], []
+    for _ in range(reps):
+        t0 = clock()
+        _spin(0)
+        t1 = clock()
+        spin_costs.append(t1 - t0)
+        t0 = clock()
+        empty_costs.append(clock() - t0)
+    spin_costs.sort()
+    empty_costs.sort()
+    return max(0, spin_costs[reps // 2] - empty_costs[reps // 2])
