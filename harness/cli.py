@@ -160,13 +160,14 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
         return
 
     from harness.progress import ProgressReporter
-    from harness.runner import execute
+    from harness.runner import execute, setup_backends
     from results.report.table import measurement_json, measurements_table
 
+    backends = setup_backends(plan)  # a missing package or device fails before any write
     st = _open_store(store, None)
     reporter = ProgressReporter(quiet=quiet)
     result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
-                     argv=["bench", *sys.argv[1:]])
+                     argv=["bench", *sys.argv[1:]], backends=backends)
     if as_json:
         _print_json({"run_id": result.run_id, "status": result.status,
                      "run_file": str(result.path), "store": st.name,
@@ -187,6 +188,7 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
 @json_option
 def list_(what: str, plugins: tuple[str, ...], as_json: bool) -> None:
     """What exists: workloads (with parameters), backends (usable here or why not), suites."""
+    from rich.markup import escape
     from rich.table import Table
 
     from harness.backends.base import parse_backend
@@ -229,7 +231,7 @@ def list_(what: str, plugins: tuple[str, ...], as_json: bool) -> None:
             t.add_column(col, overflow="fold")
         for w in data["workloads"]:
             ps = "\n".join(f"{k} ({v['spec']})" for k, v in w["params"].items())
-            t.add_row(w["name"], ", ".join(w["models"]), ps, w["description"])
+            t.add_row(w["name"], ", ".join(w["models"]), escape(ps), escape(w["description"]))
         console.print(t)
     if "backends" in data:
         t = Table(title="backends", title_justify="left")
@@ -237,14 +239,14 @@ def list_(what: str, plugins: tuple[str, ...], as_json: bool) -> None:
             t.add_column(col, overflow="fold")
         for b in data["backends"]:
             t.add_row(b["backend"], "[green]yes[/green]" if b["usable"] else "[red]no[/red]",
-                      b["description"] if b["usable"] else b["reason"])
+                      escape(b["description"] if b["usable"] else b["reason"]))
         console.print(t)
     if "suites" in data:
         t = Table(title="suites", title_justify="left")
         t.add_column("suite")
         t.add_column("description", overflow="fold")
         for s in data["suites"]:
-            t.add_row(s["name"], s["description"])
+            t.add_row(s["name"], escape(s["description"]))
         console.print(t)
 
 

@@ -132,8 +132,9 @@ def measure_case(planned: PlannedCase, backend: Backend,
 
 def execute(plan: Sequence[PlannedCase], store: Store, run_dir: Path, reporter: Reporter,
             tags: dict[str, str] | None = None, suite: str | None = None,
-            argv: Sequence[str] | None = None) -> RunResult:
-    backends = setup_backends(plan)
+            argv: Sequence[str] | None = None,
+            backends: dict[str, Backend] | None = None) -> RunResult:
+    backends = backends or setup_backends(plan)
     env = fingerprint([b.describe() for b in backends.values()])
     where = placement()
     header = {

@@ -64,24 +64,39 @@ class Timing:
         return max(0.0, self.first_call_s - steady)
 
 
+def device_sync(backend: Backend) -> Callable[[Any], None] | None:
+    """The backend's synchronisation, or None for a host backend that never needs one."""
+    if type(backend).synchronize is Backend.synchronize:
+        return None
+    return backend.synchronize
+
+
 def sample_overhead(backend: Backend, reps: int = 200) -> float:
     """Median cost of one empty timed region: two clock reads and a synchronisation."""
-    sync = backend.synchronize
+    sync = device_sync(backend)
     costs = []
     for _ in range(reps):
         t0 = clock()
-        sync(None)
+        if sync is not None:
+            sync(None)
         costs.append(clock() - t0)
     resolution = time.get_clock_info("perf_counter").resolution
     return max(float(np.median(costs)) * 1e-9, resolution)
 
 
-def _time_block(op: Callable[[], Any], sync: Callable[[Any], None], block: int) -> float:
-    if block == 1:
+def _time_block(op: Callable[[], Any], sync: Callable[[Any], None] | None, block: int) -> float:
+    """Seconds per call of `block` calls, ending with the device synchronisation.
+
+    `sync` is None only for host backends, whose calls complete before they return."""
+    if sync is None:
+        if block == 1:
+            t0 = clock()
+            op()
+            return (clock() - t0) * 1e-9
         t0 = clock()
-        r = op()
-        sync(r)
-        return (clock() - t0) * 1e-9
+        for _ in range(block):
+            op()
+        return (clock() - t0) * 1e-9 / block
     t0 = clock()
     r = None
     for _ in range(block):
@@ -116,7 +131,7 @@ class Engine:
         return max(1, math.ceil(floor / per_call))
 
     def measure(self, op: Callable[[], Any]) -> Timing:
-        policy, sync = self.policy, self.backend.synchronize
+        policy, sync = self.policy, device_sync(self.backend)
 
         first = _time_block(op, sync, 1)
         # Warm-up: calibrate the block size, then run until per-call times settle.
@@ -128,7 +143,7 @@ class Engine:
             t = _time_block(op, sync, block)
             warm_calls += block
             new_block = self.block_for(t)
-            if new_block > 2 * block or new_block < block // 2:
+            if new_block > block or new_block < block // 2:
                 block, warm_times = new_block, []  # mis-calibrated: restart the settle window
             else:
                 warm_times.append(t)

@@ -56,11 +56,15 @@ def _signals_deferred() -> Iterator[None]:
 
 class RunFileWriter:
     def __init__(self, directory: Path, header: dict[str, Any]) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
         self.run_id = header["run_id"]
         self.part = directory / f"{self.run_id}{PART}"
         self.final = directory / f"{self.run_id}{SUFFIX}"
-        self._fh = open(self.part, "x", encoding="utf-8")  # noqa: SIM115 (lives with the run)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.part, "x", encoding="utf-8")  # noqa: SIM115 (lives with the run)
+        except OSError as exc:
+            raise UserError(f"cannot write run files in {directory}: {exc.strerror}; "
+                            "choose another --run-dir") from None
         self._write({"kind": "run", "format": FORMAT, **header})
 
     def _write(self, record: dict[str, Any]) -> None:

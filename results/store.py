@@ -30,7 +30,7 @@ def store_url(ref: str | None) -> URL:
     if "://" in ref:
         try:
             return make_url(ref)
-        except ArgumentError:
+        except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
             raise UserError(f"cannot parse store URL {_mask(ref)!r}; expected a file path or "
                             "a URL such as postgresql+psycopg://user@host/db") from None
     path = Path(ref).expanduser()

@@ -38,8 +38,9 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     for r in rows:
         summary = r.get("summary") or r
-        case = (r["workload"], r["backend"],
-                " ".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items())))
+        case = tuple(escape(x) for x in (
+            r["workload"], r["backend"],
+            " ".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items()))))
         if r.get("status") != "ok":
             table.add_row(*case, "", "", "", "", "", "",
                           f"[red]{r.get('status')}: {escape(str(r.get('error')))}[/red]")
@@ -64,8 +65,8 @@ def runs_table(runs: Iterable[dict[str, Any]]) -> Table:
         tags = " ".join(f"{k}={v}" for k, v in (r.get("tags") or {}).items())
         table.add_row(r["run_id"][:8], r["started_at"][:19].replace("T", " "),
                       f"[{style}]{r['status']}[/{style}]" if style else r["status"],
-                      str(r["n_measurements"]), r.get("suite") or "", r.get("host") or "", rev,
-                      tags)
+                      str(r["n_measurements"]), escape(r.get("suite") or ""),
+                      escape(r.get("host") or ""), rev, escape(tags))
     return table
 
 

@@ -1,0 +1,29 @@
+# Two commands on a fresh machine:
+#   make quick   set up .venv, run the `quick` suite into ./bench.db and print the report
+#   make test    set up .venv, lint, and run the tests
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= torch,dev
+
+.PHONY: quick test lint bench-overhead clean
+
+$(BIN)/bench: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	touch $@
+
+quick: $(BIN)/bench
+	$(BIN)/bench run --suite quick
+
+lint: $(BIN)/bench
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/pytest -q
+
+bench-overhead: $(BIN)/bench
+	$(BIN)/python benchmarks/harness_overhead.py
+
+clean:
+	rm -rf $(VENV) bench.db bench-runs .pytest_cache
