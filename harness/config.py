@@ -58,12 +58,16 @@ def suite_description(path: Path) -> str:
 
 
 def timing_policy(base: TimingPolicy, overrides: Mapping[str, Any], where: str) -> TimingPolicy:
+    if not isinstance(overrides, Mapping):
+        raise UserError(f"{where}: timing must be a table of settings, e.g. "
+                        f"{{ budget = 2.0 }}; got {overrides!r}")
     changes = {}
     for key, value in overrides.items():
         if key not in _TIMING_FIELDS:
             raise UserError(f"{where}: unknown timing setting {key!r}; known: "
                             f"{', '.join(_TIMING_FIELDS)}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
+                or value <= 0):
             raise UserError(f"{where}: timing setting {key!r} must be a positive number, "
                             f"got {value!r}")
         is_int = key in ("min_samples", "max_samples")
@@ -99,7 +103,18 @@ def expand(
                             for w in workload_names)
         raise UserError(f"{where}: no selected workload has a parameter {orphans[0]!r} "
                         f"(parameters — {options})")
+    empty = [p for p, v in params.items() if isinstance(v, (list, tuple)) and not v]
+    if empty:
+        raise UserError(f"{where}: parameter {empty[0]!r} has an empty list of values")
     exclude = list(exclude)
+    for ex in exclude:
+        if not isinstance(ex, Mapping):
+            raise UserError(f"{where}: each exclude entry must be a table such as "
+                            f"{{ m = 64 }}; got {ex!r}")
+        stray = [k for k in ex if not any(k in workloads.get(w).params for w in workload_names)]
+        if stray:
+            raise UserError(f"{where}: exclude names parameter {stray[0]!r}, which no "
+                            "selected workload has")
     cases: list[Case] = []
     for name in workload_names:
         cls = workloads.get(name)
@@ -108,23 +123,47 @@ def expand(
         if len(workload_names) > 1:  # a mixed selection keeps the pairs that can run
             chosen = [b for b in chosen if b.split(":", 1)[0] in cls.models] or chosen
         keys = list(own)
+        # Exclude values are parsed like parameter values, so 1MiB matches 1048576.
+        own_ex = [{k: cls.params[k].parse(v, f"{where}: exclude {name} parameter {k!r}")
+                   for k, v in ex.items()} for ex in exclude if all(k in cls.params for k in ex)]
         for backend in chosen:
             for combo in itertools.product(*(own[k] for k in keys)):
                 raw = dict(zip(keys, combo, strict=True))
                 case = make_case(name, backend, raw, where)
                 values = case.param_dict
-                if any(all(values.get(k) == v for k, v in ex.items()) for ex in exclude):
+                if any(all(values[k] == v for k, v in ex.items()) for ex in own_ex):
                     continue
                 if case not in cases:
                     cases.append(case)
     return cases
 
 
-def _line_of(text: str, needle: str, after: int = 0) -> int | None:
-    for i, line in enumerate(text.splitlines()[after:], start=after + 1):
-        if needle in line:
-            return i
+def _line_of(text: str, needle: str, after: int = 0, *, key: bool = False) -> int | None:
+    """1-based number of the first line from line index `after` on that holds `needle`, as a
+    TOML key (`needle =`) when `key`, else preferably as a quoted value; comments skipped."""
+    if key:
+        patterns = [re.compile(rf"(?:^|[{{,\s])[\"']?{re.escape(needle)}[\"']?\s*=")]
+    else:
+        patterns = [re.compile(rf"[\"']{re.escape(needle)}[\"']"), re.compile(re.escape(needle))]
+    lines = text.splitlines()[after:]
+    for pattern in patterns:
+        for i, line in enumerate(lines, start=after + 1):
+            if not line.lstrip().startswith("#") and pattern.search(line):
+                return i
     return None
+
+
+def _repoint(exc: UserError, where: str, path: Path, text: str, start: int) -> UserError:
+    """The error with `where` replaced by file:line of the key or value it names, if found."""
+    msg = str(exc)
+    m = re.search(r"(?:parameter|setting) '([^']+)'", msg)
+    line = _line_of(text, m.group(1), start, key=True) if m else None
+    if line is None:
+        m = re.search(r"backend '([^']+)'", msg)
+        line = _line_of(text, m.group(1), start) if m else None
+    if line is None or where not in msg:
+        return exc
+    return UserError(msg.replace(where, f"{path}:{line}", 1))
 
 
 def load_suite(ref: str, base: TimingPolicy | None = None) -> tuple[str, list[PlannedCase]]:
@@ -134,7 +173,11 @@ def load_suite(ref: str, base: TimingPolicy | None = None) -> tuple[str, list[Pl
     if not path.is_file():
         raise UserError(f"unknown suite {ref!r}: not a built-in ({', '.join(suites)}) "
                         "and no such file")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not a UTF-8 text file; a suite is TOML text") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -144,21 +187,33 @@ def load_suite(ref: str, base: TimingPolicy | None = None) -> tuple[str, list[Pl
         raise UserError(f"{loc}: malformed TOML: {msg}") from None
     unknown = sorted(set(data) - {"description", "timing", "matrix"})
     if unknown:
-        line = _line_of(text, unknown[0])
+        line = _line_of(text, unknown[0], key=True)
         raise UserError(f"{path}:{line or 1}: unknown suite key {unknown[0]!r}; "
                         "expected description, timing, matrix")
-    policy = timing_policy(base or TimingPolicy(), data.get("timing", {}), f"{path} [timing]")
+    lines = text.splitlines()
+    t_start = next((i for i, ln in enumerate(lines) if re.match(r"\s*\[\s*timing\s*\]", ln)),
+                   (_line_of(text, "timing", key=True) or 1) - 1)
+    where = f"{path}:{t_start + 1} [timing]"
+    try:
+        policy = timing_policy(base or TimingPolicy(), data.get("timing", {}), where)
+    except UserError as exc:
+        raise _repoint(exc, where, path, text, t_start) from None
     matrix = data.get("matrix")
     if not isinstance(matrix, list) or not matrix:
-        raise UserError(f"{path}: a suite needs at least one [[matrix]] table")
+        line = _line_of(text, "matrix", key=True) or 1
+        raise UserError(f"{path}:{line}: a suite needs at least one [[matrix]] table")
     planned: list[PlannedCase] = []
-    starts = [i for i, ln in enumerate(text.splitlines()) if ln.strip() == "[[matrix]]"]
+    seen: set[Case] = set()
+    starts = [i for i, ln in enumerate(lines) if re.match(r"\s*\[\[\s*matrix\s*\]\]", ln)]
+    inline = (_line_of(text, "matrix", key=True) or 1) - 1  # matrix = [{...}, ...]
     for index, entry in enumerate(matrix):
-        start = starts[index] if index < len(starts) else 0
+        start = starts[index] if index < len(starts) else inline
         where = f"{path}:{start + 1} [[matrix]] #{index + 1}"
+        if not isinstance(entry, dict):
+            raise UserError(f"{where}: each matrix entry must be a table with a workload")
         extra = sorted(set(entry) - {"workload", "backend", "params", "timing", "exclude"})
         if extra:
-            line = _line_of(text, extra[0], start) or start + 1
+            line = _line_of(text, extra[0], start, key=True) or start + 1
             raise UserError(f"{path}:{line}: unknown key {extra[0]!r} in [[matrix]]; expected "
                             "workload, backend, params, timing, exclude")
         if "workload" not in entry:
@@ -172,15 +227,13 @@ def load_suite(ref: str, base: TimingPolicy | None = None) -> tuple[str, list[Pl
         params = entry.get("params", {})
         if not isinstance(params, dict):
             raise UserError(f"{where}: 'params' must be a table, e.g. params = {{ m = [64, 128] }}")
-        case_policy = timing_policy(policy, entry.get("timing", {}), where)
         try:
+            case_policy = timing_policy(policy, entry.get("timing", {}), where)
             cases = expand(names, backends, params, where, _as_list(entry.get("exclude", [])))
         except UserError as exc:
-            # Point at the offending line where the message names a value we can find.
-            m = re.search(r"parameter '([^']+)'", str(exc))
-            line = _line_of(text, m.group(1), start) if m else None
-            if line:
-                raise UserError(str(exc).replace(where, f"{path}:{line}", 1)) from None
-            raise
-        planned.extend(PlannedCase(c, case_policy) for c in cases)
+            # Point at the offending line where the message names a key or value we can find.
+            raise _repoint(exc, where, path, text, start) from None
+        # A case that an earlier matrix already plans is measured once, with the first policy.
+        planned.extend(PlannedCase(c, case_policy) for c in cases if c not in seen)
+        seen.update(cases)
     return path.stem, planned

@@ -95,13 +95,17 @@ class Param:
             raise ValueError(f"expected an integer, got {value!r}")
         # float
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 raise ValueError(f"expected a number, got {value!r}") from None
-        raise ValueError(f"expected a number, got {value!r}")
+        else:
+            raise ValueError(f"expected a number, got {value!r}")
+        if number != number:  # NaN passes every min/max comparison
+            raise ValueError(f"expected a number, got {value!r}")
+        return number
 
     def describe(self) -> str:
         bits = [self.type, f"default {self.default}"]

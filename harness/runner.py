@@ -168,8 +168,8 @@ def execute(plan: Sequence[PlannedCase], store: Store, run_dir: Path, reporter: 
         for i, planned in enumerate(plan):
             reporter.case_started(i, planned)
             m = measure_case(planned, backends[planned.case.backend], reporter.case_progress)
+            done.append(m)  # first: a signal held during the write lands right after it
             writer.append(m)
-            done.append(m)
             reporter.case_finished(i, m)
             if m["status"] == "failed":
                 status, code = "failed", EXIT_CASE_FAILED

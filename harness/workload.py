@@ -130,7 +130,10 @@ def make_case(workload_name: str, backend: str | None, raw: Mapping[str, Any], w
             if pname in raw
             else spec.default
         )
-    backend = parse_backend(backend or cls.default_backend).name
+    try:
+        backend = parse_backend(backend or cls.default_backend).name
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
     model = backend.split(":", 1)[0]
     if model not in cls.models:
         raise UserError(

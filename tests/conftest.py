@@ -15,8 +15,6 @@ from typing import Any, NamedTuple
 import pytest
 
 BENCH_ENV = ("BENCH_STORE", "BENCH_RUN_DIR")
-# Small budgets keep every real run in a test short (seconds, on 2 cores).
-FAST = ("--budget", "0.2", "--quiet")
 
 
 def bench_command() -> list[str]:
@@ -55,17 +53,55 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def run_bench(cwd: Path, *args: str, timeout: float = 120,
+              env: dict[str, str] | None = None) -> Result:
+    """Run the real `bench ARGS...` in `cwd` and wait: Result(rc, stdout, stderr)."""
+    proc = subprocess.run(
+        [*bench_command(), *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture(scope="session")
+def bench_at() -> Callable[..., Result]:
+    """bench_at(cwd, *args, timeout=120, env=None): `bench` in a given folder (for fixtures
+    wider than one test)."""
+    return run_bench
+
+
 @pytest.fixture
 def bench(workdir: Path) -> Callable[..., Result]:
     """Run `bench ARGS...` in the temp dir: bench("run", "-w", "spin") -> Result(rc, out, err)."""
 
     def run(*args: str, timeout: float = 120, env: dict[str, str] | None = None,
             cwd: Path | None = None) -> Result:
-        proc = subprocess.run(
-            [*bench_command(), *args], cwd=cwd or workdir, capture_output=True, text=True,
-            timeout=timeout, env={**os.environ, **(env or {})},
-        )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        return run_bench(cwd or workdir, *args, timeout=timeout, env=env)
+
+    return run
+
+
+@pytest.fixture
+def bench_inproc(workdir: Path, capsys: pytest.CaptureFixture[str],
+                 monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """`bench ARGS...` through harness.cli.main in this process (fast: no interpreter start),
+    in the temp dir: bench_inproc("run", "-w", "nope") -> Result(rc, out, err)."""
+    from harness.cli import main
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        for name, value in (env or {}).items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        try:
+            main(list(args))
+            rc = 0
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            for name in env or {}:
+                monkeypatch.delenv(name)
+        out, err = capsys.readouterr()
+        return Result(rc, out, err)
 
     return run
 
@@ -88,7 +124,7 @@ def bench_popen(workdir: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]
         proc.communicate(timeout=30)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def spin_run() -> Callable[..., Any]:
     """run_spin as a fixture: spin_run(store, run_dir, us=(10, 100)) -> RunResult."""
     return run_spin
@@ -121,7 +157,7 @@ def _header(run_id: str | None = None, started_at: str = "2024-01-01T00:00:00.00
             "harness_version": "0.1.0", "env_hash": "0123456789abcdef", "env": env, **extra}
 
 
-def _measurement(us: float = 100.0, n: int = 5) -> dict[str, Any]:
+def _measurement(us: float = 100.0, n: int = 20) -> dict[str, Any]:
     """A synthetic finished spin measurement with n raw samples around `us` microseconds."""
     from harness.stats import summarize
 
@@ -142,5 +178,5 @@ def make_header() -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture
 def make_measurement() -> Callable[..., dict[str, Any]]:
-    """make_measurement(us=100.0, n=5): a synthetic finished measurement record."""
+    """make_measurement(us=100.0, n=20): a synthetic finished measurement record."""
     return _measurement

@@ -1,0 +1,332 @@
+"""Bad input ends with exit code 2, exactly one line `bench: error: ...` on stderr, no traceback,
+and nothing written: no new run in the store, no run file, no half-made store.
+
+Most cases call harness.cli.main in this process (`cli`: the same code path as the console
+script, without an interpreter start each); a representative few start the real `bench`."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from results.runfile import RunFileWriter, read_run_file
+from results.store import Store
+
+FAST = ("--budget", "0.2", "--quiet")
+SECRET_URL = "postgresql+psycopg://user:secret@127.0.0.1:1/db"
+
+
+def assert_user_error(res, *needles: str) -> str:
+    """One clear line, exit 2, no traceback; returns the line."""
+    assert res.rc == 2, (res.rc, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
+    lines = res.err_lines
+    assert len(lines) == 1, res.stderr
+    line = lines[0]
+    assert line.startswith("bench: error: "), line
+    for needle in needles:
+        assert needle in line, (needle, line)
+    return line
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under folder with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def existing(workdir, make_header, make_measurement):
+    """A store (./bench.db) that already holds one finished run, and its run folder."""
+    path = RunFileWriter(workdir / "bench-runs", make_header())
+    path.append(make_measurement())
+    final = path.finish("complete", "2024-01-01T00:00:01+00:00")
+    st = Store(str(workdir / "bench.db"))
+    assert st.ingest(read_run_file(final)) == "added"
+    st.engine.dispose()
+    return snapshot(workdir)
+
+
+def n_runs(workdir: Path) -> int:
+    with sqlite3.connect(workdir / "bench.db") as db:
+        return int(db.execute("select count(*) from runs").fetchone()[0])
+
+
+def assert_nothing_written(workdir: Path, before: dict[str, tuple[int, int]]) -> None:
+    assert snapshot(workdir) == before
+    assert n_runs(workdir) == 1
+
+
+BAD_RUNS = {
+    "unknown workload": (["-w", "nope"], ["unknown workload 'nope'", "spin"]),
+    "unknown workload close": (["-w", "spinn"], ["did you mean 'spin'"]),
+    "unknown backend": (["-w", "spin", "-b", "nope:cpu"], ["unknown backend 'nope'"]),
+    "unknown device kind": (["-w", "gemm", "-b", "torch:tpu"], ["has no device 'tpu'"]),
+    "empty backend": (["-w", "spin", "-b", ":cpu"], ["backend"]),
+    "workload not on backend": (["-w", "spin", "-b", "torch:cpu"], ["does not run on"]),
+    "unknown suite": (["--suite", "nope"], ["unknown suite 'nope'", "smoke"]),
+    "unknown parameter": (["-w", "spin", "-p", "foo=1"], ["'foo'", "us"]),
+    "wrong type": (["-w", "spin", "-p", "us=abc"], ["'us'", "expected a number", "'abc'"]),
+    "wrong type int": (["-w", "gemm", "-p", "m=1.5"], ["'m'"]),
+    "out of range": (["-w", "spin", "-p", "us=-1"], ["'us'", "minimum"]),
+    "suite and workload": (["--suite", "smoke", "-w", "spin"], ["--suite", "not both"]),
+    "suite and param": (["--suite", "smoke", "-p", "us=1"], ["not both"]),
+    "no selection": ([], ["nothing to run", "--suite"]),
+    "param without =": (["-w", "spin", "-p", "us"], ["-p 'us'", "key=value"]),
+    "param without value": (["-w", "spin", "-p", "us="], ["key=value"]),
+    "tag without =": (["-w", "spin", "--tag", "oops"], ["--tag 'oops'", "key=value"]),
+    "negative budget": (["-w", "spin", "--budget", "-1"], ["budget", "positive"]),
+    "min over max samples": (["-w", "spin", "--min-samples", "20", "--max-samples", "5"],
+                             ["min_samples", "max_samples"]),
+    "missing plugin": (["-w", "spin", "--plugin", "nope.py"], ["plugin file not found"]),
+}
+
+
+@pytest.fixture
+def cli(bench_inproc):
+    return bench_inproc
+
+
+@pytest.mark.parametrize("args,needles", BAD_RUNS.values(), ids=BAD_RUNS.keys())
+def test_bad_run(cli, workdir, existing, args, needles):
+    res = cli("run", *FAST, *args)  # args last: their --budget wins
+    assert_user_error(res, *needles)
+    assert res.stdout == ""
+    assert_nothing_written(workdir, existing)
+
+
+@pytest.mark.parametrize("name", ["unknown workload", "out of range", "param without ="])
+def test_bad_run_console_script(bench, workdir, existing, name):
+    args, needles = BAD_RUNS[name]
+    res = bench("run", *FAST, *args)
+    assert_user_error(res, *needles)
+    assert res.stdout == ""
+    assert_nothing_written(workdir, existing)
+
+
+def test_bad_input_in_a_fresh_folder_creates_nothing(cli, workdir):
+    for args in (["-w", "nope"], ["-w", "spin", "-p", "us=-1"], ["--suite", "nope"]):
+        assert_user_error(cli("run", *args, *FAST))
+    assert list(workdir.iterdir()) == []
+
+
+def test_plugin_that_fails_to_import(cli, workdir, existing):
+    (workdir / "broken.py").write_text("import no_such_module_here\n")
+    before = snapshot(workdir)
+    res = cli("run", "--plugin", "broken.py", "-w", "spin", *FAST)
+    assert_user_error(res, "broken.py", "failed to import", "no_such_module_here")
+    assert_nothing_written(workdir, before)
+    assert_user_error(cli("list", "--plugin", "broken.py"), "failed to import")
+
+
+# -- suites --------------------------------------------------------------------------------------
+
+
+def _suite(workdir: Path, text: str) -> str:
+    (workdir / "s.toml").write_text(textwrap.dedent(text).lstrip())
+    return "s.toml"
+
+
+def test_malformed_toml_names_file_and_line(bench, workdir, existing):  # the real script
+    name = _suite(workdir, '''
+        description = "x"
+        [[matrix]]
+        workload = "spin"
+        params = { us = [10, }
+    ''')
+    before = snapshot(workdir)
+    line = assert_user_error(bench("run", "--suite", name, *FAST), "s.toml:4", "TOML")
+    assert "line 4" not in line  # said once, as file:line
+    assert_nothing_written(workdir, before)
+
+
+SUITE_ERRORS = {
+    "unknown top key": ('description = "x"\nbogus = 1\n[[matrix]]\nworkload = "spin"\n',
+                        "s.toml:2", "'bogus'"),
+    "unknown workload": ('[[matrix]]\nworkload = "spin"\n\n[[matrix]]\nworkload = "nope"\n',
+                         "s.toml:5", "unknown workload 'nope'"),
+    "unknown matrix key": ('[[matrix]]\nworkload = "spin"\nbackends = "numpy:cpu"\n',
+                           "s.toml:3", "'backends'"),
+    "out of range": ('[[matrix]]\nworkload = "spin"\nparams = { us = -5 }\n',
+                     "s.toml:", "minimum"),
+    "unknown param": ('[[matrix]]\nworkload = "spin"\nparams = { foo = 1 }\n',
+                      "s.toml:3", "'foo'"),
+    "no matrix": ('description = "x"\n', "s.toml", "[[matrix]]"),
+    "bad timing": ('[timing]\nbudget = "long"\n[[matrix]]\nworkload = "spin"\n',
+                   "s.toml", "budget"),
+}
+
+
+@pytest.mark.parametrize("text,where,what", SUITE_ERRORS.values(), ids=SUITE_ERRORS.keys())
+def test_bad_suite(cli, workdir, existing, text, where, what):
+    name = _suite(workdir, text)
+    before = snapshot(workdir)
+    assert_user_error(cli("run", "--suite", name, *FAST), where, what)
+    assert_nothing_written(workdir, before)
+
+
+# -- stores --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cmd", [["run", "-w", "spin", *FAST], ["runs"], ["show"]])
+def test_store_in_missing_folder(cli, workdir, cmd):
+    res = cli(*cmd, "--store", "missing/bench.db")
+    assert_user_error(res, "does not exist")
+    assert not (workdir / "missing").exists()
+    assert not (workdir / "bench-runs").exists() or not any((workdir / "bench-runs").iterdir())
+
+
+def test_store_is_a_directory(cli, workdir):
+    (workdir / "adir").mkdir()
+    assert_user_error(cli("runs", "--store", "adir"), "is a directory")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_store_in_read_only_folder(cli, workdir):
+    ro = workdir / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        res = cli("run", "-w", "spin", *FAST, "--store", "ro/bench.db")
+        assert_user_error(res, "not writable")
+        assert list(ro.iterdir()) == []
+        assert not (workdir / "bench-runs").exists()
+    finally:
+        ro.chmod(0o755)
+
+
+@pytest.mark.parametrize("cmd", [["run", "-w", "spin", *FAST], ["runs"], ["show", "latest"],
+                                 ["export", "-o", "x.csv"]])
+def test_corrupt_store(cli, workdir, cmd):
+    text = "this is a text file, not a database\n" * 10
+    (workdir / "bench.db").write_text(text)
+    res = cli(*cmd)
+    assert_user_error(res, "bench.db", "not a database")
+    assert (workdir / "bench.db").read_text() == text
+    assert not (workdir / "x.csv").exists()
+    assert not (workdir / "bench-runs").exists()
+
+
+@pytest.mark.parametrize("url,needle", [
+    ("postgresql://::bad", "cannot parse store URL"),
+    ("postgresql://user:secret@host:notaport/db", "cannot parse store URL"),
+    ("notadialect://x", "unsupported database kind 'notadialect'"),
+])
+def test_unparseable_store_url(cli, workdir, url, needle):
+    line = assert_user_error(cli("runs", "--store", url), needle)
+    assert "secret" not in line
+    assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("cmd", [["run", "-w", "spin", *FAST], ["runs"], ["show"],
+                                 ["ingest", "."], ["export", "-o", "x.csv"]])
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_store_password_never_shown(cli, workdir, cmd, how):
+    if how == "option":
+        res = cli(*cmd, "--store", SECRET_URL)
+    else:
+        res = cli(*cmd, env={"BENCH_STORE": SECRET_URL})
+    assert_user_error(res, "127.0.0.1")
+    assert "secret" not in res.stderr and "secret" not in res.stdout
+    if importlib.util.find_spec("psycopg") is None:
+        assert "pip install 'accelbench[postgres]'" in res.stderr
+
+
+def test_store_errors_console_script(bench, workdir):
+    """The real script: a corrupt store and a store URL with a password."""
+    (workdir / "bench.db").write_text("not a database\n")
+    assert_user_error(bench("run", "-w", "spin", *FAST), "bench.db", "not a database")
+    assert not (workdir / "bench-runs").exists()
+    res = bench("run", "-w", "spin", *FAST, "--store", SECRET_URL)
+    assert_user_error(res, "127.0.0.1")
+    assert "secret" not in res.stderr + res.stdout
+    assert not (workdir / "bench-runs").exists()
+
+
+# -- backends ------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is not None, reason="jax is installed")
+def test_backend_not_installed(cli, workdir):
+    from harness.backends.base import parse_backend
+
+    assert_user_error(cli("env", "-b", "jax:cpu"), "jax", "pip install 'accelbench[jax]'")
+    # `bench list backends` shows this reason (tests/test_cli.py runs it).
+    assert "pip install 'accelbench[jax]'" in parse_backend("jax:cpu").unusable_reason()
+    assert list(workdir.iterdir()) == []
+
+
+def _cuda_visible() -> bool:
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_absent_device(bench, workdir, existing):
+    if _cuda_visible():
+        pytest.skip("a CUDA device is visible here")
+    res = bench("run", "-w", "gemm", "-b", "torch:cuda", "-p", "m=8", *FAST)
+    assert_user_error(res, "torch:cuda", "no CUDA device")
+    assert_nothing_written(workdir, existing)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_absent_device_in_fresh_folder(cli, workdir):
+    if _cuda_visible():
+        pytest.skip("a CUDA device is visible here")
+    assert_user_error(cli("run", "-w", "gemm", "-b", "torch:cuda:7", *FAST), "torch:cuda")
+    assert list(workdir.iterdir()) == []
+
+
+# -- reading commands ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ref,needle", [("nope", "no run 'nope'"), ("latest~5", "latest~5")])
+def test_show_unknown_run(cli, workdir, existing, ref, needle):
+    assert_user_error(cli("show", ref), needle)
+    assert_nothing_written(workdir, existing)
+
+
+def test_show_in_empty_store(cli):
+    assert_user_error(cli("show"), "no run 'latest'")
+
+
+def test_export_unknown_format(cli, workdir, existing):
+    assert_user_error(cli("export", "-o", "x.xlsx"), "x.xlsx", "--format")
+    assert_nothing_written(workdir, existing)
+
+
+def test_export_to_missing_folder(cli, workdir, existing):
+    assert_user_error(cli("export", "-o", "nope/x.csv"), "does not exist")
+    assert_nothing_written(workdir, existing)
+
+
+def test_ingest_missing_path(cli, workdir, existing):
+    assert_user_error(cli("ingest", "nope.jsonl"), "no such run file")
+    assert_nothing_written(workdir, existing)
+
+
+def test_ingest_not_a_run_file(cli, workdir, existing):
+    (workdir / "notes.jsonl").write_text('{"a": 1}\n')
+    before = snapshot(workdir)
+    assert_user_error(cli("ingest", "notes.jsonl"), "notes.jsonl", "not an accelbench run")
+    assert_nothing_written(workdir, before)
+
+
+def test_ingest_corrupt_run_file(cli, workdir, existing):
+    (run_file,) = (workdir / "bench-runs").glob("*.jsonl")
+    lines = run_file.read_text().splitlines()
+    lines[1] = lines[1][:20]
+    (workdir / "torn.jsonl").write_text("\n".join(lines) + "\n")
+    before = snapshot(workdir)
+    assert_user_error(cli("ingest", "torn.jsonl"), "torn.jsonl:2", "corrupt")
+    assert_nothing_written(workdir, before)
