@@ -99,7 +99,8 @@ def main() -> None:
     mm = matmul_side_by_side(args.rounds)
     print("2. 64x64 float32 torch.mm, median per call")
     print(f"   torch blocked_autorange  {mm['torch_blocked_autorange_median_s'] * 1e6:8.3f} us")
-    print(f"   accelbench engine        {mm['ours_median_s'] * 1e6:8.3f} us  (block {mm['our_block']})")
+    print(f"   accelbench engine        {mm['ours_median_s'] * 1e6:8.3f} us  "
+          f"(block {mm['our_block']})")
     print(f"   ratio ours/torch         {mm['ratio']:8.4f}")
 
     spin_rows = []

@@ -142,7 +142,8 @@ def compare(base: Mapping[str, Sequence[float]], head: Mapping[str, Sequence[flo
     )
 
 
-def environment_diff(base: Mapping[str, Any], head: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+def environment_diff(base: Mapping[str, Any],
+                     head: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """Differences between two environment fingerprints, as (dotted key, base, head)."""
     def flat(d: Any, prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
