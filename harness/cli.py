@@ -365,6 +365,31 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str 
 
 
 @cli.command()
+@click.argument("args", nargs=-1, required=True, metavar="[KIND] RUN...")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="File to write (e.g. report.html).")
+@store_option
+@run_dir_option
+def report(args: tuple[str, ...], output: Path, store: str | None, run_dir: Path) -> None:
+    """Write a report of one or more runs. KIND is one of the report kinds (default html).
+
+    \b
+    Examples:
+      bench report latest -o report.html           self-contained HTML with plots
+      bench report html latest~1 latest -o ab.html
+    """
+    from results.report import KINDS, render
+
+    kind, refs = ("html", list(args)) if args[0] not in KINDS else (args[0], list(args[1:]))
+    if not refs:
+        raise UserError(f"bench report {kind}: give at least one RUN (e.g. latest)")
+    st = _open_store(store, run_dir)
+    ids = [st.resolve(r) for r in refs]
+    render(kind, st, ids, output)
+    click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @store_option
 def ingest(paths: tuple[Path, ...], store: str | None) -> None:

@@ -1,1 +1,29 @@
-"""Renderers of stored results: terminal tables now; Markdown and HTML arrive with `compare`."""
+"""Renderers of stored results. `bench report [KIND] RUN... -o FILE` dispatches on KIND here.
+
+To add a kind: a module in results/report/ with
+`render(store: Store, run_ids: list[str], output: Path) -> None`, and a line in KINDS.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from results.store import Store
+
+KINDS: dict[str, str] = {
+    "html": "results.report.html",  # self-contained HTML report with plots (the default)
+}
+
+
+def render(kind: str, store: Store, run_ids: list[str], output: Path) -> None:
+    if kind not in KINDS:
+        raise UserError(f"unknown report kind {kind!r}; known: {', '.join(KINDS)}")
+    folder = output.resolve().parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {output}: folder {folder} does not exist")
+    importlib.import_module(KINDS[kind]).render(store, run_ids, output)
