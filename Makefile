@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= torch,dev
+EXTRAS ?= torch,jax,onnx,opencl,dev
 
 .PHONY: quick test lint bench-overhead clean
 
