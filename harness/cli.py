@@ -365,12 +365,184 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str 
 
 
 @cli.command()
+@click.argument("base_ref", metavar="BASE")
+@click.argument("head_ref", metavar="HEAD")
+@click.option("--threshold", type=float, default=0.05, show_default=True,
+              help="Smallest change (fraction of the base median) that counts.")
+@click.option("--fdr", type=float, default=0.05, show_default=True,
+              help="False-discovery rate across all cases (Benjamini-Hochberg).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json", "html"]),
+              default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of stdout (required for html).")
+@click.option("--fail-on", type=click.Choice(["regression", "noise", "never"]), default="never",
+              show_default=True, help="Exit 1 on a regression (or, with noise, also on noise).")
+@store_option
+@run_dir_option
+def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str,
+            output: Path | None, fail_on: str, store: str | None, run_dir: Path) -> None:
+    """Did HEAD get slower than BASE? Case by case, with confidence intervals.
+
+    BASE and HEAD are run ids, unique prefixes, latest~N, tag:KEY=VALUE or run files. Per case:
+    the ratio of median times (head/base) with a 95% distribution-free interval. `regression`
+    or `improvement` only when the change lies beyond --threshold with the false-discovery rate
+    controlled across cases; `unchanged` when the interval lies within it; `noise` otherwise.
+
+    \b
+    Examples:
+      bench compare tag:branch=main latest --format markdown >> "$GITHUB_STEP_SUMMARY"
+      bench compare latest~1 latest --fail-on regression
+    """
+    from results.compare import REGRESSION
+    from results.selection import compare_runs
+
+    st = _open_store(store, run_dir)
+    result, base, head, env_diff = compare_runs(st, base_ref, head_ref, threshold, fdr)
+    if fmt == "html" and output is None:
+        raise UserError("--format html needs -o FILE")
+    if fmt == "table":
+        from rich.console import Console
+        from rich.markup import escape
+
+        from results.report.table import comparison_table
+
+        console = _console() if output is None else Console(record=True, width=200,
+                                                            file=open(os.devnull, "w"))  # noqa: SIM115
+        for key, b, h in env_diff:
+            console.print(f"[yellow]environment differs:[/yellow] {escape(key)}: "
+                          f"{escape(repr(b))} -> {escape(repr(h))}", highlight=False)
+        console.print(comparison_table(result, base, head))
+        if output is not None:
+            _write_text(console.export_text(), output)
+    else:
+        if fmt == "markdown":
+            from results.report.markdown import compare_markdown
+
+            text = compare_markdown(result, base, head, env_diff)
+        elif fmt == "json":
+            from results.runfile import jsonable
+
+            text = json.dumps(jsonable({
+                "base": {"run_id": base["run_id"], "started_at": base["started_at"]},
+                "head": {"run_id": head["run_id"], "started_at": head["started_at"]},
+                "threshold": threshold, "fdr": fdr, "counts": result.counts(),
+                "cases": [c.to_dict() for c in result.worst_first()],
+                "only_base": result.only_base, "only_head": result.only_head,
+                "environment_diff": [{"key": k, "base": b, "head": h} for k, b, h in env_diff],
+            }), indent=2, default=str)
+        else:
+            from results.report.html import compare_html
+
+            text = compare_html(result, base, head, env_diff, st)
+        _write_text(text, output)
+    counts = result.counts()
+    failing = counts[REGRESSION] + (counts["noise"] if fail_on == "noise" else 0)
+    if fail_on != "never" and failing:
+        click.echo(f"bench compare: {failing} case(s) fail the gate (--fail-on {fail_on})",
+                   err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("case", metavar="CASE")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="Only runs with this tag (e.g. --tag branch=main).")
+@click.option("--last", type=click.IntRange(min=2), default=50, show_default=True,
+              help="How many of the newest matching runs to use.")
+@click.option("--threshold", type=float, default=0.05, show_default=True,
+              help="Smallest level change (fraction) reported as a step or a drift.")
+@json_option
+@store_option
+@run_dir_option
+def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_json: bool,
+            store: str | None, run_dir: Path) -> None:
+    """A case's median across runs, with change points and drift.
+
+    CASE is a case key as `bench show` prints it (e.g. 'gemm[torch:cpu](dtype=float32,...)')
+    or a part of one that matches a single case.
+
+    \b
+    Examples:
+      bench history 'spin[numpy:cpu](us=10.0)'
+      bench history 'gemm[torch:cpu]' --tag branch=main --last 30
+    """
+    from results.history import case_history
+    from results.report.units import percent, seconds
+
+    st = _open_store(store, run_dir)
+    wanted = {k: ",".join(v) for k, v in _parse_kv(tags, "--tag").items()}
+    runs = [r for r in st.runs()
+            if all(str((r.get("tags") or {}).get(k)) == v for k, v in wanted.items())][:last]
+    if not runs:
+        raise UserError("no runs match" + (f" the tags {wanted}" if wanted else "")
+                        + "; see `bench runs`")
+    ids = [r["run_id"] for r in runs]
+    keys = sorted({m["case_key"] for m in st.measurements(ids)})
+    matches = [k for k in keys if k == case] or [k for k in keys if case in k]
+    if not matches:
+        raise UserError(f"no case matches {case!r} in the selected runs; "
+                        "`bench show latest` lists case keys")
+    if len(matches) > 1:
+        shown = "; ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
+        raise UserError(f"{case!r} matches {len(matches)} cases ({shown}); give more of the key")
+    hist = case_history(st, matches[0], ids, threshold)
+    steps = hist.steps()
+    if as_json:
+        _print_json({"case_key": hist.case_key, "threshold": threshold,
+                     "runs": [{"run_id": r, "started_at": t, "median": m, "ci_low": lo,
+                               "ci_high": hi} for r, t, m, lo, hi in
+                              zip(hist.run_ids, hist.started_at, hist.medians, hist.ci_low,
+                                  hist.ci_high, strict=True)],
+                     "change_points": hist.change_points,
+                     "steps": [{"index": i, "run_id": hist.run_ids[i], "change": c}
+                               for i, c in steps],
+                     "drift": hist.drift()})
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"{hist.case_key}: {len(hist.medians)} run(s)"),
+                  title_justify="left")
+    for col in ("run", "started (UTC)", "median", "95% CI", "change"):
+        table.add_column(col)
+    starts = dict(steps)
+    for i, (rid, t, m, lo, hi) in enumerate(zip(hist.run_ids, hist.started_at, hist.medians,
+                                                 hist.ci_low, hist.ci_high, strict=True)):
+        mark = f"[red]step {starts[i] * 100:+.1f}%[/red]" if i in starts else ""
+        width = max(m - lo, hi - m) / m if m else float("inf")
+        table.add_row(rid[:8], t[:19].replace("T", " "), seconds(m), percent(width), mark)
+    console = _console()
+    console.print(table)
+    drift = hist.drift()
+    console.print(f"{len(steps)} step(s) beyond ±{threshold:.0%}; drift first → last level "
+                  f"{drift * 100:+.1f}%" + (" [red](beyond threshold)[/red]"
+                                            if abs(drift) > threshold else ""), highlight=False)
+
+
+def _write_text(text: str, output: Path | None) -> None:
+    """To stdout, or to a file through a temporary name (never half-written)."""
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    folder = output.resolve().parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {output}: folder {folder} does not exist")
+    tmp = folder / f".{output.name}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, output)
+    click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
 @click.argument("args", nargs=-1, required=True, metavar="[KIND] RUN...")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="File to write (e.g. report.html).")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write each plot as PNG and SVG into this folder.")
 @store_option
 @run_dir_option
-def report(args: tuple[str, ...], output: Path, store: str | None, run_dir: Path) -> None:
+def report(args: tuple[str, ...], output: Path, plots_dir: Path | None, store: str | None,
+           run_dir: Path) -> None:
     """Write a report of one or more runs. KIND is one of the report kinds (default html).
 
     \b
@@ -385,7 +557,7 @@ def report(args: tuple[str, ...], output: Path, store: str | None, run_dir: Path
         raise UserError(f"bench report {kind}: give at least one RUN (e.g. latest)")
     st = _open_store(store, run_dir)
     ids = [st.resolve(r) for r in refs]
-    render(kind, st, ids, output)
+    render(kind, st, ids, output, **({"plots_dir": plots_dir} if plots_dir else {}))
     click.echo(f"wrote {output}", err=True)
 
 

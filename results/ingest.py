@@ -13,6 +13,11 @@ def ingest_paths(store: Store, paths: list[Path]) -> Counter[str]:
     """Ingest run files (or folders of them); counts of added/replaced/unchanged/running."""
     counts: Counter[str] = Counter()
     for path in find_run_files(paths):
+        if path.suffix == ".json":  # run files are .jsonl; .json is pytest-benchmark's format
+            from results.pytest_benchmark import to_run_record
+
+            counts[store.ingest(to_run_record(path))] += 1
+            continue
         record = read_run_file(path)
         if path.name.endswith(PART) and writer_alive(record.header):
             counts["running"] += 1

@@ -5,8 +5,10 @@ SCHEMA_VERSION is stored in `meta`; `MIGRATIONS[v]` upgrades a store from versio
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import numpy as np
+import sqlalchemy as sa
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -16,13 +18,14 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -84,14 +87,45 @@ measurements = Table(
     Index("ix_measurements_run", "run_id", "seq", unique=True),
 )
 
+# Raw samples, one row per measurement: little-endian float64 arrays. (Version 1 kept one row per
+# sample; a million samples then took seconds to write and to read back.)
 samples = Table(
     "samples", metadata,
     Column("measurement_id", Integer,
            ForeignKey("measurements.measurement_id", ondelete="CASCADE"), primary_key=True),
-    Column("idx", Integer, primary_key=True),
-    Column("seconds", Float, nullable=False),
-    Column("device_seconds", Float),
+    Column("n", Integer, nullable=False),
+    Column("seconds", LargeBinary, nullable=False),
+    Column("device_seconds", LargeBinary),
 )
 
+
+def pack(values: Sequence[float] | np.ndarray) -> bytes:
+    return np.asarray(values, dtype="<f8").tobytes()
+
+
+def unpack(blob: bytes | None) -> np.ndarray:
+    return np.frombuffer(blob or b"", dtype="<f8")
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """Samples from one row per sample to one packed row per measurement."""
+    rows = conn.execute(sa.text(
+        "SELECT measurement_id, seconds, device_seconds FROM samples "
+        "ORDER BY measurement_id, idx")).all()
+    conn.execute(sa.text("DROP TABLE samples"))
+    samples.create(conn)
+    grouped: dict[int, tuple[list[float], list[float | None]]] = {}
+    for mid, sec, dev in rows:
+        values, device = grouped.setdefault(mid, ([], []))
+        values.append(sec)
+        device.append(dev)
+    if grouped:
+        conn.execute(sa.insert(samples), [
+            {"measurement_id": mid, "n": len(v), "seconds": pack(v),
+             "device_seconds": None if any(x is None for x in d) else pack(d)}  # type: ignore[arg-type]
+            for mid, (v, d) in grouped.items()
+        ])
+
+
 # version -> function upgrading a connection's store from that version to the next
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}

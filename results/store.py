@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
@@ -156,18 +157,26 @@ class Store:
                     **{c: _float(summary.get(c)) for c in s.SUMMARY_COLUMNS},
                 ).returning(s.measurements.c.measurement_id)).scalar_one()
                 values = m.get("samples") or []
-                device = m.get("device_samples") or [None] * len(values)
+                device = m.get("device_samples")
                 if values:
-                    conn.execute(sa.insert(s.samples), [
-                        {"measurement_id": mid, "idx": i, "seconds": v, "device_seconds": d}
-                        for i, (v, d) in enumerate(zip(values, device, strict=True))
-                    ])
+                    conn.execute(sa.insert(s.samples).values(
+                        measurement_id=mid, n=len(values), seconds=s.pack(values),
+                        device_seconds=s.pack(device) if device else None))
         return "replaced" if existing is not None else "added"
 
     # -- reading ---------------------------------------------------------------------------------
 
     def resolve(self, ref: str) -> str:
-        """A run id from an id, a unique id prefix, `latest` or `latest~N`."""
+        """A run id from an id, a unique id prefix, `latest`, `latest~N` or `tag:KEY=VALUE`
+        (the newest run with that tag)."""
+        if ref.startswith("tag:"):
+            key, sep, value = ref[4:].partition("=")
+            if not sep or not key:
+                raise UserError(f"run reference {ref!r}: write tag:KEY=VALUE, e.g. tag:branch=main")
+            for run in self.runs():
+                if str((run.get("tags") or {}).get(key)) == value:
+                    return str(run["run_id"])
+            raise UserError(f"no run tagged {key}={value} in {self.name}; see `bench runs`")
         with self.engine.connect() as conn:
             m = _REF.match(ref)
             if m:
@@ -220,9 +229,19 @@ class Store:
 
     def samples(self, measurement_id: int) -> list[float]:
         with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(s.samples.c.seconds)
-                                     .where(s.samples.c.measurement_id == measurement_id)
-                                     .order_by(s.samples.c.idx)).scalars())
+            blob = conn.execute(sa.select(s.samples.c.seconds)
+                                .where(s.samples.c.measurement_id == measurement_id)).scalar()
+        return s.unpack(blob).tolist()
+
+    def case_samples(self, run_id: str) -> dict[str, np.ndarray]:
+        """Raw samples of a run's successful measurements, by case key."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(s.measurements.c.case_key, s.samples.c.seconds)
+                .join(s.samples, s.samples.c.measurement_id == s.measurements.c.measurement_id)
+                .where(s.measurements.c.run_id == run_id, s.measurements.c.status == "ok")
+                .order_by(s.measurements.c.seq)).all()
+        return {key: s.unpack(blob) for key, blob in rows}
 
     def has_run(self, run_id: str, status: str, n: int) -> bool:
         with self.engine.connect() as conn:

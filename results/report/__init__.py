@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 
@@ -20,10 +20,10 @@ KINDS: dict[str, str] = {
 }
 
 
-def render(kind: str, store: Store, run_ids: list[str], output: Path) -> None:
+def render(kind: str, store: Store, run_ids: list[str], output: Path, **options: Any) -> None:
     if kind not in KINDS:
         raise UserError(f"unknown report kind {kind!r}; known: {', '.join(KINDS)}")
     folder = output.resolve().parent
     if not folder.is_dir():
         raise UserError(f"cannot write {output}: folder {folder} does not exist")
-    importlib.import_module(KINDS[kind]).render(store, run_ids, output)
+    importlib.import_module(KINDS[kind]).render(store, run_ids, output, **options)

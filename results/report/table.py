@@ -75,3 +75,28 @@ def measurement_json(m: dict[str, Any]) -> dict[str, Any]:
     out = {k: m.get(k) for k in ("case_key", "workload", "backend", "params", "status", "error",
                                  "summary", "metrics", "work", "timing", "info")}
     return jsonable(out)
+
+
+def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any]) -> Table:
+    from results.compare import IMPROVEMENT, NOISE, REGRESSION
+
+    counts = cmp.counts()
+    title = (f"{base['run_id'][:8]} → {head['run_id'][:8]}: {counts[REGRESSION]} regression(s), "
+             f"{counts[IMPROVEMENT]} improvement(s), {counts[NOISE]} noise, "
+             f"{counts['unchanged']} unchanged (threshold ±{cmp.threshold:.0%}, "
+             f"FDR {cmp.fdr:.0%})")
+    table = Table(title=title, title_justify="left")
+    for col, just in (("case", "left"), ("base", "right"), ("head", "right"),
+                      ("change", "right"), ("95% CI", "right"), ("verdict", "left")):
+        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    style = {REGRESSION: "red", IMPROVEMENT: "green", NOISE: "yellow"}
+    for c in cmp.worst_first():
+        s = style.get(c.verdict, "")
+        table.add_row(escape(c.case_key), seconds(c.base_median), seconds(c.head_median),
+                      f"{c.change * 100:+.2f}%",
+                      f"[{(c.ci_low - 1) * 100:+.2f}%, {(c.ci_high - 1) * 100:+.2f}%]",
+                      f"[{s}]{c.verdict}[/{s}]" if s else c.verdict)
+    if cmp.only_base or cmp.only_head:
+        table.caption = (f"unmatched: {len(cmp.only_base)} case(s) only in base, "
+                         f"{len(cmp.only_head)} only in head")
+    return table

@@ -1,0 +1,104 @@
+"""A case's figure across runs, and where it changed.
+
+Change points come from optimal segmentation of the log-medians (least squares, dynamic
+programming) with a penalty per segment scaled by a robust estimate of run-to-run noise (the
+median absolute difference of successive points) — the same family of method as asv's
+step detection. Segment levels are compared as well as neighbours, so a slow drift made of small
+steps is reported as a drift even when no single step passes the threshold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from results.store import Store
+
+
+def change_points(values: Sequence[float], penalty: float | None = None) -> list[int]:
+    """Indices where a new segment starts (0 < i < n), by penalised least squares."""
+    y = np.asarray(values, dtype=float)
+    n = y.size
+    if n < 3:
+        return []
+    if penalty is None:
+        diffs = np.abs(np.diff(y))
+        sigma = float(np.median(diffs)) / (math.sqrt(2) * 0.6745) if diffs.size else 0.0
+        sigma = max(sigma, 1e-4)  # 0.01%: below any timer's resolution of a change
+        penalty = 3.0 * sigma**2 * math.log(n)
+    c1 = np.concatenate([[0.0], np.cumsum(y)])
+    c2 = np.concatenate([[0.0], np.cumsum(y * y)])
+    best = np.zeros(n + 1)
+    prev = np.zeros(n + 1, dtype=int)
+    for t in range(1, n + 1):
+        s = np.arange(t)
+        length = t - s
+        cost = (c2[t] - c2[s]) - (c1[t] - c1[s]) ** 2 / length
+        total = best[s] + cost + penalty
+        i = int(np.argmin(total))
+        best[t], prev[t] = total[i], i
+    cuts, t = [], n
+    while t > 0:
+        t = prev[t]
+        if t > 0:
+            cuts.append(int(t))
+    return sorted(cuts)
+
+
+@dataclass
+class History:
+    case_key: str
+    run_ids: list[str] = field(default_factory=list)
+    started_at: list[str] = field(default_factory=list)
+    medians: list[float] = field(default_factory=list)
+    ci_low: list[float] = field(default_factory=list)
+    ci_high: list[float] = field(default_factory=list)
+    change_points: list[int] = field(default_factory=list)
+    threshold: float = 0.05
+
+    def segments(self) -> list[tuple[int, int, float]]:
+        """(start, end, median of the segment) between change points."""
+        bounds = [0, *self.change_points, len(self.medians)]
+        return [(a, b, float(np.median(self.medians[a:b]))) for a, b in
+                itertools.pairwise(bounds)]
+
+    def steps(self) -> list[tuple[int, float]]:
+        """(index where the level changes, relative change) for steps beyond the threshold."""
+        segs = self.segments()
+        out = []
+        for (_, _, before), (start, _, after) in itertools.pairwise(segs):
+            change = after / before - 1
+            if abs(change) > self.threshold:
+                out.append((start, change))
+        return out
+
+    def drift(self) -> float:
+        """Relative change from the first segment's level to the last one's."""
+        segs = self.segments()
+        return segs[-1][2] / segs[0][2] - 1 if segs else 0.0
+
+    def points(self) -> list[tuple[str, float, float, float]]:
+        return [(f"{r[:8]}", m, lo, hi) for r, m, lo, hi in
+                zip(self.run_ids, self.medians, self.ci_low, self.ci_high, strict=True)]
+
+
+def case_history(store: Store, case_key: str, run_ids: Sequence[str] | None = None,
+                 threshold: float = 0.05) -> History:
+    hist = History(case_key, threshold=threshold)
+    for m in store.measurements(run_ids):
+        if m["case_key"] != case_key or m["status"] != "ok" or not m["median"]:
+            continue
+        hist.run_ids.append(m["run_id"])
+        hist.started_at.append(m["run_started_at"])
+        hist.medians.append(float(m["median"]))
+        hist.ci_low.append(float(m["ci_low"]))
+        hist.ci_high.append(float(m["ci_high"]))
+    if hist.medians:
+        hist.change_points = change_points(np.log(hist.medians))
+    return hist

@@ -1,0 +1,223 @@
+"""Self-contained HTML reports: inline CSS, inline SVG plots, a few lines of inline JavaScript
+to sort tables. Nothing is fetched from the network; everything user-supplied is escaped."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from results.report import plots
+from results.report.units import headline_metric, percent, seconds
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from results.compare import Comparison
+    from results.store import Store
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: 13px; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+th { background: #f5f5f5; cursor: pointer; user-select: none; white-space: nowrap; }
+th[data-dir="asc"]::after { content: " ▲"; } th[data-dir="desc"]::after { content: " ▼"; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.regression { color: #b00020; font-weight: 600; } .improvement { color: #137333; font-weight: 600; }
+.noise { color: #a66a00; } .failed { color: #b00020; } .muted { color: #777; }
+figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; }
+code { background: #f5f5f5; padding: 0 3px; }
+"""
+
+# Click a header to sort; numbers sort by the data-v attribute when present.
+SORT_JS = """
+document.querySelectorAll("table.sortable th").forEach(function (th, col) {
+  th.addEventListener("click", function () {
+    var table = th.closest("table"), body = table.tBodies[0];
+    var dir = th.dataset.dir === "asc" ? "desc" : "asc";
+    table.querySelectorAll("th").forEach(function (h) { delete h.dataset.dir; });
+    th.dataset.dir = dir;
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = a.cells[col], y = b.cells[col];
+      var xv = x.dataset.v !== undefined ? parseFloat(x.dataset.v) : x.textContent;
+      var yv = y.dataset.v !== undefined ? parseFloat(y.dataset.v) : y.textContent;
+      var c = (typeof xv === "number" && typeof yv === "number") ? xv - yv
+              : String(xv).localeCompare(String(yv));
+      return dir === "asc" ? c : -c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+esc = html.escape
+
+
+class Page:
+    def __init__(self, title: str, plots_dir: Path | None = None) -> None:
+        self.title = title
+        self.parts: list[str] = []
+        self.plots_dir = plots_dir
+        self.figures = 0
+
+    def add(self, fragment: str) -> None:
+        self.parts.append(fragment)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.add(f"<h{level}>{esc(text)}</h{level}>")
+
+    def figure(self, fig: Figure | None, name: str, caption: str = "") -> None:
+        if fig is None:
+            return
+        self.figures += 1
+        if self.plots_dir is not None:
+            self.plots_dir.mkdir(parents=True, exist_ok=True)
+            stem = f"{self.figures:02d}-{name}"
+            plots.save(fig, self.plots_dir / f"{stem}.png")
+            fig.savefig(self.plots_dir / f"{stem}.svg")
+        cap = f"<figcaption class='muted'>{esc(caption)}</figcaption>" if caption else ""
+        self.add(f"<figure class='plot' data-name='{esc(name)}'>{plots.to_svg(fig)}{cap}</figure>")
+
+    def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """rows: cells as text, or (text, sort value, css class)."""
+        out = ["<table class='sortable'><thead><tr>"]
+        out += [f"<th>{esc(h)}</th>" for h in headers]
+        out.append("</tr></thead><tbody>")
+        for row in rows:
+            out.append("<tr>")
+            for cell in row:
+                if isinstance(cell, tuple):
+                    text, value, cls = (*cell, "")[:3]
+                    v = (f" data-v='{value:.17g}'" if isinstance(value, (int, float))
+                         and math.isfinite(value) else "")
+                    out.append(f"<td class='num {esc(cls)}'{v}>{esc(str(text))}</td>")
+                else:
+                    out.append(f"<td>{esc(str(cell))}</td>")
+            out.append("</tr>")
+        out.append("</tbody></table>")
+        self.add("".join(out))
+
+    def html(self) -> str:
+        return (
+            "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<title>{esc(self.title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{esc(self.title)}</h1>{''.join(self.parts)}"
+            f"<script>{SORT_JS}</script></body></html>"
+        )
+
+
+def write_atomic(text: str, output: Path) -> None:
+    tmp = output.resolve().parent / f".{output.name}.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, output)
+
+
+def _measurement_rows(ms: list[dict[str, Any]]) -> list[list[Any]]:
+    rows = []
+    for m in ms:
+        params = " ".join(f"{k}={v}" for k, v in sorted((m["params"] or {}).items()))
+        if m["status"] != "ok":
+            rows.append([m["workload"], m["backend"], params, "", "", "", "", "", "",
+                         ("failed: " + str(m["error"]), math.nan, "failed")])
+            continue
+        ci = (max(m["median"] - m["ci_low"], m["ci_high"] - m["median"]) / m["median"]
+              if m["median"] else math.inf)
+        unit = (m["work"] or {}).get("item_unit", "items")
+        metrics = m["metrics"] or {}
+        rate_key = next((k for k in ("flops_per_s", "bytes_per_s", "items_per_s")
+                         if k in metrics), None)
+        rows.append([
+            m["workload"], m["backend"], params, (m["n"], m["n"]),
+            (seconds(m["median"]), m["median"]), (percent(ci), ci),
+            (seconds(m["p5"]), m["p5"]), (seconds(m["p95"]), m["p95"]),
+            (headline_metric(metrics, unit), metrics.get(rate_key, math.nan) if rate_key
+             else math.nan),
+            ((m["timing"] or {}).get("stop_reason", ""), math.nan),
+        ])
+    return rows
+
+
+MEASUREMENT_HEADERS = ("workload", "backend", "params", "n", "median", "95% CI", "p5", "p95",
+                       "throughput", "stop")
+
+
+def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | None = None) -> None:
+    from results.frame import load
+    from results.history import case_history
+
+    title = (f"accelbench report: run {run_ids[0][:8]}" if len(run_ids) == 1
+             else f"accelbench report: {len(run_ids)} runs")
+    page = Page(title, plots_dir)
+    runs = [store.run(r) for r in run_ids]
+    page.table(("run", "started (UTC)", "status", "suite", "host", "cases", "tags", "command"),
+               [[r["run_id"][:8], r["started_at"][:19].replace("T", " "), r["status"],
+                 r.get("suite") or "", r.get("host") or "", (r["n_measurements"],
+                                                             r["n_measurements"]),
+                 " ".join(f"{k}={v}" for k, v in (r.get("tags") or {}).items()), r["command"]]
+                for r in runs])
+    for run in runs:
+        rid = run["run_id"]
+        env = run.get("env") or {}
+        page.heading(f"Run {rid[:8]} ({run['status']})")
+        cpu = env.get("cpu", {})
+        page.add(f"<p class='muted'>{esc(str(env.get('host', '')))} · "
+                 f"{esc(str(cpu.get('model', '')))} · {esc(str(cpu.get('logical_cores', '')))} "
+                 f"cores · libraries {esc(json.dumps(env.get('libraries', {})))} · env "
+                 f"<code>{esc(str(run.get('env_hash') or ''))}</code></p>")
+        ms = store.measurements([rid])
+        page.table(MEASUREMENT_HEADERS, _measurement_rows(ms))
+        page.figure(plots.latency_distributions(store.case_samples(rid),
+                                                f"time per call, run {rid[:8]}"),
+                    f"latency-{rid[:8]}", "Distribution of per-call times (violin) with the "
+                    "median and quartiles (box).")
+    df = load(store, run_ids)
+    if not df.empty:
+        page.figure(plots.throughput_vs_size(df), "throughput-vs-size",
+                    "Throughput against the size parameter.")
+        page.figure(plots.roofline(df), "roofline",
+                    "Measured points on the roofline of the best attained bandwidth and FLOP/s.")
+        page.figure(plots.scaling_efficiency(df), "scaling", "Scaling efficiency against ranks.")
+    if len(run_ids) > 1:
+        page.heading("History across these runs")
+        keys = [k for k, n in df["case"].value_counts().items() if n >= 2][:12] if not \
+            df.empty else []
+        for i, key in enumerate(keys):
+            hist = case_history(store, key, run_ids)
+            page.figure(plots.history_trend(hist.points(), key, hist.change_points),
+                        f"history-{i + 1}")
+    write_atomic(page.html(), output)
+
+
+def compare_html(cmp: Comparison, base: dict[str, Any], head: dict[str, Any],
+                 env_diff: list[tuple[str, Any, Any]], store: Store) -> str:
+    counts = cmp.counts()
+    page = Page(f"accelbench compare: {base['run_id'][:8]} → {head['run_id'][:8]}")
+    page.add(f"<p><b>{counts['regression']} regression(s)</b>, {counts['improvement']} "
+             f"improvement(s), {counts['noise']} noise, {counts['unchanged']} unchanged — "
+             f"threshold ±{cmp.threshold:.0%}, false-discovery rate {cmp.fdr:.0%}.</p>")
+    if env_diff:
+        page.heading("Environment differences")
+        page.table(("key", "base", "head"), [[k, str(b), str(h)] for k, b, h in env_diff])
+    page.heading("Cases")
+    page.table(("case", "base median", "head median", "change", "CI low", "CI high", "verdict"),
+               [[c.case_key, (seconds(c.base_median), c.base_median),
+                 (seconds(c.head_median), c.head_median),
+                 (f"{c.change * 100:+.2f}%", c.change),
+                 (f"{(c.ci_low - 1) * 100:+.2f}%", c.ci_low),
+                 (f"{(c.ci_high - 1) * 100:+.2f}%", c.ci_high),
+                 (c.verdict, float(["regression", "noise", "improvement",
+                                    "unchanged"].index(c.verdict)), c.verdict)]
+                for c in cmp.worst_first()])
+    page.figure(plots.comparison_forest(cmp), "comparison",
+                "Change of the median with its interval; dashed lines are the threshold.")
+    if cmp.only_base or cmp.only_head:
+        page.heading("Unmatched cases")
+        page.table(("case", "only in"), [[k, "base"] for k in cmp.only_base]
+                   + [[k, "head"] for k in cmp.only_head])
+    return page.html()

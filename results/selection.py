@@ -1,0 +1,40 @@
+"""Turning what a user typed (run ids, prefixes, latest~N, tag:k=v, run files) into stored runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from results.compare import Comparison, compare, environment_diff
+from results.runfile import PART, SUFFIX, read_run_file
+from results.store import Store
+
+
+def resolve_run(store: Store, ref: str) -> str:
+    """A run id; a run file given by path is ingested first (idempotently)."""
+    path = Path(ref)
+    if ref.endswith((SUFFIX, PART)) or path.is_file():
+        if not path.is_file():
+            raise UserError(f"no such run file: {ref}")
+        record = read_run_file(path)
+        store.ingest(record)
+        return record.run_id
+    return store.resolve(ref)
+
+
+def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 0.05,
+                 fdr: float = 0.05) -> tuple[Comparison, dict[str, Any], dict[str, Any],
+                                             list[tuple[str, Any, Any]]]:
+    if not 0 < threshold < 1:
+        raise UserError(f"--threshold must be a fraction between 0 and 1, got {threshold}")
+    if not 0 < fdr < 1:
+        raise UserError(f"--fdr must be a fraction between 0 and 1, got {fdr}")
+    base_id, head_id = resolve_run(store, base_ref), resolve_run(store, head_ref)
+    base, head = store.run(base_id), store.run(head_id)
+    result = compare(store.case_samples(base_id), store.case_samples(head_id), threshold, fdr)
+    if not result.cases:
+        raise UserError(f"runs {base_id[:8]} and {head_id[:8]} share no measured case "
+                        f"({len(result.only_base)} vs {len(result.only_head)} cases); compare "
+                        "runs of the same suite or selection")
+    return result, base, head, environment_diff(base.get("env") or {}, head.get("env") or {})
