@@ -66,10 +66,7 @@ def to_run_record(path: Path) -> RunRecord:
         workload = f"pytest:{b.get('fullname') or b.get('name')}"
         inner = ",".join(f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
                          for k, v in sorted(params.items()))
-        if samples:
-            summary = summarize(samples).to_dict()
-        else:
-            summary = _summary_from_stats(stats)
+        summary = summarize(samples).to_dict() if samples else _summary_from_stats(stats)
         median = summary.get("median")
         measurements.append({
             "case_key": f"{workload}[{BACKEND}]({inner})", "workload": workload,

@@ -7,7 +7,9 @@ once; a run file that has grown (a `.part` file read again, then finished) repla
 from __future__ import annotations
 
 import os
+import random
 import re
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,14 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 from harness.errors import UserError
 from results import schema as s
@@ -82,6 +91,17 @@ class Store:
             raise UserError(f"store {self.name} cannot be opened: {reason}") from None
 
     def _ensure_schema(self) -> None:
+        # Several processes may open a new store at once: the loser of the race to create it
+        # sees the winner's tables on its next try.
+        for attempt in range(5):
+            try:
+                return self._create_or_migrate()
+            except (IntegrityError, OperationalError, ProgrammingError):
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    def _create_or_migrate(self) -> None:
         with self.engine.begin() as conn:
             if not sa.inspect(conn).has_table("meta"):
                 s.metadata.create_all(conn)
@@ -107,13 +127,17 @@ class Store:
     # -- writing ---------------------------------------------------------------------------------
 
     def ingest(self, record: RunRecord) -> str:
-        """Store a run; 'added', 'replaced' or 'unchanged'. Safe to call concurrently."""
-        for attempt in range(3):
+        """Store a run; 'added', 'replaced' or 'unchanged'. Safe to call concurrently: a
+        transaction that loses a race (the same run inserted by another process, a lock
+        timeout, a deadlock) is rolled back whole and tried again."""
+        attempts = 6
+        for attempt in range(attempts):
             try:
                 return self._ingest(record)
-            except IntegrityError:
-                if attempt == 2:
+            except (IntegrityError, OperationalError):
+                if attempt == attempts - 1:
                     raise
+                time.sleep(0.05 * (attempt + 1) * (1 + random.random()))
         raise AssertionError("unreachable")
 
     def _ingest(self, record: RunRecord) -> str:
@@ -143,9 +167,11 @@ class Store:
                 tags=h.get("tags", {}), harness_version=h.get("harness_version"),
                 n_measurements=len(record.measurements),
             ))
+            # Sorted, so concurrent ingests lock shared rows in one order and cannot deadlock.
+            cases = {m["case_key"]: m for m in record.measurements}
             _insert_ignore(conn, s.cases, [
-                {"case_key": m["case_key"], "workload": m["workload"], "backend": m["backend"],
-                 "params": m["params"]} for m in record.measurements
+                {"case_key": k, "workload": m["workload"], "backend": m["backend"],
+                 "params": m["params"]} for k, m in sorted(cases.items())
             ])
             for seq, m in enumerate(record.measurements):
                 summary = m.get("summary") or {}

@@ -1,0 +1,168 @@
+"""`bench compare`: the ratio-of-medians interval, the verdicts, FDR control, the CLI gate."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from results.compare import (
+    IMPROVEMENT,
+    NOISE,
+    REGRESSION,
+    UNCHANGED,
+    benjamini_hochberg,
+    compare,
+    environment_diff,
+    log_median_se,
+)
+
+PLUGIN = str(Path(__file__).parent / "fixtures" / "plugins" / "mylib.py")
+
+
+def test_ratio_interval_covers_the_true_ratio_about_95_percent():
+    rng = np.random.default_rng(7)
+    reps, covered = 600, 0
+    for _ in range(reps):
+        base = rng.lognormal(0.0, 0.3, 200)
+        head = rng.lognormal(math.log(1.1), 0.3, 200)  # true ratio of medians: 1.1
+        c = compare({"k": base}, {"k": head}).cases[0]
+        covered += c.ci_low <= 1.1 <= c.ci_high
+    assert 0.92 <= covered / reps <= 0.98
+
+
+def test_log_median_se_shrinks_with_n_and_is_infinite_when_tiny():
+    rng = np.random.default_rng(1)
+    _, se_small = log_median_se(rng.lognormal(0, 0.2, 50))
+    _, se_big = log_median_se(rng.lognormal(0, 0.2, 5000))
+    assert se_big < se_small / 5
+    assert math.isinf(log_median_se(np.array([1.0, 2.0]))[1])
+
+
+def test_verdicts():
+    rng = np.random.default_rng(3)
+    base = rng.lognormal(0, 0.01, 500)
+    cases = {
+        "slower": rng.lognormal(math.log(1.2), 0.01, 500),
+        "faster": rng.lognormal(math.log(0.8), 0.01, 500),
+        "same": rng.lognormal(0, 0.01, 500),
+        "straddles": rng.lognormal(math.log(1.05), 0.2, 40),
+    }
+    result = compare({k: base for k in cases}, cases, threshold=0.05)
+    got = {c.case_key: c.verdict for c in result.cases}
+    assert got == {"slower": REGRESSION, "faster": IMPROVEMENT, "same": UNCHANGED,
+                   "straddles": NOISE}
+    assert [c.verdict for c in result.worst_first()][0] == REGRESSION
+    slower = next(c for c in result.cases if c.case_key == "slower")
+    assert slower.ci_low > 1.05 and slower.ratio == pytest.approx(1.2, rel=0.01)
+
+
+def test_unmatched_cases_are_listed():
+    result = compare({"a": [1.0] * 10, "b": [1.0] * 10}, {"b": [1.0] * 10, "c": [1.0] * 10})
+    assert [c.case_key for c in result.cases] == ["b"]
+    assert result.only_base == ["a"] and result.only_head == ["c"]
+    assert result.cases[0].verdict == UNCHANGED  # identical constant samples: exact
+
+
+def test_benjamini_hochberg_matches_the_step_up_rule():
+    p = [0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216]
+    # q=0.05, m=10: thresholds 0.005, 0.01, 0.015, ... -> the two smallest pass
+    assert benjamini_hochberg(p, 0.05).tolist() == [True, True] + [False] * 8
+    assert not benjamini_hochberg([0.5, 0.9], 0.05).any()
+    assert benjamini_hochberg([], 0.05).size == 0
+
+
+def test_fdr_keeps_a_large_a_a_comparison_quiet():
+    rng = np.random.default_rng(11)
+    base = {f"c{i}": rng.lognormal(0, 0.05, 100) for i in range(500)}
+    head = {f"c{i}": rng.lognormal(0, 0.05, 100) for i in range(500)}
+    counts = compare(base, head, threshold=0.05).counts()
+    assert counts[REGRESSION] + counts[IMPROVEMENT] == 0
+
+
+def test_environment_diff_names_the_changed_keys():
+    a = {"cpu": {"model": "X"}, "env": {"OMP_NUM_THREADS": "2"}, "libraries": {"torch": "2.1"}}
+    b = {"cpu": {"model": "X"}, "env": {}, "libraries": {"torch": "2.2"}}
+    assert environment_diff(a, b) == [("env.OMP_NUM_THREADS", "2", None),
+                                      ("libraries.torch", "2.1", "2.2")]
+
+
+# -- end to end, real runs ---------------------------------------------------------------------
+
+
+def _run(bench, slowdown: str, tag: str) -> str:
+    r = bench("run", "--plugin", PLUGIN, "-w", "mylib-op", "-p", "us=100,200", "-p",
+              "us=300", "--budget", "0.3", "--tag", f"build={tag}", "--json", "-q",
+              env={"MYLIB_SLOWDOWN": slowdown})
+    assert r.rc == 0, r.stderr
+    return r.json()["run_id"]
+
+
+@pytest.fixture
+def three_runs(bench):
+    a1 = _run(bench, "1.0", "a1")
+    a2 = _run(bench, "1.0", "a2")
+    b = _run(bench, "1.2", "b")
+    return a1, a2, b
+
+
+def test_cli_compare_a_a_and_a_b(bench, three_runs, workdir):
+    a1, a2, b = three_runs
+    aa = bench("compare", a1, a2, "--format", "json", "--fail-on", "regression")
+    assert aa.rc == 0, aa.stderr
+    data = aa.json()
+    assert data["counts"]["regression"] == 0 and data["counts"]["improvement"] == 0
+    assert len(data["cases"]) == 3
+
+    ab = bench("compare", "tag:build=a2", "tag:build=b", "--format", "json",
+               "--fail-on", "regression")
+    assert ab.rc == 1
+    assert "fail the gate" in ab.stderr
+    cases = ab.json()["cases"]
+    assert {c["verdict"] for c in cases} == {"regression"}
+    assert all(1.15 < c["ratio"] < 1.25 for c in cases)
+
+    md = bench("compare", a2, b, "--format", "markdown")
+    assert md.rc == 0
+    assert md.stdout.startswith("### accelbench compare")
+    assert md.stdout.count("🔴 regression") == 3
+    table = bench("compare", a2[:8], b[:8])
+    assert table.rc == 0 and "regression" in table.stdout
+
+    html = bench("compare", a2, b, "--format", "html", "-o", "cmp.html")
+    assert html.rc == 0
+    page = (workdir / "cmp.html").read_text()
+    assert "<svg" in page and page.count("class='num regression'") == 3
+
+    # a run file given by path works as well as a run id
+    run_file = workdir / "bench-runs" / f"{b}.jsonl"
+    assert bench("compare", a2, str(run_file), "--format", "json").json()["counts"][
+        "regression"] == 3
+
+
+def test_cli_compare_bad_input(bench, three_runs):
+    a1, _, _ = three_runs
+    other = bench("run", "-w", "spin", "-p", "us=20", "--budget", "0.2", "--json", "-q")
+    assert other.rc == 0
+    none_shared = bench("compare", a1, other.json()["run_id"])
+    assert none_shared.rc == 2 and "share no measured case" in none_shared.stderr
+    assert len(none_shared.err_lines) == 1
+    assert bench("compare", a1, "nope").rc == 2
+    assert bench("compare", a1, "tag:build").rc == 2
+    assert bench("compare", a1, "tag:build=zzz").rc == 2
+    assert bench("compare", a1, "latest", "--threshold", "2").rc == 2
+    assert bench("compare", a1, "latest", "--format", "html").rc == 2  # needs -o
+    assert bench("compare", a1, "missing.jsonl").rc == 2
+
+
+def test_compare_markdown_escapes_pipes(bench, three_runs):
+    from results.report.markdown import _cell
+
+    assert _cell("a|b`c") == "a\\|b'c"
+    a1, a2, _ = three_runs
+    md = bench("compare", a1, a2, "--format", "markdown").stdout
+    json.dumps(md)  # plain text
+    assert "Traceback" not in md

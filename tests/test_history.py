@@ -1,0 +1,53 @@
+"""`bench history`: a case across runs, with steps and drift."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from results.history import History, change_points
+
+PLUGIN = str(Path(__file__).parent / "fixtures" / "plugins" / "mylib.py")
+
+
+def test_step_is_found_where_it_is():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.full(15, 1.0), np.full(15, 1.08)] * rng.lognormal(0, 0.005, 30)
+    assert change_points(np.log(y)) == [15]
+
+
+def test_flat_noise_has_no_change_points():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        assert change_points(np.log(rng.lognormal(0, 0.02, 40))) == []
+
+
+def test_slow_drift_is_reported_even_when_each_step_is_small():
+    rng = np.random.default_rng(2)
+    y = np.linspace(1.0, 1.25, 30) * rng.lognormal(0, 0.003, 30)  # < 1% per run
+    h = History("x", medians=list(y), change_points=change_points(np.log(y)), threshold=0.05)
+    assert max(abs(a / b - 1) for a, b in zip(y[1:], y[:-1], strict=True)) < 0.05
+    assert h.drift() > 0.15
+
+
+def test_cli_history_finds_the_regressed_build(bench):
+    for slowdown in ("1.0", "1.0", "1.0", "1.15", "1.15", "1.15"):
+        r = bench("run", "--plugin", PLUGIN, "-w", "mylib-op", "-p", "us=200",
+                  "--budget", "0.2", "-q", "--tag", "branch=main",
+                  env={"MYLIB_SLOWDOWN": slowdown})
+        assert r.rc == 0, r.stderr
+    other = bench("run", "--plugin", PLUGIN, "-w", "mylib-op", "-p", "us=200", "--budget",
+                  "0.2", "-q", "--tag", "branch=dev", env={"MYLIB_SLOWDOWN": "2.0"})
+    assert other.rc == 0
+    h = bench("history", "mylib-op", "--tag", "branch=main", "--json")
+    assert h.rc == 0, h.stderr
+    data = h.json()
+    assert len(data["runs"]) == 6
+    # runs are listed newest first in the store; history is oldest first
+    assert [s["index"] for s in data["steps"]] == [3]
+    assert 0.10 < data["steps"][0]["change"] < 0.20
+    table = bench("history", "mylib-op[numpy:cpu](us=200.0)", "--tag", "branch=main")
+    assert table.rc == 0 and "step +" in table.stdout
+    assert bench("history", "nothing-like-this").rc == 2
+    assert bench("history", "mylib-op", "--tag", "branch=none").rc == 2
