@@ -4,11 +4,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= torch,jax,onnx,opencl,dev
+EXTRAS ?= torch,jax,onnx,opencl,postgres,dev
 
 .PHONY: quick test lint bench-overhead clean
 
-$(BIN)/bench: pyproject.toml
+$(BIN)/bench: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
 	touch $@

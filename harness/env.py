@@ -28,6 +28,14 @@ LIBRARIES = (
 _SECRET = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL)", re.IGNORECASE)
 
 
+_URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^:/@\s]*:)[^@\s]*@")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide passwords in URLs (scheme://user:password@host -> scheme://user:***@host)."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 def _read(path: str) -> str:
     try:
         return Path(path).read_text()

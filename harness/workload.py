@@ -123,13 +123,6 @@ def make_case(workload_name: str, backend: str | None, raw: Mapping[str, Any], w
             f"{where}: workload {workload_name!r} has no parameter {unknown[0]!r}; "
             f"its parameters: {known}"
         )
-    values = {}
-    for pname, spec in cls.params.items():
-        values[pname] = (
-            spec.parse(raw[pname], f"{where}: {workload_name} parameter {pname!r}")
-            if pname in raw
-            else spec.default
-        )
     try:
         backend = parse_backend(backend or cls.default_backend).name
     except UserError as exc:
@@ -139,6 +132,20 @@ def make_case(workload_name: str, backend: str | None, raw: Mapping[str, Any], w
         raise UserError(
             f"{where}: workload {workload_name!r} does not run on {backend!r}; "
             f"it runs on: {', '.join(cls.models)}"
+        )
+    values = {}
+    for pname, spec in cls.params.items():
+        if spec.models is not None and model not in spec.models:
+            if pname in raw:
+                raise UserError(
+                    f"{where}: {workload_name} parameter {pname!r} applies only to "
+                    f"{', '.join(spec.models)} backends, not {backend!r}"
+                )
+            continue
+        values[pname] = (
+            spec.parse(raw[pname], f"{where}: {workload_name} parameter {pname!r}")
+            if pname in raw
+            else spec.default
         )
     cls().validate(values, backend)
     return Case(workload_name, backend, tuple(sorted(values.items())))

@@ -26,6 +26,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
+from harness.env import mask_secrets
 from harness.errors import UserError
 from results import schema as s
 from results.runfile import RunRecord
@@ -41,8 +42,8 @@ def store_url(ref: str | None) -> URL:
         try:
             return make_url(ref)
         except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
-            raise UserError(f"cannot parse store URL {_mask(ref)!r}; expected a file path or "
-                            "a URL such as postgresql+psycopg://user@host/db") from None
+            raise UserError(f"cannot parse store URL {mask_secrets(ref)!r}; expected a file path "
+                            "or a URL such as postgresql+psycopg://user@host/db") from None
     path = Path(ref).expanduser()
     if path.is_dir():
         raise UserError(f"store {ref!r} is a directory; give a file path such as {path}/bench.db")
@@ -53,10 +54,6 @@ def store_url(ref: str | None) -> URL:
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"store {path} is not writable; choose another --store path")
     return URL.create("sqlite", database=str(path.resolve()))
-
-
-def _mask(text: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
 
 
 def _safe(url: URL) -> str:
