@@ -131,7 +131,7 @@ def expand(
                 raw = dict(zip(keys, combo, strict=True))
                 case = make_case(name, backend, raw, where)
                 values = case.param_dict
-                if any(all(values[k] == v for k, v in ex.items()) for ex in own_ex):
+                if any(all(values.get(k) == v for k, v in ex.items()) for ex in own_ex):
                     continue
                 if case not in cases:
                     cases.append(case)

@@ -39,6 +39,9 @@ class Param:
     min: float | None = None
     max: float | None = None
     choices: Sequence[Any] | None = field(default=None)
+    # Backend models the parameter applies to (None: all). On other models it is left out of the
+    # case, so it never changes their case keys; giving it explicitly there is an error.
+    models: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -115,4 +118,6 @@ class Param:
             bits.append(f">= {self.min}")
         if self.max is not None:
             bits.append(f"<= {self.max}")
+        if self.models is not None:
+            bits.append("only on " + "|".join(self.models))
         return ", ".join(bits)

@@ -13,6 +13,15 @@ from kernels import array_kernels
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 # Relative Frobenius-norm error allowed against the float64 reference.
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-2, "bfloat16": 5e-2}
+# Element types each backend model multiplies in.
+DTYPES = {
+    "numpy": ("float64", "float32", "float16"),
+    "torch": ("float64", "float32", "float16", "bfloat16"),
+    "jax": ("float64", "float32", "float16", "bfloat16"),
+    "onnxruntime": ("float64", "float32", "float16"),
+    "opencl": ("float64", "float32"),
+}
+OPENCL_ONLY = ("opencl",)
 
 
 class Gemm(Workload):
@@ -23,13 +32,22 @@ class Gemm(Workload):
         "n": Param("int", 256, "columns of B and C", min=1, max=65536),
         "k": Param("int", 256, "columns of A, rows of B", min=1, max=65536),
         "dtype": Param("str", "float32", "element type", choices=tuple(ITEMSIZE)),
+        "variant": Param("str", "auto", "OpenCL kernel variant (auto: by device type)",
+                         choices=("auto", "cpu", "tiled", "naive"), models=OPENCL_ONLY),
+        "binary": Param("str", "", "OpenCL program binary to load instead of building the "
+                        "source (FPGA flows: .aocx, .xclbin)", models=OPENCL_ONLY),
+        "build_options": Param("str", "", "extra OpenCL build options, e.g. -DRB=4",
+                               models=OPENCL_ONLY),
     }
-    models = ("numpy", "torch")
+    models = ("numpy", "torch", "jax", "onnxruntime", "opencl")
     default_backend = "numpy:cpu"
 
     def validate(self, params: Mapping[str, Any], backend: str) -> None:
-        if backend.startswith("numpy") and params["dtype"] == "bfloat16":
-            raise UserError("gemm: numpy has no bfloat16; use torch:cpu or dtype=float32")
+        model = backend.split(":", 1)[0]
+        dtype = params["dtype"]
+        if model in DTYPES and dtype not in DTYPES[model]:
+            raise UserError(f"gemm: {model} has no {dtype} matrix multiply (on {backend}); "
+                            f"use dtype={' or '.join(DTYPES[model])}")
 
     def work(self, params: Mapping[str, Any]) -> Work:
         m, n, k = params["m"], params["n"], params["k"]
@@ -45,7 +63,8 @@ class Gemm(Workload):
         b_host = rng.uniform(-1, 1, (k, n)).astype(np.float32)
         a = kern.to_device(backend, a_host, dtype)
         b = kern.to_device(backend, b_host, dtype)
-        op = kern.gemm(a, b)
+        options = {k: params[k] for k in ("variant", "binary", "build_options") if k in params}
+        op = kern.gemm(a, b, **options)
 
         def check() -> None:
             got = kern.to_host(op())
@@ -58,4 +77,4 @@ class Gemm(Workload):
                     f"> {TOLERANCE[dtype]:.0e}"
                 )
 
-        return Prepared(op=op, check=check)
+        return Prepared(op=op, check=check, info=dict(getattr(op, "info", {})))

@@ -32,7 +32,7 @@ class Stream(Workload):
         "op": Param("str", "triad", "STREAM kernel", choices=tuple(ARRAYS_TOUCHED)),
         "dtype": Param("str", "float64", "element type", choices=tuple(ITEMSIZE)),
     }
-    models = ("numpy", "torch")
+    models = ("numpy", "torch", "jax", "onnxruntime", "opencl")
     default_backend = "numpy:cpu"
 
     def work(self, params: Mapping[str, Any]) -> Work:
@@ -57,4 +57,4 @@ class Stream(Workload):
                 bad = int(np.count_nonzero(~np.isclose(got, want, rtol=tol, atol=tol)))
                 raise CheckFailed(f"stream {kind}: {bad} of {n} elements are wrong")
 
-        return Prepared(op=op, check=check)
+        return Prepared(op=op, check=check, info=dict(getattr(op, "info", {})))

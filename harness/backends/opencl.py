@@ -7,19 +7,41 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.backends.base import Backend
+from harness.backends.base import Backend, DeviceTimer
 from harness.errors import BackendUnavailable
 
 
+class _EventTimer(DeviceTimer):
+    """Device time of a region: the sum of the profiled run times of the kernels enqueued in it
+    (queued-to-running gaps and host time between launches are not device time)."""
+
+    def __init__(self, backend: OpenCLBackend) -> None:
+        self.backend = backend
+
+    def start(self) -> None:
+        self.backend._events = []
+
+    def stop(self) -> float:
+        events, self.backend._events = self.backend._events or [], None
+        self.backend.queue.finish()
+        return sum(e.profile.end - e.profile.start for e in events) * 1e-9
+
+
+def _label(x: Any) -> str:
+    """What a platform or device is matched against: its name, vendor and version
+    (PoCL's platform is named "Portable Computing Language"; `pocl` is in its version)."""
+    return " ".join(str(getattr(x, a, "")) for a in ("name", "vendor", "version")).lower()
+
+
 def _pick(items: list[Any], key: str, what: str) -> Any:
+    names = "; ".join(f"{i}: {x.name.strip()}" for i, x in enumerate(items)) or "none"
     if key.isdigit():
         i = int(key)
         if i < len(items):
             return items[i]
-        raise BackendUnavailable(f"opencl: no {what} with index {i} (there are {len(items)})")
-    matches = [x for x in items if key.lower() in x.name.lower()]
+        raise BackendUnavailable(f"opencl: no {what} with index {i} (found: {names})")
+    matches = [x for x in items if key.lower() in _label(x)]
     if not matches:
-        names = "; ".join(x.name for x in items) or "none"
         raise BackendUnavailable(f"opencl: no {what} matches {key!r} (found: {names})")
     return matches[0]
 
@@ -45,7 +67,12 @@ class OpenCLBackend(Backend):
             )
         platform_key, _, device_key = self.device.partition(":")
         platform = _pick(platforms, platform_key or "0", "platform")
-        self.cl_device = _pick(platform.get_devices(), device_key or "0", "device")
+        try:
+            devices = platform.get_devices()
+        except cl.Error:
+            devices = []
+        self.cl_device = _pick(devices, device_key or "0", f"device on {platform.name!r}")
+        self._events: list[Any] | None = None
         self.context = cl.Context([self.cl_device])
         self.queue = cl.CommandQueue(
             self.context, properties=cl.command_queue_properties.PROFILING_ENABLE
@@ -54,7 +81,21 @@ class OpenCLBackend(Backend):
     def synchronize(self, result: Any = None) -> None:
         self.queue.finish()
 
+    def track(self, event: Any) -> None:
+        """Kernels report their launch events here; kept only while a device timer runs."""
+        if self._events is not None:
+            self._events.append(event)
+
+    def device_timer(self) -> DeviceTimer | None:
+        return _EventTimer(self)
+
     def describe(self) -> dict[str, Any]:
         d = self.cl_device
+        t = self.cl.device_type
+        kind = next((name for flag, name in ((t.CPU, "cpu"), (t.GPU, "gpu"),
+                                             (t.ACCELERATOR, "accelerator")) if d.type & flag),
+                    "other")
         return {"backend": self.name, "platform": d.platform.name, "device_name": d.name,
-                "driver": d.driver_version, "compute_units": d.max_compute_units}
+                "device_type": kind, "driver": d.driver_version,
+                "opencl": d.version, "compute_units": d.max_compute_units,
+                "memory_bytes": d.global_mem_size}

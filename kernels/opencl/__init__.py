@@ -1,0 +1,1 @@
+"""OpenCL C kernels (`*.cl`) and their builder. See build.py."""

@@ -1,0 +1,188 @@
+"""Build OpenCL programs once per device, from the `.cl` sources here or from a precompiled binary.
+
+Kernels come in variants per device type, because one source does not run well everywhere: a
+GPU-style tiled kernel is ~20x slower than a CPU-style vectorised one on a CPU device (PoCL).
+`variant_for(device)` picks the default; a case may name another (`variant=`) and add build
+options (`build_options=`). FPGAs cannot compile at run time: `binary=path` loads a program
+binary (`.aocx`, `.xclbin`, or what `program.binaries` gave on another run) built offline with
+the same kernel names and the variant's default options.
+
+Every build records the options it used, how long it took and where it came from; a build that
+fails raises a UserError carrying the compiler's error lines.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+SOURCES = Path(__file__).resolve().parent
+# Options every build gets: the usual fast-math set that vendor BLAS kernels are built with.
+BASE_OPTIONS = ("-cl-mad-enable", "-cl-fast-relaxed-math")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One implementation of a workload's kernels: source, kernel names, default tunables."""
+
+    name: str
+    source: str
+    kernels: tuple[str, ...]
+    defines: dict[str, Any] = field(default_factory=dict)
+    local: tuple[int, ...] | None = None  # work-group shape (None: the runtime chooses)
+    about: str = ""
+
+
+GEMM_VARIANTS = {
+    "cpu": Variant("cpu", "gemm_cpu.cl", ("pack_b", "gemm_cpu"), {"RB": 8, "VW": 16}, (1, 16),
+                   "register-blocked, float16 vectors over packed B panels (CPU devices)"),
+    "tiled": Variant("tiled", "gemm_tiled.cl", ("gemm_tiled",), {"TS": 32, "WPT": 8}, (32, 4),
+                     "local-memory tiles, WPT outputs per work-item (GPUs)"),
+    "naive": Variant("naive", "gemm_naive.cl", ("gemm_naive",), {}, None,
+                     "one work-item per element (the portable baseline)"),
+}
+STREAM_VARIANTS = {
+    "simple": Variant("simple", "stream.cl",
+                      ("stream_copy", "stream_scale", "stream_add", "stream_triad"), {}, None,
+                      "one element per work-item"),
+}
+
+
+def device_type(device: Any) -> str:
+    """'cpu', 'gpu', 'accelerator' (FPGAs and other boards) or 'other'."""
+    import pyopencl as cl
+
+    t = device.type
+    if t & cl.device_type.CPU:
+        return "cpu"
+    if t & cl.device_type.GPU:
+        return "gpu"
+    if t & cl.device_type.ACCELERATOR:
+        return "accelerator"
+    return "other"
+
+
+def gemm_variant_for(device: Any) -> str:
+    """The default GEMM variant for a device: the CPU kernel on CPUs, tiles elsewhere."""
+    return "cpu" if device_type(device) == "cpu" else "tiled"
+
+
+def tunables(variant: Variant, extra: str = "") -> dict[str, Any]:
+    """The variant's defines with `-DNAME=value` overrides from extra build options: the host
+    launches with the same values (e.g. rows per work-item) that the kernel is built with."""
+    values = dict(variant.defines)
+    for opt in shlex.split(extra):
+        m = re.fullmatch(r"-D(\w+)(?:=(.*))?", opt)
+        if m and m.group(1) in values:
+            values[m.group(1)] = int(m.group(2)) if (m.group(2) or "").isdigit() else m.group(2)
+    return values
+
+
+def options_for(variant: Variant, dtype: str, extra: str = "") -> str:
+    """The full build option string: the variant's tunables (as overridden by extra), the element
+    type, then the rest of extra."""
+    defines = tunables(variant, extra)
+    defines["T"] = "double" if dtype == "float64" else "float"
+    opts = [*BASE_OPTIONS, *(f"-D{k}={v}" for k, v in defines.items())]
+    if dtype == "float64":
+        opts.append("-DUSE_FP64=1")
+    for opt in shlex.split(extra):
+        m = re.fullmatch(r"-D(\w+)(?:=.*)?", opt)
+        if not (m and m.group(1) in variant.defines):
+            opts.append(shlex.quote(opt))
+    return " ".join(opts)
+
+
+@dataclass
+class Built:
+    """A program built for one device, and the facts of how it was built."""
+
+    program: Any
+    options: str
+    origin: str  # "source" or "binary"
+    path: str
+    build_s: float
+    reused: bool = False
+
+    def kernel(self, name: str) -> Any:
+        """A fresh kernel object (its own arguments) from the program."""
+        import pyopencl as cl
+
+        return cl.Kernel(self.program, name)
+
+    def info(self) -> dict[str, Any]:
+        return {"build_options": self.options, "build_origin": self.origin,
+                "build_path": self.path, "build_s": self.build_s, "build_reused": self.reused}
+
+
+_cache: dict[tuple[Any, ...], Built] = {}
+
+
+def _error_lines(message: str, limit: int = 3) -> str:
+    """The compiler's error lines from a failed build's message, joined into one line."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    errors = [re.sub(r"^\S*?\.cl:", "line ", ln) for ln in lines
+              if re.search(r"\berror\b", ln, re.IGNORECASE) and "clBuildProgram" not in ln]
+    picked = errors[:limit] or lines[-limit:]
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return "; ".join(picked) + more
+
+
+def build(backend: Any, variant: Variant, dtype: str = "float32", extra_options: str = "",
+          binary: str = "") -> Built:
+    """The variant's program on the backend's device, built once per device and options."""
+    import pyopencl as cl
+
+    device = backend.cl_device
+    if dtype == "float64" and not device.double_fp_config:
+        raise UserError(f"opencl: device {device.name!r} has no float64 (cl_khr_fp64); "
+                        "use dtype=float32")
+    options = options_for(variant, dtype, extra_options)
+    key = (device.int_ptr, backend.context.int_ptr, variant.source, options, binary)
+    if key in _cache:
+        hit = _cache[key]
+        hit.reused = True
+        return hit
+    t0 = time.perf_counter()
+    if binary:
+        path = Path(binary).expanduser()
+        if not path.is_file():
+            raise UserError(f"opencl: program binary not found: {path}")
+        try:
+            program = cl.Program(backend.context, [device], [path.read_bytes()])
+            program.build(options=options)
+        except (cl.LogicError, cl.RuntimeError) as exc:
+            raise UserError(f"opencl: {path} is not a program binary that device {device.name!r} "
+                            f"can load ({_error_lines(str(exc))})") from None
+        origin, where = "binary", str(path)
+    else:
+        src = SOURCES / variant.source
+        try:
+            program = cl.Program(backend.context, src.read_text()).build(options=options)
+        except cl.RuntimeError as exc:
+            raise UserError(f"opencl: {variant.source} failed to build on {device.name!r} with "
+                            f"options '{options}': {_error_lines(str(exc))}") from None
+        origin, where = "source", str(src)
+    build_s = time.perf_counter() - t0
+    names = set(program.kernel_names.split(";")) if program.kernel_names else set()
+    missing = [k for k in variant.kernels if k not in names]
+    if missing:
+        raise UserError(f"opencl: {where} has no kernel {missing[0]!r} (it has: "
+                        f"{', '.join(sorted(names)) or 'none'}); variant {variant.name!r} needs "
+                        f"{', '.join(variant.kernels)}")
+    built = Built(program, options, origin, where, build_s)
+    _cache[key] = built
+    return built
+
+
+def save_binary(built: Built, path: str | Path) -> Path:
+    """Write the built program's device binary (what an FPGA flow produces offline) to `path`."""
+    p = Path(path)
+    p.write_bytes(built.program.binaries[0])
+    return p
