@@ -201,3 +201,51 @@ def test_binary_without_the_kernels(workdir):
     path = save_binary(build(b, STREAM_VARIANTS["simple"], "float32"), workdir / "s.bin")
     with pytest.raises(UserError, match=r"has no kernel 'pack_b'.*stream_triad"):
         build(b, GEMM_VARIANTS["cpu"], "float32", binary=str(path))
+
+
+# -- conv2d --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", BACKENDS)
+@pytest.mark.parametrize("stride,padding,kernel", [(1, -1, 3), (2, 0, 5)])
+def test_conv2d_matches_reference(spec, stride, padding, kernel):
+    prepared, _ = prepare("conv2d", spec, batch=2, channels=3, filters=5, size=13,
+                          kernel=kernel, stride=stride, padding=padding)
+    prepared.check()
+
+
+def test_conv2d_reference_on_known_cases():
+    from workloads.conv2d import reference
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 6, 6))
+    # A 1x1 kernel mixes channels: a matrix product per pixel.
+    w = rng.standard_normal((4, 3, 1, 1))
+    np.testing.assert_allclose(reference(x, w, 1, 0), np.einsum("oc,ncyx->noyx", w[:, :, 0, 0], x))
+    # A 3x3 kernel with a single 1 at the centre, padded by 1: the identity.
+    ident = np.zeros((3, 3, 3, 3))
+    for c in range(3):
+        ident[c, c, 1, 1] = 1
+    np.testing.assert_allclose(reference(x, ident, 1, 1), x)
+    # Stride 2 keeps every other output of stride 1.
+    w3 = rng.standard_normal((2, 3, 3, 3))
+    np.testing.assert_allclose(reference(x, w3, 2, 1), reference(x, w3, 1, 1)[:, :, ::2, ::2])
+
+
+def test_conv2d_work_model():
+    from workloads.conv2d import Conv2d
+
+    case = make_case("conv2d", "torch:cpu", {"batch": "2", "channels": "3", "filters": "4",
+                                             "size": "10", "kernel": "3", "stride": "2",
+                                             "padding": "0"}, "test")
+    work = Conv2d().work(case.param_dict)
+    # output 4x4; each output element takes 3*3*3 multiply-adds
+    assert work.flops == 2 * 2 * 4 * 4 * 4 * 27
+    assert work.items == 2 and work.item_unit == "images"
+    assert work.bytes == (2 * 3 * 100 + 4 * 3 * 9 + 2 * 4 * 16) * 4
+
+
+def test_conv2d_kernel_larger_than_image(bench_inproc, workdir):
+    one_line_error(bench_inproc("run", "-w", "conv2d", "-p", "size=4", "-p", "kernel=7", "-p",
+                                "padding=0", *FAST), "does not fit")
+    assert list(workdir.iterdir()) == []

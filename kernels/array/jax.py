@@ -44,6 +44,13 @@ def stream(kind: str, a: jax.Array, b: jax.Array, c: jax.Array, scalar: float):
     return lambda: fn(a, b, c, s)
 
 
+def conv2d(x: jax.Array, w: jax.Array, stride: int, padding: int) -> Callable[[], Any]:
+    conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
+        x, w, window_strides=(stride, stride), padding=[(padding, padding)] * 2,
+        dimension_numbers=("NCHW", "OIHW", "NCHW")))
+    return lambda: conv(x, w)
+
+
 def to_device(backend: Any, array: np.ndarray, dtype: str) -> jax.Array:
     if dtype == "float64" and not jax.config.jax_enable_x64:
         jax.config.update("jax_enable_x64", True)

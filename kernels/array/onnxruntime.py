@@ -85,6 +85,17 @@ def stream(kind: str, a: OrtArray, b: OrtArray, c: OrtArray, scalar: float):
     return bound_op(a.backend, model, inputs, a.shape, a.dtype)
 
 
+def conv2d(x: OrtArray, w: OrtArray, stride: int, padding: int) -> Callable[[], Any]:
+    n, _, h, _ = x.shape
+    f, _, k, _ = w.shape
+    o = (h + 2 * padding - k) // stride + 1
+    node = helper.make_node("Conv", ["x", "w"], ["out"], kernel_shape=[k, k],
+                            strides=[stride, stride], pads=[padding] * 4)
+    inputs = {"x": x, "w": w}
+    model = graph_model([node], inputs, (n, f, o, o), ONNX_TYPES[x.dtype])
+    return bound_op(x.backend, model, inputs, (n, f, o, o), x.dtype)
+
+
 def to_device(backend: Any, array: np.ndarray, dtype: str) -> OrtArray:
     host = np.ascontiguousarray(array, dtype=DTYPES[dtype])
     return OrtArray(backend, backend.ortvalue(host), host.dtype)

@@ -12,6 +12,7 @@ import numpy as np
 
 from harness.errors import UserError
 from kernels.opencl.build import (
+    CONV2D_VARIANTS,
     GEMM_VARIANTS,
     STREAM_VARIANTS,
     build,
@@ -134,6 +135,27 @@ def stream(kind: str, a: CLArray, b: CLArray, c: CLArray, scalar: float) -> Op:
         return out
 
     return Op(run, {"variant": v.name, **built.info()}, keep=(a, b, c))
+
+
+def conv2d(x: CLArray, w: CLArray, stride: int, padding: int) -> Op:
+    backend = x.backend
+    v = CONV2D_VARIANTS["direct"]
+    built = build(backend, v, x.dtype_name)
+    n, c, h, wd = x.shape
+    f, _, k, _ = w.shape
+    oh, ow = (h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1
+    y = empty(backend, (n, f, oh, ow), x.dtype)
+    kern = built.kernel("conv2d_direct")
+    ints = (c, h, wd, f, k, oh, ow, stride, padding)
+    kern.set_args(*(np.int32(i) for i in ints), x.buffer, w.buffer, y.buffer)
+    grid = (_round_up(ow, 16), oh, n * f)
+    local = (16, 1, 1)
+
+    def run() -> CLArray:
+        launch(backend, kern, grid, local)
+        return y
+
+    return Op(run, {"variant": v.name, **built.info()}, keep=(x, w, y))
 
 
 def to_device(backend: Any, array: np.ndarray, dtype: str) -> CLArray:

@@ -47,6 +47,10 @@ GEMM_VARIANTS = {
     "naive": Variant("naive", "gemm_naive.cl", ("gemm_naive",), {}, None,
                      "one work-item per element (the portable baseline)"),
 }
+CONV2D_VARIANTS = {
+    "direct": Variant("direct", "conv2d.cl", ("conv2d_direct",), {}, None,
+                      "one work-item per output element"),
+}
 STREAM_VARIANTS = {
     "simple": Variant("simple", "stream.cl",
                       ("stream_copy", "stream_scale", "stream_add", "stream_triad"), {}, None,
