@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from harness.config import PlannedCase
@@ -48,7 +49,7 @@ class ProgressReporter:
             if self._case_task is not None:
                 self._progress.remove_task(self._case_task)
             self._case_task = self._progress.add_task(
-                self._case_label, total=self._budget, info="warming up")
+                escape(self._case_label), total=self._budget, info="warming up")
 
     def case_progress(self, samples: int, ci_rel: float) -> None:
         if self._progress is not None and self._case_task is not None:
