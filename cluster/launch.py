@@ -1,9 +1,27 @@
-"""Who launched us: rank, world size and local rank from mpirun/srun/torchrun variables."""
+"""Who launched us (rank, world size and local rank from mpirun/srun/torchrun variables), and
+starting the ranks ourselves: `bench run --launcher local|mpirun|srun|torchrun -n N ...`.
+
+The launching `bench` starts N copies of the same command line with ``BENCH_LAUNCHED`` set (so
+they measure instead of launching again), the address of rank 0's control channel and a random
+token for it (harness.distributed), and ``MASTER_ADDR``/``MASTER_PORT`` for torch.distributed.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from harness.distributed import ENV_ADDR, ENV_TIMEOUT, ENV_TOKEN, free_port
+from harness.errors import UserError
 
 # (rank, world size, local rank) variables, in the order launchers are recognised.
 _LAUNCHERS = {
@@ -11,6 +29,15 @@ _LAUNCHERS = {
     "mpirun": ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),
     "mpiexec": ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
     "srun": ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
+}
+LAUNCHERS = ("local", "mpirun", "srun", "torchrun")
+ENV_LAUNCHED = "BENCH_LAUNCHED"  # set in the ranks that a launching `bench` started
+ENV_WORLD = "BENCH_WORLD_SIZE"  # the world size the launching `bench` asked for
+ENV_RUN_ID = "BENCH_RUN_ID"
+_PACKAGES = {
+    "mpirun": "Open MPI: apt-get install openmpi-bin (or MPICH: apt-get install mpich)",
+    "srun": "Slurm: apt-get install slurm-client, and run inside an allocation",
+    "torchrun": "PyTorch: pip install 'accelbench[torch]'",
 }
 
 
@@ -26,5 +53,143 @@ def placement(environ: dict[str, str] | None = None) -> Placement:
     env = os.environ if environ is None else environ
     for launcher, (r, w, lr) in _LAUNCHERS.items():
         if r in env and w in env:
-            return Placement(int(env[r]), int(env[w]), int(env.get(lr, "0")), launcher)
+            name = env.get(ENV_LAUNCHED) or launcher
+            return Placement(int(env[r]), int(env[w]), int(env.get(lr, "0")), name)
     return Placement()
+
+
+@functools.lru_cache(maxsize=1)
+def mpi_implementation() -> str | None:
+    """First line of `mpirun --version` (e.g. 'mpirun (Open MPI) 4.1.4'), if there is one."""
+    exe = shutil.which("mpirun") or shutil.which("mpiexec")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [ln.strip() for ln in (out.stdout or out.stderr).splitlines() if ln.strip()]
+    if not lines:
+        return None
+    if lines[0].startswith("HYDRA"):  # MPICH's mpiexec: the version is on a later line
+        version = next((ln for ln in lines if ln.startswith("Version:")), "")
+        return f"MPICH Hydra {version.partition(':')[2].strip()}".strip()
+    return lines[0]
+
+
+def cluster_record(where: Placement, world_size: int) -> dict[str, Any]:
+    """The run's place in a job: launcher, world size, MPI implementation (environment record)."""
+    return {**asdict(where), "world_size": world_size, "mpi_implementation": mpi_implementation(),
+            "slurm_nodelist": os.environ.get("SLURM_JOB_NODELIST")}
+
+
+def _missing(launcher: str) -> UserError:
+    return UserError(f"launcher {launcher!r}: {launcher} is not installed here; "
+                     f"it comes with {_PACKAGES[launcher]}")
+
+
+def rank_env(launcher: str, n: int, timeout: float) -> dict[str, str]:
+    """Variables every rank gets from the launching `bench`."""
+    # Launchers give ranks a pseudo-terminal (Open MPI) or a pipe: the ranks style their output
+    # for what the launching `bench` writes to (rich reads these variables).
+    tty = {k: os.environ.get(k) or ("1" if stream.isatty() else "0")
+           for k, stream in (("TTY_COMPATIBLE", sys.stdout), ("TTY_INTERACTIVE", sys.stderr))}
+    if sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+        tty["COLUMNS"] = str(shutil.get_terminal_size().columns)
+    return {
+        **tty,
+        ENV_LAUNCHED: launcher,
+        ENV_WORLD: str(n),
+        ENV_ADDR: f"127.0.0.1:{free_port()}",
+        ENV_TOKEN: secrets.token_hex(16),
+        ENV_TIMEOUT: f"{timeout:g}",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }
+
+
+def launch_command(launcher: str, n: int, args: Sequence[str],
+                   env: dict[str, str]) -> list[str] | None:
+    """The command that starts `n` ranks of `python -m harness ARGS` (None for `local`)."""
+    me = [sys.executable, "-m", "harness", *args]
+    if launcher == "local":
+        return None
+    if launcher == "mpirun":
+        exe = shutil.which("mpirun") or shutil.which("mpiexec")
+        if exe is None:
+            raise _missing(launcher)
+        impl = mpi_implementation() or ""
+        if "Open MPI" in impl or "OpenRTE" in impl:
+            extra = ["--oversubscribe"]
+            if hasattr(os, "geteuid") and os.geteuid() == 0:
+                extra.append("--allow-run-as-root")
+            exports = [a for k in env for a in ("-x", k)]
+            return [exe, *extra, "-np", str(n), *exports, *me]
+        return [exe, "-n", str(n), "-genvlist", ",".join(env), *me]  # MPICH Hydra
+    if launcher == "srun":
+        exe = shutil.which("srun")
+        if exe is None:
+            raise _missing(launcher)
+        return [exe, "-n", str(n), "--kill-on-bad-exit=1", "--export=ALL", *me]
+    if launcher == "torchrun":
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is None:
+            raise _missing(launcher)
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n),
+                "--master-addr", env["MASTER_ADDR"], "--master-port", env["MASTER_PORT"],
+                "-m", "harness", *args]
+    raise UserError(f"unknown launcher {launcher!r}; known: {', '.join(LAUNCHERS)}")
+
+
+def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
+           extra_env: dict[str, str] | None = None) -> int:
+    """Start `n` ranks of `bench ARGS`, wait for them, return rank 0's (or the launcher's) exit
+    code. A rank that exits with an error gives the others a grace period, then they are ended:
+    the job never outlives its ranks' own timeouts by much."""
+    env = {**rank_env(launcher, n, timeout), **(extra_env or {})}
+    cmd = launch_command(launcher, n, args, env)
+    base = {**os.environ, **env}
+    procs: list[subprocess.Popen[bytes]] = []
+    if cmd is None:
+        for r in range(n):
+            rank_vars = {"RANK": str(r), "WORLD_SIZE": str(n), "LOCAL_RANK": str(r),
+                         "LOCAL_WORLD_SIZE": str(n)}
+            procs.append(subprocess.Popen([sys.executable, "-m", "harness", *args],
+                                          env={**base, **rank_vars},
+                                          stdout=None if r == 0 else subprocess.DEVNULL))
+    else:
+        procs.append(subprocess.Popen(cmd, env=base))
+    return _wait(procs, grace=min(timeout, 10) + 5)
+
+
+def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> int:
+    forwarded: list[int] = []
+
+    def forward(signum: int, _frame: Any) -> None:
+        forwarded.append(signum)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        failed_at = None
+        while any(p.poll() is None for p in procs):
+            codes = [p.returncode for p in procs if p.returncode is not None]
+            if failed_at is None and (any(c != 0 for c in codes) or forwarded):
+                failed_at = time.monotonic()
+            if failed_at is not None and time.monotonic() - failed_at > grace:
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+            time.sleep(0.05)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    code = procs[0].returncode
+    if code < 0:  # rank 0 (or the launcher) ended by a signal
+        return 128 - code
+    if code == 0 and any(p.returncode != 0 for p in procs):
+        return 3
+    return code

@@ -77,6 +77,10 @@ def _parse_kv(items: tuple[str, ...], what: str) -> dict[str, list[str]]:
         if not sep or not key.strip() or not value.strip():
             raise UserError(f"{what} {item!r} is not key=value (e.g. {what} m=64,128)")
         out.setdefault(key.strip(), []).extend(v.strip() for v in value.split(","))
+    if what == "-p":  # sweeps such as size=8B..64MiB*2 expand to one value per point
+        from harness.sweep import expand_sweep
+
+        out = {k: [x for v in vs for x in expand_sweep(v, f"-p {k}")] for k, vs in out.items()}
     return out
 
 
@@ -106,14 +110,26 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="A Python file defining workloads with @harness.workload.")
 @click.option("--dry-run", is_flag=True, help="List the cases that would run, run nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--launcher", type=click.Choice(["local", "mpirun", "srun", "torchrun"]),
+              help="Start the ranks with this launcher (with -n or --ranks) [default local].")
+@click.option("-n", "--nranks", type=click.IntRange(min=1), metavar="N",
+              help="Number of ranks to start (see --launcher).")
+@click.option("--ranks", "rank_list", metavar="N[,N]",
+              help="Scaling sweep: one run per world size, e.g. --ranks 1,2,4.")
+@click.option("--timeout", "rank_timeout", type=click.FloatRange(min=0.5), default=60.0,
+              show_default=True, metavar="SECONDS",
+              help="Many ranks: end the job when a rank makes no progress for this long.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Verify each case's result (on every rank) before timing it.")
 @store_option
 @run_dir_option
 @json_option
 def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...],
         params: tuple[str, ...], tags: tuple[str, ...], target_ci: float | None,
         budget: float | None, min_samples: int | None, max_samples: int | None,
-        plugins: tuple[str, ...], dry_run: bool, quiet: bool, store: str | None, run_dir: Path,
-        as_json: bool) -> None:
+        plugins: tuple[str, ...], dry_run: bool, quiet: bool, launcher: str | None,
+        nranks: int | None, rank_list: str | None, rank_timeout: float, check: bool,
+        store: str | None, run_dir: Path, as_json: bool) -> None:
     """Measure cases: a suite, or workloads x backends x parameters.
 
     Each case warms up until its times settle, then samples until the 95% confidence interval
@@ -125,6 +141,8 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
       bench run --suite quick
       bench run -w spin -p us=10,100,1000 --json
       bench run -w stream -b torch:cpu -p op=copy,triad -p n=16777216 --budget 2
+      bench run -w allreduce -b mpi -p size=8B..64MiB*4 --launcher mpirun -n 2
+      bench run -w dp-train -b gloo --ranks 1,2
     """
     from harness.config import PlannedCase, expand, load_suite, timing_policy
     from harness.registry import load_plugin
@@ -159,15 +177,27 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
                 click.echo(p.case.key)
         return
 
+    from cluster.launch import ENV_LAUNCHED
     from harness.progress import ProgressReporter
     from harness.runner import execute, setup_backends
     from results.report.table import measurement_json, measurements_table
 
+    if not os.environ.get(ENV_LAUNCHED) and (launcher or nranks or rank_list):
+        _launch_ranks(launcher or "local", nranks, rank_list, rank_timeout, plan, store,
+                      run_dir)  # never returns
+    comm, rank = _join_ranks(launcher, nranks, rank_timeout)
     backends = setup_backends(plan)  # a missing package or device fails before any write
-    st = _open_store(store, None)
+    st = _open_store(store, None) if rank == 0 else None
     reporter = ProgressReporter(quiet=quiet)
     result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
-                     argv=["bench", *sys.argv[1:]], backends=backends)
+                     argv=["bench", *sys.argv[1:]], backends=backends, comm=comm, check=check,
+                     run_id=os.environ.get("BENCH_RUN_ID"))
+    if result.error:
+        click.echo(f"bench: error: {result.error}"
+                   + (f"; finished cases kept (run {result.run_id}, partial)" if rank == 0
+                      else ""), err=True)
+    if rank != 0:
+        sys.exit(result.exit_code)
     if as_json:
         _print_json({"run_id": result.run_id, "status": result.status,
                      "run_file": str(result.path), "store": st.name,
@@ -178,6 +208,51 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
                                          title=f"run {result.run_id} ({result.status})"))
         console.print(f"stored in {st.name}; run file {result.path}", highlight=False)
     sys.exit(result.exit_code)
+
+
+def _join_ranks(launcher: str | None, nranks: int | None, timeout: float) -> tuple[Any, int]:
+    """In a rank: where we are, checked against what the launching command asked for."""
+    from cluster.launch import ENV_WORLD, placement
+    from harness.distributed import world
+
+    where = placement()
+    want = os.environ.get(ENV_WORLD) or (str(nranks) if nranks else None)
+    if want is not None and int(want) != where.world_size:
+        raise UserError(f"{want} rank(s) were asked for but the launcher started "
+                        f"{where.world_size}; give -n the launcher's number of ranks")
+    return world(where.rank, where.world_size, timeout), where.rank
+
+
+def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, timeout: float,
+                  plan: list[Any], store: str | None, run_dir: Path) -> None:
+    """Start the ranks (once per world size of --ranks), then exit with rank 0's exit code."""
+    import uuid
+
+    from cluster.launch import ENV_RUN_ID, launch
+
+    if nranks and rank_list:
+        raise UserError("give either -n N or --ranks N,N,..., not both")
+    sizes = [nranks or 1]
+    if rank_list:
+        try:
+            sizes = [int(x) for x in _split((rank_list,))]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1:
+            raise UserError(f"--ranks {rank_list!r} is not a list of positive whole numbers, "
+                            "e.g. --ranks 1,2,4")
+    run_ids, code = [], 0
+    for n in sizes:
+        run_ids.append(str(uuid.uuid4()))
+        code = launch(launcher, n, sys.argv[1:], timeout, {ENV_RUN_ID: run_ids[-1]})
+        if code != 0:
+            break
+    if rank_list and code == 0:
+        from results.report.scaling import scaling_table
+
+        st = _open_store(store, run_dir)
+        _console().print(scaling_table(st, run_ids))
+    sys.exit(code)
 
 
 @cli.command("list")

@@ -2,16 +2,23 @@
 
 Signals: SIGINT and SIGTERM (what Slurm sends at a time limit) end the case in flight; every
 finished measurement is kept, the run is marked `partial`, and the exit code is 128 + signal.
+
+Many ranks: every rank runs the same plan in lockstep; only rank 0 reports progress and writes the
+run file, the others send their samples and check results to it (harness.distributed). A rank that
+dies or hangs ends the run `partial` with a message naming it and exit code 3, never a hang.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import shlex
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -21,20 +28,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from cluster.launch import placement
+from cluster.launch import cluster_record, placement
 from harness import __version__
 from harness.backends.base import Backend, parse_backend
 from harness.config import PlannedCase
-from harness.env import env_hash, fingerprint, git_revision
+from harness.distributed import Communicator, RankFailure, Solo
+from harness.env import env_hash, fingerprint, git_revision, mask_secrets
 from harness.errors import CheckFailed, UserError
 from harness.stats import summarize
-from harness.timing import Engine
+from harness.timing import DistributedEngine, Engine
 from harness.workload import registry as workloads
 from harness.workmodel import derive_metrics
 from results.runfile import RunFileWriter, read_run_file
 from results.store import Store
 
-EXIT_OK, EXIT_CASE_FAILED = 0, 1
+EXIT_OK, EXIT_CASE_FAILED, EXIT_RANK_FAILED = 0, 1, 3
+FAULT_ENV = "BENCH_FAULT"  # test hook: kill:RANK:CASE or hang:RANK:CASE (a real signal)
 
 
 def now() -> str:
@@ -63,6 +72,37 @@ class RunResult:
     path: Path
     measurements: list[dict[str, Any]] = field(default_factory=list)
     ingested: str = ""
+    error: str | None = None  # why a multi-rank run ended early
+
+
+class _Silent:
+    """The reporter of ranks other than 0: they print nothing."""
+
+    def run_started(self, run_id: str, total: int) -> None: ...
+    def case_started(self, index: int, planned: PlannedCase) -> None: ...
+    def case_progress(self, samples: int, ci_rel: float) -> None: ...
+    def case_finished(self, index: int, measurement: dict[str, Any]) -> None: ...
+    def run_finished(self, status: str) -> None: ...
+
+
+def _agree(comm: Communicator, error: str | None) -> str | None:
+    """Every rank learns whether any rank failed (rank 0 names them), so none waits alone."""
+    if comm.size == 1:
+        return error
+    errors = comm.gather(error)
+    verdict = None
+    if errors is not None:
+        bad = [(r, e) for r, e in enumerate(errors) if e]
+        if bad:
+            verdict = "; ".join(f"rank {r}: {e}" for r, e in bad)
+    return comm.bcast(verdict)
+
+
+def inject_fault(rank: int, index: int) -> None:
+    """BENCH_FAULT=kill:R:C (or hang:R:C): rank R sends itself SIGKILL (SIGSTOP) at case C."""
+    spec = os.environ.get(FAULT_ENV, "").split(":")
+    if len(spec) == 3 and spec[0] in ("kill", "hang") and spec[1:] == [str(rank), str(index)]:
+        os.kill(os.getpid(), signal.SIGKILL if spec[0] == "kill" else signal.SIGSTOP)
 
 
 def setup_backends(plan: Sequence[PlannedCase]) -> dict[str, Backend]:
@@ -77,8 +117,13 @@ def setup_backends(plan: Sequence[PlannedCase]) -> dict[str, Backend]:
 
 
 def measure_case(planned: PlannedCase, backend: Backend,
-                 progress: Callable[[int, float], None] | None = None) -> dict[str, Any]:
-    """Measure one case; a failing workload yields a `failed` measurement, never a number."""
+                 progress: Callable[[int, float], None] | None = None,
+                 comm: Communicator | None = None, check: bool = True) -> dict[str, Any]:
+    """Measure one case; a failing workload yields a `failed` measurement, never a number.
+
+    With many ranks (`comm`), every rank calls this for the same case; the ranks agree on
+    failures before timing, and rank 0's record holds the max-across-ranks figures."""
+    comm = comm or Solo()
     case = planned.case
     workload = workloads.get(case.workload)()
     params = case.param_dict
@@ -88,23 +133,40 @@ def measure_case(planned: PlannedCase, backend: Backend,
         "work": asdict(workload.work(params)),
     }
     prepared = None
+    comm.phase = f"case {case.key}"
     try:
-        t0 = time.perf_counter()
-        prepared = workload.prepare(backend, params)
-        setup_s = time.perf_counter() - t0
-        if prepared.check is not None:
-            prepared.check()
-        timing = Engine(backend, planned.policy, progress).measure(prepared.op)
-    except CheckFailed as exc:
-        record.update(status="failed", error=f"check failed: {exc}", finished_at=now())
-        return record
-    except (UserError, Interrupted, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # a workload's own bug or a device error: this case fails
-        tb = traceback.extract_tb(exc.__traceback__)[-1]
-        record.update(status="failed", finished_at=now(),
-                      error=f"{type(exc).__name__}: {exc} ({Path(tb.filename).name}:{tb.lineno})")
-        return record
+        error = None
+        try:
+            t0 = time.perf_counter()
+            prepared = workload.prepare(backend, params)
+            setup_s = time.perf_counter() - t0
+            if check and prepared.check is not None:
+                prepared.check()
+        except CheckFailed as exc:
+            error = f"check failed: {exc}"
+        except (UserError, Interrupted, KeyboardInterrupt, RankFailure):
+            raise
+        except Exception as exc:  # a workload's own bug or a device error: this case fails
+            error = _describe(exc)
+        error = _agree(comm, error)
+        if error is not None:
+            record.update(status="failed", error=error, finished_at=now())
+            return record
+        assert prepared is not None
+        if comm.size > 1 or prepared.barrier is not None:
+            engine: Engine = DistributedEngine(backend, planned.policy, comm, prepared.barrier,
+                                               progress)
+        else:
+            engine = Engine(backend, planned.policy, progress)
+        try:
+            timing = engine.measure(prepared.op)
+        except (UserError, Interrupted, KeyboardInterrupt, RankFailure):
+            raise
+        except Exception as exc:
+            if comm.size > 1:  # the other ranks are inside a collective: end the job
+                raise RankFailure(f"rank {comm.rank}: {_describe(exc)}", [comm.rank]) from exc
+            record.update(status="failed", error=_describe(exc), finished_at=now())
+            return record
     finally:
         if prepared is not None and prepared.close is not None:
             prepared.close()
@@ -112,6 +174,14 @@ def measure_case(planned: PlannedCase, backend: Backend,
     metrics = derive_metrics(summary, workload.work(params))
     if timing.device_samples:
         metrics["device_latency_s"] = summarize(timing.device_samples).median
+    metrics.update(workload.extra_metrics(params, summary.median, prepared.info))
+    across = {}
+    if "rank_min_samples" in timing.extra:  # many ranks: the figure is the max across ranks
+        across = {"ranks": timing.extra["ranks"],
+                  "rank_min_median_s": summarize(timing.extra["rank_min_samples"]).median,
+                  "rank_mean_median_s": summarize(timing.extra["rank_mean_samples"]).median,
+                  "rank_medians_s": timing.extra["rank_medians"]}
+        metrics["world_size"] = float(comm.size)
     record.update(
         summary=summary.to_dict(),
         metrics=metrics,
@@ -121,6 +191,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
             "compile_s": timing.compile_s, "warmup_s": timing.warmup_s,
             "warmup_calls": timing.warmup_calls, "overhead_s": timing.overhead_s,
             "policy": planned.policy.to_dict(),
+            **across,
         },
         info=prepared.info,
         samples=timing.samples,
@@ -130,31 +201,86 @@ def measure_case(planned: PlannedCase, backend: Backend,
     return record
 
 
-def execute(plan: Sequence[PlannedCase], store: Store, run_dir: Path, reporter: Reporter,
+def _describe(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__}: {exc} ({Path(tb.filename).name}:{tb.lineno})"
+
+
+def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, reporter: Reporter,
             tags: dict[str, str] | None = None, suite: str | None = None,
             argv: Sequence[str] | None = None,
-            backends: dict[str, Backend] | None = None) -> RunResult:
+            backends: dict[str, Backend] | None = None,
+            comm: Communicator | None = None, check: bool = True,
+            run_id: str | None = None) -> RunResult:
+    """Run the plan. With `comm` of many ranks, every rank calls this with the same plan; rank 0
+    alone writes the run file and the store (`store` may be None on the others)."""
+    comm = comm or Solo()
+    root = comm.rank == 0
     backends = backends or setup_backends(plan)
-    env = fingerprint([b.describe() for b in backends.values()])
     where = placement()
-    header = {
-        "run_id": str(uuid.uuid4()),
-        "started_at": now(),
-        "command": shlex.join(argv if argv is not None else sys.argv),
-        "suite": suite,
-        "tags": tags or {},
-        "git": git_revision(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "harness_version": __version__,
-        "launcher": where.launcher,
-        "world_size": where.world_size,
-        "env_hash": env_hash(env),
-        "env": env,
-    }
-    writer = RunFileWriter(run_dir, header)
+    run_id = run_id or str(uuid.uuid4())
+    if comm.size > 1:
+        comm.phase = "the start of the run"
+        digest = _plan_digest(plan)
+        digests = comm.gather(digest)
+        problem = None
+        if root and digests is not None and len(set(digests)) > 1:
+            odd = [r for r, d in enumerate(digests) if d != digest]
+            problem = (f"rank(s) {', '.join(map(str, odd))} planned other cases than rank 0; "
+                       "every rank must be given the same command")
+        agreed = comm.bcast({"run_id": run_id, "problem": problem})
+        if agreed["problem"]:
+            raise UserError(agreed["problem"])
+        run_id = agreed["run_id"]
+    if not root:
+        reporter = _Silent()
+    writer = None
+    if root:
+        env = fingerprint([b.describe() for b in backends.values()])
+        env["cluster"] = cluster_record(where, comm.size)
+        header = {
+            "run_id": run_id,
+            "started_at": now(),
+            "command": mask_secrets(shlex.join(argv if argv is not None else sys.argv)),
+            "suite": suite,
+            "tags": tags or {},
+            "git": git_revision(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "harness_version": __version__,
+            "launcher": where.launcher,
+            "world_size": comm.size,
+            "env_hash": env_hash(env),
+            "env": env,
+        }
+        writer = RunFileWriter(run_dir, header)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    lock = threading.Lock()
+    ended: list[Path] = []
+
+    def finish(status: str) -> tuple[Path, str]:
+        """Close the run file and ingest it, once (the watchdog thread may get here first)."""
+        with lock:
+            if writer is None:
+                return Path(), ""
+            if not ended:
+                ended.append(writer.finish(status, now()))
+                return ended[0], store.ingest(read_run_file(ended[0])) if store else ""
+            return ended[0], ""
+
+    def on_fatal(message: str) -> None:
+        # Called from a background thread while the main thread is stuck in a collective.
+        try:
+            finish("partial")
+        finally:
+            sys.stderr.write(f"bench: error: {message}; finished cases kept (run {run_id}, "
+                             "partial)\n" if root else f"bench: error: {message}\n")
+            sys.stderr.flush()
+            os._exit(EXIT_RANK_FAILED)
+
+    if comm.size > 1:
+        comm.on_fatal = on_fatal  # type: ignore[attr-defined]
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         raise Interrupted(signum)
@@ -162,17 +288,26 @@ def execute(plan: Sequence[PlannedCase], store: Store, run_dir: Path, reporter: 
     for sig in previous:
         signal.signal(sig, on_signal)
     done: list[dict[str, Any]] = []
-    status, code = "complete", EXIT_OK
+    status, code, error = "complete", EXIT_OK, None
     try:
-        reporter.run_started(header["run_id"], len(plan))
+        reporter.run_started(run_id, len(plan))
         for i, planned in enumerate(plan):
+            inject_fault(comm.rank, i)
             reporter.case_started(i, planned)
-            m = measure_case(planned, backends[planned.case.backend], reporter.case_progress)
+            m = measure_case(planned, backends[planned.case.backend], reporter.case_progress,
+                             comm, check)
             done.append(m)  # first: a signal held during the write lands right after it
-            writer.append(m)
+            if writer is not None:
+                with lock:
+                    writer.append(m)
             reporter.case_finished(i, m)
             if m["status"] == "failed":
                 status, code = "failed", EXIT_CASE_FAILED
+        if comm.size > 1:
+            comm.phase = "the end of the run"
+            status, code = comm.bcast([status, code] if root else None)
+    except RankFailure as exc:
+        status, code, error = "partial", EXIT_RANK_FAILED, str(exc)
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         status, code = "partial", 128 + int(signum)
@@ -183,10 +318,16 @@ def execute(plan: Sequence[PlannedCase], store: Store, run_dir: Path, reporter: 
         for sig in previous:  # a second signal must not interrupt saving what we have
             signal.signal(sig, signal.SIG_IGN)
         try:
-            path = writer.finish(status, now())
-            ingested = store.ingest(read_run_file(path))
+            path, ingested = finish(status)
             reporter.run_finished(status)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-    return RunResult(header["run_id"], status, code, path, done, ingested)
+            if comm.size > 1 and error is None:
+                comm.close()  # type: ignore[attr-defined]
+    return RunResult(run_id, status, code, path, done, ingested, error)
+
+
+def _plan_digest(plan: Sequence[PlannedCase]) -> str:
+    blob = json.dumps([[p.case.key, p.policy.to_dict()] for p in plan], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

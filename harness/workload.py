@@ -22,6 +22,8 @@ class Prepared:
     check: Callable[[], None] | None = None  # raises CheckFailed on a wrong result
     close: Callable[[], None] | None = None
     info: dict[str, Any] = field(default_factory=dict)  # facts recorded with the measurement
+    # Collectives: the ranks' own barrier, met before every timed sample (see DistributedEngine)
+    barrier: Callable[[], None] | None = None
 
 
 class Workload:
@@ -41,6 +43,11 @@ class Workload:
 
     def prepare(self, backend: Backend, params: Mapping[str, Any]) -> Prepared:
         raise NotImplementedError
+
+    def extra_metrics(self, params: Mapping[str, Any], median_s: float,
+                      info: Mapping[str, Any]) -> dict[str, float]:
+        """Metrics beyond the work model's (e.g. a collective's bus bandwidth)."""
+        return {}
 
 
 registry: Registry[type[Workload]] = Registry("workload", "accelbench.workloads")

@@ -1,0 +1,32 @@
+"""Collective backends, one module each with the same shape (see base.py):
+
+- `mpi.py`        mpi4py on numpy buffers (GPU buffers when the MPI is CUDA-aware)
+- `torch_dist.py` torch.distributed: `gloo` (CPU) and `nccl` (GPU)
+- `grpc.py`       a ring over grpcio streams (collective.proto)
+- `jax.py`        XLA collectives across the devices of one process (psum & co.)
+
+Each module defines a `Collectives` subclass; mpi, torch_dist and grpc also register a backend
+(`mpi:cpu`, `gloo:cpu`, `nccl:cuda`, `grpc:cpu`) whose `collectives()` returns it. For `jax:*`
+the compute backend is reused and `collectives_for` wraps it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from kernels.collectives.base import Bound, CollectiveBackend, Collectives
+
+__all__ = ["Bound", "CollectiveBackend", "Collectives", "collectives_for"]
+
+
+def collectives_for(backend: Any) -> Collectives:
+    """The communicator and collective ops of a backend (created once, on first use)."""
+    if isinstance(backend, CollectiveBackend):
+        return backend.collectives()
+    module = importlib.import_module(f"kernels.collectives.{backend.model}")
+    cached = getattr(backend, "_collectives", None)
+    if cached is None:
+        cached = module.Collectives(backend)
+        backend._collectives = cached
+    return cached

@@ -1,0 +1,201 @@
+"""`gloo` and `nccl`: torch.distributed process groups (rank and world size from the launcher,
+rendezvous at MASTER_ADDR:MASTER_PORT). Gloo runs on CPU tensors, NCCL on CUDA tensors.
+
+torch.distributed's all_reduce and broadcast work in place; the out-of-place allreduce copies the
+input into the output first (recorded as `out_of_place: copy+in-place`)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+import numpy as np
+
+from cluster.launch import placement
+from harness.distributed import DEFAULT_TIMEOUT, ENV_TIMEOUT, free_port
+from harness.errors import BackendUnavailable, UserError
+from kernels.collectives.base import Bound, CollectiveBackend, Collectives, out_count
+
+
+class TorchDistCollectives(Collectives):
+    def __init__(self, backend: TorchDistBackend) -> None:
+        import torch
+        import torch.distributed as dist
+
+        self.torch, self.dist = torch, dist
+        where = placement()
+        self.rank, self.size, self.local = where.rank, where.world_size, [where.rank]
+        self.device = torch.device(backend.torch_device)
+        if not dist.is_initialized():
+            addr = os.environ.get("MASTER_ADDR", "127.0.0.1")
+            port = os.environ.get("MASTER_PORT")
+            if port is None:
+                if self.size > 1:
+                    raise UserError(f"{backend.model}: MASTER_ADDR/MASTER_PORT are not set; start "
+                                    "the ranks with `bench run --launcher ... -n N`")
+                port = str(free_port())
+            # Our watchdog (--timeout) ends a stuck job first; this is the backstop.
+            limit = float(os.environ.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT) + 30
+            dist.init_process_group(backend.model, init_method=f"tcp://{addr}:{port}",
+                                    rank=self.rank, world_size=self.size,
+                                    timeout=datetime.timedelta(seconds=limit),
+                                    **({"device_id": self.device}
+                                       if backend.model == "nccl" else {}))
+        self.backend_name = backend.model
+        R = dist.ReduceOp
+        self.ops = {"sum": R.SUM, "prod": R.PRODUCT, "max": R.MAX, "min": R.MIN}
+
+    def barrier(self) -> None:
+        if self.backend_name == "nccl":
+            self.dist.barrier(device_ids=[self.device.index or 0])
+            self.torch.cuda.synchronize(self.device)
+        else:
+            self.dist.barrier()
+
+    def describe(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"torch": self.torch.__version__, "world_size": self.size}
+        if self.backend_name == "nccl":
+            d["nccl"] = ".".join(map(str, self.torch.cuda.nccl.version()))
+            d["device_name"] = self.torch.cuda.get_device_name(self.device)
+        return d
+
+    def close(self) -> None:
+        if self.dist.is_initialized():
+            self.dist.destroy_process_group()
+
+    def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
+                in_place: bool, mode: str) -> Bound:
+        torch, dist, n = self.torch, self.dist, self.size
+        x = inputs[0]
+        count = x.size if coll != "allgather" else x.size * n
+        src = torch.from_numpy(x.copy()).to(self.device)
+        send = src.clone()
+        recv = torch.zeros(out_count(coll, count, n), dtype=send.dtype, device=self.device)
+        rop = self.ops[op]
+        info: dict[str, Any] = {"buffers": self.device.type}
+
+        def reset() -> None:
+            send.copy_(src)
+            if in_place or coll == "broadcast":
+                recv.copy_(src)
+
+        if coll == "allreduce":
+            if in_place:
+                run = lambda: dist.all_reduce(recv, rop)  # noqa: E731
+            else:
+                info["out_of_place"] = "copy+in-place"
+
+                def run() -> None:
+                    recv.copy_(send)
+                    dist.all_reduce(recv, rop)
+        elif coll == "allgather":
+            run = lambda: dist.all_gather_into_tensor(recv, send)  # noqa: E731
+        elif coll == "reduce-scatter":
+            run = lambda: dist.reduce_scatter_tensor(recv, send, rop)  # noqa: E731
+        elif coll == "broadcast":
+            run = lambda: dist.broadcast(recv, root)  # noqa: E731
+        elif coll == "reduce":
+            info["out_of_place"] = "copy+in-place"
+
+            def run() -> None:
+                if not in_place:
+                    recv.copy_(send)
+                dist.reduce(recv, root, rop)
+        elif coll == "alltoall":
+            run = lambda: dist.all_to_all_single(recv, send)  # noqa: E731
+        elif coll == "p2p":
+            run = self._p2p(mode, send, recv)
+        else:
+            raise UserError(f"{self.backend_name} has no collective {coll!r}")
+        reset()
+        return Bound(run=run, results=lambda: [recv.cpu().numpy()], reset=reset, info=info)
+
+    def _p2p(self, mode: str, send: Any, recv: Any) -> Any:
+        dist, rank = self.dist, self.rank
+        if self.size < 2:
+            raise UserError("p2p needs at least 2 ranks (ranks 0 and 1 exchange; others wait)")
+        if rank > 1:
+            return lambda: None
+        peer = 1 - rank
+        ack = self.torch.zeros(1, dtype=self.torch.int8, device=self.device)
+        if mode == "pingpong":
+            if rank == 0:
+                def run() -> None:
+                    dist.send(send, peer)
+                    dist.recv(recv, peer)
+            else:
+                def run() -> None:
+                    dist.recv(recv, peer)
+                    dist.send(send, peer)
+        elif mode == "uni":
+            if rank == 0:
+                def run() -> None:
+                    dist.send(send, peer)
+                    dist.recv(ack, peer)
+            else:
+                def run() -> None:
+                    dist.recv(recv, peer)
+                    dist.send(ack, peer)
+        else:
+            def run() -> None:
+                ops = [dist.P2POp(dist.isend, send, peer), dist.P2POp(dist.irecv, recv, peer)]
+                for req in dist.batch_isend_irecv(ops):
+                    req.wait()
+        return run
+
+
+class TorchDistBackend(CollectiveBackend):
+    package = "torch"
+    extra = "torch"
+    collectives_cls = TorchDistCollectives
+    torch_device = "cpu"
+
+    def _setup(self) -> None:
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            raise BackendUnavailable(f"{self.model}: this torch build has no torch.distributed")
+
+
+class GlooBackend(TorchDistBackend):
+    model = "gloo"
+    devices = ("cpu",)
+    description = "torch.distributed with Gloo (CPU tensors, TCP)"
+
+    def _setup(self) -> None:
+        super()._setup()
+        import torch.distributed as dist
+
+        if not dist.is_gloo_available():
+            raise BackendUnavailable("gloo: this torch build has no Gloo")
+
+
+class NcclBackend(TorchDistBackend):
+    model = "nccl"
+    devices = ("cuda",)
+    description = "torch.distributed with NCCL (CUDA tensors; one GPU per rank)"
+
+    def _setup(self) -> None:
+        super()._setup()
+        import torch
+        import torch.distributed as dist
+
+        if not torch.cuda.is_available():
+            raise BackendUnavailable(
+                f"nccl: no CUDA device is visible (torch {torch.__version__}, "
+                f"{torch.version.cuda or 'a CPU-only build'}); NCCL needs GPUs — use gloo on CPUs")
+        if not dist.is_nccl_available():
+            raise BackendUnavailable("nccl: this torch build has no NCCL")
+        where = placement()
+        index = int(self.device.split(":")[1]) if ":" in self.device else where.local_rank
+        if index >= torch.cuda.device_count():
+            raise BackendUnavailable(f"nccl: local rank {where.local_rank} has no GPU of its own "
+                                     f"({torch.cuda.device_count()} visible)")
+        torch.cuda.set_device(index)
+        self.torch_device = f"cuda:{index}"
+
+    def synchronize(self, result: Any = None) -> None:
+        import torch
+
+        torch.cuda.synchronize()

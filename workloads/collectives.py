@@ -1,0 +1,230 @@
+"""Collectives, measured as nccl-tests and the OSU micro-benchmarks do: `allreduce`, `allgather`,
+`reduce-scatter`, `broadcast`, `reduce`, `alltoall` and `p2p` (ping-pong latency, uni- and
+bidirectional bandwidth) on any collective backend (`mpi`, `gloo`, `nccl`, `grpc`, `jax`).
+
+One parameterised workload: `Collective.for_op(name)` makes each registered class.
+
+- `size` is the byte size of the larger buffer, as in nccl-tests (allgather: the gathered output;
+  reduce-scatter and alltoall: the input). Sweeps: `-p size=8B..64MiB*2` (x2 steps) or `+STEP`.
+  Where a size does not split evenly over the ranks it is rounded down (recorded as `size_bytes`).
+- Per sample: the backend's barrier, then each rank times its operation; the figure is the max
+  across ranks (harness.timing.DistributedEngine).
+- Metrics: `time_s` (p2p ping-pong: half the round trip), `algbw_gbps = size / time_s` (bi: both
+  directions), and `busbw_gbps = algbw × factor` with nccl-tests' factors: allreduce 2(n-1)/n;
+  allgather, reduce-scatter, alltoall (n-1)/n; broadcast, reduce and p2p 1. Bus bandwidth is the
+  figure to hold against a link's peak: it does not depend on n for a bandwidth-optimal algorithm.
+- The check runs the operation once on known inputs and compares every local participant's output
+  with the exact answer (inputs are small integers, so every reduction is exact); a wrong element
+  fails the case and says where.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
+from kernels.collectives import collectives_for
+from kernels.collectives.base import COLLECTIVES, P2P_MODES, REDUCE_OPS
+
+DTYPES = ("float32", "float64", "int32", "int64")
+MODELS = ("mpi", "gloo", "nccl", "grpc", "jax")
+FAULT_ENV = "BENCH_FAULT"  # test hook: corrupt:RANK makes that rank's result wrong before the check
+SPLIT = ("allgather", "reduce-scatter", "alltoall")  # the buffer splits into n chunks
+
+
+def bus_factor(coll: str, n: int) -> float:
+    """nccl-tests' bus bandwidth factor (doc/PERFORMANCE.md)."""
+    if n <= 1:
+        return 1.0 if coll in ("broadcast", "reduce", "p2p") else 0.0
+    if coll == "allreduce":
+        return 2 * (n - 1) / n
+    if coll in SPLIT:
+        return (n - 1) / n
+    return 1.0
+
+
+def inputs_of(rank: int, count: int, dtype: str, op: str) -> np.ndarray:
+    """Participant `rank`'s input: small integers, so sums and products are exact."""
+    i = np.arange(count, dtype=np.int64)
+    # prod: 1 or 2, so a product over n ranks is at most 2**n; else small integers around 0
+    values = 1 + (i + rank) % 2 if op == "prod" else (i * 7 + rank * 13) % 17 - 8
+    return values.astype(dtype)
+
+
+def _reduce(op: str, arrays: Any) -> np.ndarray:
+    fn = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}[op]
+    acc = None
+    for a in arrays:
+        acc = a.copy() if acc is None else fn(acc, a, out=acc)
+    assert acc is not None
+    return acc
+
+
+def expected(coll: str, rank: int, n: int, count: int, p: Mapping[str, Any]) -> np.ndarray | None:
+    """What participant `rank` must hold after the operation (None: nothing defined)."""
+    dtype, op = p["dtype"], p.get("op", "sum")
+    chunk = count // n
+    if coll == "allreduce":
+        return _reduce(op, (inputs_of(r, count, dtype, op) for r in range(n)))
+    if coll == "reduce":
+        if rank != p["root"]:
+            return None
+        return _reduce(op, (inputs_of(r, count, dtype, op) for r in range(n)))
+    if coll == "broadcast":
+        return inputs_of(p["root"], count, dtype, op)
+    if coll == "allgather":
+        return np.concatenate([inputs_of(r, chunk, dtype, op) for r in range(n)])
+    if coll == "reduce-scatter":
+        full = _reduce(op, (inputs_of(r, count, dtype, op)[rank * chunk:(rank + 1) * chunk]
+                            for r in range(n)))
+        return full
+    if coll == "alltoall":
+        return np.concatenate([inputs_of(r, count, dtype, op)[rank * chunk:(rank + 1) * chunk]
+                               for r in range(n)])
+    if coll == "p2p":
+        if rank > 1 or (p["mode"] == "uni" and rank == 0):
+            return None
+        return inputs_of(1 - rank, count, dtype, op)
+    raise AssertionError(coll)
+
+
+def _corrupt_rank() -> int | None:
+    kind, _, rank = os.environ.get(FAULT_ENV, "").partition(":")
+    return int(rank) if kind == "corrupt" and rank.isdigit() else None
+
+
+class Collective(Workload):
+    """One collective operation; subclasses fix `coll` (see `for_op`)."""
+
+    coll: ClassVar[str] = "allreduce"
+    models = MODELS
+    default_backend = "mpi:cpu"
+
+    @classmethod
+    def for_op(cls, coll: str) -> type[Collective]:
+        params: dict[str, Param] = {
+            "size": Param("size", 1 << 20, "bytes of the larger buffer, as nccl-tests counts "
+                          "(sweep: 8B..64MiB*2)", min=1, max=1 << 40),
+            "dtype": Param("str", "float32", "element type", choices=DTYPES),
+        }
+        if coll in ("allreduce", "reduce-scatter", "reduce"):
+            params["op"] = Param("str", "sum", "reduction", choices=REDUCE_OPS)
+        if coll in ("allreduce", "reduce"):
+            params["in_place"] = Param("bool", False, "output buffer is the input buffer")
+        if coll in ("broadcast", "reduce"):
+            params["root"] = Param("int", 0, "root rank", min=0)
+        if coll == "p2p":
+            params["mode"] = Param("str", "pingpong", "pingpong: latency (half a round trip); "
+                                   "uni / bi: bandwidth one way / both ways", choices=P2P_MODES)
+        what = {"p2p": "point-to-point between ranks 0 and 1: ping-pong latency, uni/bi "
+                       "bandwidth (OSU)"}.get(coll, f"{coll} across ranks (nccl-tests metrics)")
+        return type(f"Collective_{coll.replace('-', '_')}", (cls,),
+                    {"coll": coll, "name": coll, "params": params, "description": what})
+
+    def validate(self, params: Mapping[str, Any], backend: str) -> None:
+        itemsize = np.dtype(params["dtype"]).itemsize
+        if params["size"] % itemsize:
+            raise UserError(f"{self.name}: size {params['size']} B is not a whole number of "
+                            f"{params['dtype']} elements ({itemsize} B each); use a multiple "
+                            f"of {itemsize}")
+        model = backend.split(":", 1)[0]
+        supported = _supported(model)
+        if supported is not None and self.coll not in supported:
+            raise UserError(f"backend {model!r} has no {self.coll}; it has: "
+                            f"{', '.join(supported)}")
+
+    def work(self, params: Mapping[str, Any]) -> Work:
+        return Work(items=1, bytes=float(params["size"]), item_unit="ops")
+
+    def prepare(self, backend: Backend, params: Mapping[str, Any]) -> Prepared:
+        coll, p = self.coll, params
+        comm = collectives_for(backend)
+        n = comm.size
+        itemsize = np.dtype(p["dtype"]).itemsize
+        count = p["size"] // itemsize
+        if coll in SPLIT:
+            count -= count % n
+        if count == 0:
+            raise UserError(f"{coll}: size {p['size']} B is less than one {p['dtype']} element "
+                            f"per rank for {n} ranks")
+        if "root" in p and p["root"] >= n:
+            raise UserError(f"{coll}: root {p['root']} is not a rank (ranks 0..{n - 1})")
+        op = p.get("op", "sum")
+        local_count = count // n if coll == "allgather" else count
+        inputs = [inputs_of(r, local_count, p["dtype"], op) for r in comm.local]
+        bound = comm.prepare(coll, inputs, op=op, root=p.get("root", 0),
+                             in_place=p.get("in_place", False), mode=p.get("mode", "pingpong"))
+        info: dict[str, Any] = {"ranks": n, "size_bytes": count * itemsize, "count": count,
+                                **bound.info}
+        if count * itemsize != p["size"]:
+            info["rounded_from"] = p["size"]
+
+        def check() -> None:
+            bound.reset()
+            bound.run()
+            backend.synchronize(None)
+            got = bound.results()
+            corrupt = _corrupt_rank()
+            problems = []
+            for r, out in zip(comm.local, got, strict=True):
+                if corrupt == r:
+                    out = out.copy()
+                    out.flat[out.size // 2] += 1
+                want = expected(coll, r, n, count, p)
+                if want is None:
+                    continue
+                out = out[: want.size]
+                bad = np.flatnonzero(out != want)
+                if bad.size:
+                    i = int(bad[0])
+                    problems.append(f"participant {r}: {bad.size} of {want.size} elements wrong "
+                                    f"(first at {i}: got {out[i]}, want {want[i]})")
+            if problems:
+                raise CheckFailed(f"{coll}: " + "; ".join(problems))
+            info["wrong"] = 0
+            bound.reset()
+
+        return Prepared(op=bound.run, check=check, barrier=comm.barrier, info=info)
+
+    def extra_metrics(self, params: Mapping[str, Any], median_s: float,
+                      info: Mapping[str, Any]) -> dict[str, float]:
+        n, size = info["ranks"], info["size_bytes"]
+        t = median_s
+        moved = size
+        if self.coll == "p2p":
+            if params["mode"] == "pingpong":
+                t = median_s / 2  # one-way latency, as osu_latency reports
+            elif params["mode"] == "bi":
+                moved = 2 * size
+        algbw = moved / t if t > 0 else 0.0
+        out = {"time_s": t, "algbw_gbps": algbw / 1e9,
+               "busbw_gbps": algbw * bus_factor(self.coll, n) / 1e9,
+               "size_bytes": float(size), "count": float(info["count"]), "ranks": float(n)}
+        if "wrong" in info:
+            out["wrong"] = float(info["wrong"])
+        return out
+
+
+def _supported(model: str) -> tuple[str, ...] | None:
+    """The collectives a backend model has, without importing its framework."""
+    import importlib
+
+    module = {"gloo": "torch_dist", "nccl": "torch_dist"}.get(model, model)
+    try:
+        mod = importlib.import_module(f"kernels.collectives.{module}")
+    except ImportError:
+        return None
+    return getattr(mod, "SUPPORTED", COLLECTIVES)
+
+
+AllReduce = Collective.for_op("allreduce")
+AllGather = Collective.for_op("allgather")
+ReduceScatter = Collective.for_op("reduce-scatter")
+Broadcast = Collective.for_op("broadcast")
+Reduce = Collective.for_op("reduce")
+AllToAll = Collective.for_op("alltoall")
+P2P = Collective.for_op("p2p")
