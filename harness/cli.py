@@ -472,7 +472,8 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
     from results.selection import compare_runs
 
     st = _open_store(store, run_dir)
-    result, base, head, env_diff = compare_runs(st, base_ref, head_ref, threshold, fdr)
+    rc = compare_runs(st, base_ref, head_ref, threshold, fdr)
+    result, base, head, env_diff = rc.comparison, rc.base, rc.head, rc.env_diff
     if fmt == "html" and output is None:
         raise UserError("--format html needs -o FILE")
     if fmt == "table":
@@ -483,6 +484,8 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
 
         console = _console() if output is None else Console(record=True, width=200,
                                                             file=open(os.devnull, "w"))  # noqa: SIM115
+        for warning in rc.warnings:
+            console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
         for key, b, h in env_diff:
             console.print(f"[yellow]environment differs:[/yellow] {escape(key)}: "
                           f"{escape(repr(b))} -> {escape(repr(h))}", highlight=False)
@@ -493,7 +496,7 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
         if fmt == "markdown":
             from results.report.markdown import compare_markdown
 
-            text = compare_markdown(result, base, head, env_diff)
+            text = compare_markdown(result, base, head, env_diff, rc.warnings)
         elif fmt == "json":
             from results.runfile import jsonable
 
@@ -504,11 +507,12 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
                 "cases": [c.to_dict() for c in result.worst_first()],
                 "only_base": result.only_base, "only_head": result.only_head,
                 "environment_diff": [{"key": k, "base": b, "head": h} for k, b, h in env_diff],
+                "warnings": rc.warnings,
             }), indent=2, default=str)
         else:
             from results.report.html import compare_html
 
-            text = compare_html(result, base, head, env_diff, st)
+            text = compare_html(result, base, head, env_diff, rc.warnings)
         _write_text(text, output)
     counts = result.counts()
     failing = counts[REGRESSION] + (counts["noise"] if fail_on == "noise" else 0)

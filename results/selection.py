@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,29 @@ def resolve_run(store: Store, ref: str) -> str:
     return store.resolve(ref)
 
 
+@dataclass
+class RunComparison:
+    comparison: Comparison
+    base: dict[str, Any]
+    head: dict[str, Any]
+    env_diff: list[tuple[str, Any, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def busy_warning(store: Store, run: dict[str, Any], label: str) -> str | None:
+    """A warning when the machine was busier than its cores during the run's cases."""
+    loads = [v for m in store.measurements([run["run_id"]])
+             for k in ("load_before", "load_after")
+             if isinstance(v := (m["timing"] or {}).get(k), (int, float))]
+    cores = ((run.get("env") or {}).get("cpu") or {}).get("usable_cores")
+    if not loads or not cores or max(loads) <= cores + 0.5:
+        return None
+    return (f"{label} ran on a busy machine (1-minute load average up to {max(loads):.1f} on "
+            f"{cores} usable cores): differences may be the machine's, not the code's")
+
+
 def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 0.05,
-                 fdr: float = 0.05) -> tuple[Comparison, dict[str, Any], dict[str, Any],
-                                             list[tuple[str, Any, Any]]]:
+                 fdr: float = 0.05) -> RunComparison:
     if not 0 < threshold < 1:
         raise UserError(f"--threshold must be a fraction between 0 and 1, got {threshold}")
     if not 0 < fdr < 1:
@@ -37,4 +58,7 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
         raise UserError(f"runs {base_id[:8]} and {head_id[:8]} share no measured case "
                         f"({len(result.only_base)} vs {len(result.only_head)} cases); compare "
                         "runs of the same suite or selection")
-    return result, base, head, environment_diff(base.get("env") or {}, head.get("env") or {})
+    warnings = [w for w in (busy_warning(store, base, "BASE"), busy_warning(store, head, "HEAD"))
+                if w]
+    return RunComparison(result, base, head,
+                         environment_diff(base.get("env") or {}, head.get("env") or {}), warnings)

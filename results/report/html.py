@@ -195,12 +195,14 @@ def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | Non
 
 
 def compare_html(cmp: Comparison, base: dict[str, Any], head: dict[str, Any],
-                 env_diff: list[tuple[str, Any, Any]], store: Store) -> str:
+                 env_diff: list[tuple[str, Any, Any]], warnings: Sequence[str] = ()) -> str:
     counts = cmp.counts()
     page = Page(f"accelbench compare: {base['run_id'][:8]} → {head['run_id'][:8]}")
     page.add(f"<p><b>{counts['regression']} regression(s)</b>, {counts['improvement']} "
              f"improvement(s), {counts['noise']} noise, {counts['unchanged']} unchanged — "
              f"threshold ±{cmp.threshold:.0%}, false-discovery rate {cmp.fdr:.0%}.</p>")
+    for warning in warnings:
+        page.add(f"<p class='noise'>⚠ {esc(warning)}</p>")
     if env_diff:
         page.heading("Environment differences")
         page.table(("key", "base", "head"), [[k, str(b), str(h)] for k, b, h in env_diff])

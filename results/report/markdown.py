@@ -19,7 +19,8 @@ def _pct(x: float) -> str:
 
 
 def compare_markdown(cmp: Comparison, base: dict[str, Any], head: dict[str, Any],
-                     env_diff: list[tuple[str, Any, Any]], limit: int = 50) -> str:
+                     env_diff: list[tuple[str, Any, Any]], warnings: list[str] | None = None,
+                     limit: int = 50) -> str:
     counts = cmp.counts()
     lines = [
         f"### accelbench compare: `{base['run_id'][:8]}` → `{head['run_id'][:8]}`",
@@ -29,6 +30,7 @@ def compare_markdown(cmp: Comparison, base: dict[str, Any], head: dict[str, Any]
          f"±{cmp.threshold:.0%}, false-discovery rate {cmp.fdr:.0%}, "
          f"{cmp.level:.0%} intervals of head/base median time"),
         "",
+        *(f"> ⚠️ {_cell(w)}\n" for w in warnings or []),
     ]
     shown = [c for c in cmp.worst_first() if c.verdict != UNCHANGED][:limit]
     if shown:
