@@ -46,6 +46,13 @@ EXIT_OK, EXIT_CASE_FAILED, EXIT_RANK_FAILED = 0, 1, 3
 FAULT_ENV = "BENCH_FAULT"  # test hook: kill:RANK:CASE or hang:RANK:CASE (a real signal)
 
 
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
@@ -132,6 +139,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
         "params": params, "started_at": now(), "status": "ok", "error": None,
         "work": asdict(workload.work(params)),
     }
+    load_before = _loadavg()
     prepared = None
     comm.phase = f"case {case.key}"
     try:
@@ -191,6 +199,8 @@ def measure_case(planned: PlannedCase, backend: Backend,
             "compile_s": timing.compile_s, "warmup_s": timing.warmup_s,
             "warmup_calls": timing.warmup_calls, "overhead_s": timing.overhead_s,
             "policy": planned.policy.to_dict(),
+            # 1-minute load average around the case: a busy machine explains odd figures
+            "load_before": load_before, "load_after": _loadavg(),
             **across,
         },
         info=prepared.info,

@@ -55,7 +55,7 @@ def test_verdicts():
     got = {c.case_key: c.verdict for c in result.cases}
     assert got == {"slower": REGRESSION, "faster": IMPROVEMENT, "same": UNCHANGED,
                    "straddles": NOISE}
-    assert [c.verdict for c in result.worst_first()][0] == REGRESSION
+    assert next(c.verdict for c in result.worst_first()) == REGRESSION
     slower = next(c for c in result.cases if c.case_key == "slower")
     assert slower.ci_low > 1.05 and slower.ratio == pytest.approx(1.2, rel=0.01)
 
