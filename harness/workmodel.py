@@ -31,4 +31,6 @@ def derive_metrics(summary: Summary, work: Work) -> dict[str, float]:
         metrics["flops_per_s"] = work.flops / t
     if work.bytes:
         metrics["bytes_per_s"] = work.bytes / t
+    if work.flops and work.bytes:  # the roofline's x axis
+        metrics["arithmetic_intensity_flop_per_byte"] = work.flops / work.bytes
     return metrics

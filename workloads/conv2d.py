@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
+from harness.peaks import PeakMetrics, for_backend
 from kernels import array_kernels
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2}
@@ -35,7 +36,7 @@ def reference(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.nda
     return np.einsum("ncyxij,ocij->noyx", win, np.asarray(w, np.float64), optimize=True)
 
 
-class Conv2d(Workload):
+class Conv2d(PeakMetrics, Workload):
     name = "conv2d"
     description = "2-D convolution forward (NCHW, square kernel, zero padding)"
     params = {
@@ -94,4 +95,5 @@ class Conv2d(Workload):
                 raise CheckFailed(f"conv2d result differs from the float64 reference: relative "
                                   f"error {err:.3g} > {TOLERANCE[dtype]:.0e}")
 
-        return Prepared(op=op, check=check, info=dict(getattr(op, "info", {})))
+        info = {**getattr(op, "info", {}), "peak": for_backend(backend, dtype)}
+        return Prepared(op=op, check=check, info=info)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
+from harness.peaks import PeakMetrics, for_backend
 from kernels import array_kernels
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
@@ -24,7 +25,7 @@ DTYPES = {
 OPENCL_ONLY = ("opencl",)
 
 
-class Gemm(Workload):
+class Gemm(PeakMetrics, Workload):
     name = "gemm"
     description = "Dense matrix multiply C = A @ B (m x k times k x n)"
     params = {
@@ -77,4 +78,5 @@ class Gemm(Workload):
                     f"> {TOLERANCE[dtype]:.0e}"
                 )
 
-        return Prepared(op=op, check=check, info=dict(getattr(op, "info", {})))
+        info = {**getattr(op, "info", {}), "peak": for_backend(backend, dtype)}
+        return Prepared(op=op, check=check, info=info)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from harness import Backend, CheckFailed, Param, Prepared, Work, Workload
+from harness.peaks import PeakMetrics, for_backend
 from kernels import array_kernels
 
 ITEMSIZE = {"float64": 8, "float32": 4}
@@ -24,7 +25,7 @@ def expected(kind: str, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarr
     }[kind]()
 
 
-class Stream(Workload):
+class Stream(PeakMetrics, Workload):
     name = "stream"
     description = "STREAM memory bandwidth: copy, scale, add, triad over n elements"
     params = {
@@ -57,4 +58,5 @@ class Stream(Workload):
                 bad = int(np.count_nonzero(~np.isclose(got, want, rtol=tol, atol=tol)))
                 raise CheckFailed(f"stream {kind}: {bad} of {n} elements are wrong")
 
-        return Prepared(op=op, check=check, info=dict(getattr(op, "info", {})))
+        info = {**getattr(op, "info", {}), "peak": for_backend(backend, dtype)}
+        return Prepared(op=op, check=check, info=info)

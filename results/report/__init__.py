@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 KINDS: dict[str, str] = {
     "html": "results.report.html",  # self-contained HTML report with plots (the default)
+    "roofline": "results.report.roofline",  # PNG: measured points under peak and attained roofs
 }
 
 

@@ -1,0 +1,229 @@
+"""Peak throughput: a catalogue of accelerators' datasheet peaks, and attainable peaks measured
+on the local CPU. Compute measurements get `pct_peak` from them (see `peak_metrics`).
+
+- The catalogue is `harness/peaks.toml` plus the user's own file (`BENCH_PEAKS=path.toml`, same
+  format, for FPGAs, CPUs and anything else): entries match the device name a backend reports.
+- The attainable CPU peaks are what a tuned library reaches here: the best of NumPy's and
+  PyTorch's float32/float64 GEMM and a one-pass STREAM add, measured once per host (a few
+  seconds) and cached for a day in `BENCH_CACHE_DIR` (default ~/.cache/accelbench). They are
+  what this host reached when measured: a busy host gives low figures, and a measurement can
+  exceed them (pct_attainable > 100).
+
+`pct_peak` is relative to the catalogue peak where the device is in the catalogue, else to the
+measured attainable peak; `pct_attainable` is always relative to the measured one where there is
+one. A workload with FLOPs is compared with peak FLOP/s of its element type, one without (STREAM)
+with peak memory bandwidth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+from harness.workmodel import Work
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CATALOGUE = Path(__file__).resolve().parent / "peaks.toml"
+USER_ENV = "BENCH_PEAKS"
+CACHE_ENV = "BENCH_CACHE_DIR"
+CACHE_MAX_AGE_S = 24 * 3600  # measure again after a day: hosts change, and so does their load
+# Backends whose device is the host CPU (opencl counts when its device type is cpu).
+HOST_MODELS = ("numpy",)
+
+
+def _load(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read the peaks file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    devices = data.get("devices", {})
+    for key, entry in devices.items():
+        where = f"{path}: [devices.{key}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("match"), list):
+            raise UserError(f"{where} needs match = [\"substring of the device name\", ...]")
+        for name, value in {**entry.get("tflops", {}),
+                            "memory_gbps": entry.get("memory_gbps", 0)}.items():
+            if not isinstance(value, (int, float)) or value < 0:
+                raise UserError(f"{where}: {name} must be a non-negative number, got {value!r}")
+    return devices
+
+
+def catalogue() -> dict[str, dict[str, Any]]:
+    """Built-in entries, then the user's (which add to or replace them by key)."""
+    devices = _load(CATALOGUE)
+    user = os.environ.get(USER_ENV)
+    if user:
+        devices.update(_load(Path(user).expanduser()))
+    return devices
+
+
+def lookup(device_name: str) -> tuple[str, dict[str, Any]] | None:
+    """The catalogue entry whose longest `match` substring is in the device name."""
+    best: tuple[int, str, dict[str, Any]] | None = None
+    low = device_name.lower()
+    for key, entry in catalogue().items():
+        for pattern in entry["match"]:
+            if pattern.lower() in low and (best is None or len(pattern) > best[0]):
+                best = (len(pattern), key, entry)
+    return (best[1], best[2]) if best else None
+
+
+# -- measured attainable peaks of the host CPU -----------------------------------------------------
+
+
+def _best_of(fn: Any, reps: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def measure_cpu(size: int = 1536, stream_n: int = 1 << 23) -> dict[str, Any]:
+    """Best GEMM FLOP/s (float32, float64) and STREAM-add bandwidth of NumPy and PyTorch here."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    flops: dict[str, float] = {}
+    for dtype in ("float32", "float64"):
+        a = rng.standard_normal((size, size)).astype(dtype)
+        b = rng.standard_normal((size, size)).astype(dtype)
+        out = np.empty_like(a)
+        rates = [2 * size**3 / _best_of(lambda a=a, b=b, out=out: np.matmul(a, b, out=out), 3)]
+        try:
+            import torch
+
+            ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+            tout = torch.empty_like(ta)
+            rates.append(2 * size**3 / _best_of(
+                lambda ta=ta, tb=tb, tout=tout: torch.matmul(ta, tb, out=tout), 3))
+        except ImportError:
+            pass
+        flops[dtype] = max(rates)
+    x, y = rng.standard_normal(stream_n), rng.standard_normal(stream_n)
+    z = np.empty_like(x)
+    bandwidth = 3 * x.nbytes / _best_of(lambda: np.add(x, y, out=z), 5)
+    return {"flops_per_s": flops, "bytes_per_s": bandwidth, "measured_at": time.time(),
+            "method": f"best of numpy/torch gemm {size}, numpy add over {stream_n} float64"}
+
+
+def _host_key() -> str:
+    from harness.env import cpu_info
+
+    cpu = cpu_info()
+    text = f"{socket.gethostname()}|{cpu['model']}|{cpu['usable_cores']}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_attainable: dict[str, Any] | None = None
+
+
+def attainable_cpu() -> dict[str, Any]:
+    """The host CPU's measured attainable peaks, measured once per host and cached on disk."""
+    global _attainable
+    if _attainable is not None:
+        return _attainable
+    folder = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "accelbench")
+    path = folder / f"attainable-{_host_key()}.json"
+    try:
+        cached = json.loads(path.read_text())
+        if time.time() - float(cached["measured_at"]) < CACHE_MAX_AGE_S:
+            _attainable = cached
+            return cached
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    _attainable = measure_cpu()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(_attainable))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only home: measure again next time
+    return _attainable
+
+
+# -- what a measurement is compared with -------------------------------------------------------
+
+
+def _device(backend: Any) -> tuple[str, bool]:
+    """(device name for the catalogue, whether the device is the host CPU)."""
+    d = backend.describe()
+    if backend.model == "opencl":
+        return d.get("device_name", ""), d.get("device_type") == "cpu"
+    name = d.get("device_name") or d.get("device_kind") or ""
+    host = backend.model in HOST_MODELS or backend.device.split(":")[0] == "cpu"
+    return name, host
+
+
+def for_backend(backend: Any, dtype: str) -> dict[str, Any]:
+    """The peaks a measurement on this backend at this element type is compared with:
+    {"device", "source", "flops_per_s", "bytes_per_s", "attainable_flops_per_s",
+    "attainable_bytes_per_s"}; missing figures are None. Stored in the measurement's info."""
+    name, host = _device(backend)
+    peak: dict[str, Any] = {"device": name or backend.name, "source": None,
+                            "flops_per_s": None, "bytes_per_s": None,
+                            "attainable_flops_per_s": None, "attainable_bytes_per_s": None}
+    if host:
+        from harness.env import cpu_info
+
+        peak["device"] = cpu_info()["model"]
+        name = peak["device"]
+    found = lookup(name) if name else None
+    if found:
+        key, entry = found
+        tflops = entry.get("tflops", {}).get(dtype)
+        peak.update(source=f"catalogue:{key}",
+                    flops_per_s=tflops * 1e12 if tflops else None,
+                    bytes_per_s=entry.get("memory_gbps", 0) * 1e9 or None)
+    if host:
+        measured = attainable_cpu()
+        peak.update(attainable_flops_per_s=measured["flops_per_s"].get(dtype),
+                    attainable_bytes_per_s=measured["bytes_per_s"])
+        if not found:
+            peak.update(source="measured", flops_per_s=peak["attainable_flops_per_s"],
+                        bytes_per_s=peak["attainable_bytes_per_s"])
+    return peak
+
+
+def peak_metrics(work: Work, median_s: float, peak: Mapping[str, Any] | None) -> dict[str, float]:
+    """`pct_peak` and `pct_attainable` (percent) of one measurement, from its work and peaks."""
+    if not peak or median_s <= 0:
+        return {}
+    if work.flops:
+        rate, kind = work.flops / median_s, "flops_per_s"
+    elif work.bytes:
+        rate, kind = work.bytes / median_s, "bytes_per_s"
+    else:
+        return {}
+    out: dict[str, float] = {}
+    if peak.get(kind):
+        out["pct_peak"] = 100.0 * rate / peak[kind]
+    if peak.get(f"attainable_{kind}"):
+        out["pct_attainable"] = 100.0 * rate / peak[f"attainable_{kind}"]
+    return out
+
+
+class PeakMetrics:
+    """Mixin for compute workloads: `extra_metrics` adds pct_peak from `info["peak"]`, which the
+    workload's prepare sets with `for_backend(backend, dtype)`."""
+
+    def extra_metrics(self, params: Mapping[str, Any], median_s: float,
+                      info: Mapping[str, Any]) -> dict[str, float]:
+        return peak_metrics(self.work(params), median_s, info.get("peak"))  # type: ignore[attr-defined]

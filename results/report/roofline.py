@@ -1,0 +1,126 @@
+"""The roofline (Williams, Waterman, Patterson 2009): every measured point with FLOPs at its
+arithmetic intensity (FLOP per byte moved, from the work model), under two roofs:
+
+- the peak roof: peak FLOP/s and peak memory bandwidth of the device (the catalogue's datasheet
+  figures where the device is in it, else the host's measured attainable peaks), recovered
+  from each measurement's `pct_peak`, so the plot needs nothing beyond `results.load()`;
+- the attained roof: the best FLOP/s and the best STREAM bandwidth in the runs plotted.
+
+`bench report roofline RUN -o roofline.png` draws it; from Python, `plot_roofline(df, path)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from results.store import Store
+
+MARKERS = "osD^v<>pXh"
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    import pandas as pd
+
+    return df[name] if name in df else pd.Series(np.nan, index=df.index)
+
+
+def roofs(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """{label: (FLOP/s, bytes/s)}: the peak roof per device peak and the attained roof."""
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    flops, bw, pct = _col(ok, "flops_per_s"), _col(ok, "bytes_per_s"), _col(ok, "pct_peak")
+    compute = ok[(flops > 0) & (pct > 0)]
+    memory = ok[~(flops > 0) & (bw > 0) & (pct > 0)]
+    out: dict[str, tuple[float, float]] = {}
+    peak_f = (compute["flops_per_s"] * 100 / compute["pct_peak"]).groupby(compute["backend"])
+    peak_b = (memory["bytes_per_s"] * 100 / memory["pct_peak"]).groupby(memory["backend"])
+    seen: set[tuple[float, float]] = set()
+    for backend in sorted(set(compute["backend"]) | set(memory["backend"])):
+        f = float(peak_f.median().get(backend, np.nan))
+        b = float(peak_b.median().get(backend, np.nan))
+        key = (round(f, -6) if np.isfinite(f) else 0.0, round(b, -6) if np.isfinite(b) else 0.0)
+        if key in seen or not (np.isfinite(f) and np.isfinite(b)):
+            continue
+        seen.add(key)
+        out[f"peak ({backend})"] = (f, b)
+    best_f = float(flops[flops > 0].max()) if (flops > 0).any() else np.nan
+    stream = ok[~(flops > 0) & (bw > 0)]
+    best_b = float(stream["bytes_per_s"].max()) if len(stream) else float(bw.max())
+    if np.isfinite(best_f) and np.isfinite(best_b):
+        out["attained in these runs"] = (best_f, best_b)
+    return out
+
+
+def roofline_figure(df: pd.DataFrame, title: str = "roofline") -> Figure:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    flops = _col(df, "flops_per_s")
+    ai = _col(df, "arithmetic_intensity_flop_per_byte")
+    status_ok = (df["status"] == "ok") if "status" in df else True
+    points = df[status_ok & (flops > 0) & (ai > 0)]
+    if points.empty:
+        raise UserError("roofline: no measurement with FLOPs and bytes in these runs "
+                        "(run gemm or conv2d, e.g. bench run -w gemm -b numpy:cpu)")
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    x_lo = float(points["arithmetic_intensity_flop_per_byte"].min()) / 8
+    x_hi = float(points["arithmetic_intensity_flop_per_byte"].max()) * 8
+    xs = np.logspace(np.log10(x_lo), np.log10(x_hi), 200)
+    for i, (label, (peak_f, peak_b)) in enumerate(roofs(df).items()):
+        style = "--" if label.startswith("attained") else "-"
+        ax.plot(xs, np.minimum(xs * peak_b, peak_f) / 1e9, ls=style, lw=1.2,
+                color="grey" if style == "--" else f"C{i}",
+                label=f"{label}: {peak_f / 1e9:.4g} GFLOP/s, {peak_b / 1e9:.4g} GB/s")
+    backends = sorted(points["backend"].unique())
+    workloads = sorted(points["workload"].unique())
+    for bi, backend in enumerate(backends):
+        for wi, workload in enumerate(workloads):
+            sel = points[(points["backend"] == backend) & (points["workload"] == workload)]
+            if sel.empty:
+                continue
+            ax.scatter(sel["arithmetic_intensity_flop_per_byte"], sel["flops_per_s"] / 1e9,
+                       marker=MARKERS[wi % len(MARKERS)], color=f"C{(bi + 3) % 10}", s=36,
+                       edgecolor="black", linewidth=0.4, label=f"{workload} {backend}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_title(title)
+    ax.grid(True, which="both", lw=0.3, alpha=0.5)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_roofline(df: pd.DataFrame, output: str | Path, title: str = "roofline") -> Path:
+    """Draw the roofline of the measurements in `df` (from results.load) to a PNG (or any
+    format matplotlib knows from the extension), written to a temporary name then renamed."""
+    out = Path(output)
+    folder = out.resolve().parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {out}: folder {folder} does not exist")
+    fig = roofline_figure(df, title)
+    tmp = folder / f".{out.name}.tmp{out.suffix}"
+    fig.savefig(tmp, dpi=120)
+    tmp.replace(out)
+    return out
+
+
+def render(store: Store, run_ids: list[str], output: Path, **_: Any) -> None:
+    """The `bench report roofline RUN... -o FILE` kind."""
+    from results.frame import load
+
+    df = load(store, run_ids)
+    title = f"roofline: run {run_ids[0][:8]}" if len(run_ids) == 1 else \
+        f"roofline: {len(run_ids)} runs"
+    plot_roofline(df, output, title)

@@ -1,0 +1,178 @@
+"""The peak catalogue, user peak files, pct_peak and arithmetic intensity, and the roofline."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pandas as pd
+import pytest
+
+from harness import peaks
+from harness.errors import UserError
+from harness.workmodel import Work
+
+
+@pytest.mark.parametrize("name,key", [
+    ("NVIDIA H100 80GB HBM3", "h100-sxm"),
+    ("NVIDIA H100 PCIe", "h100-pcie"),
+    ("NVIDIA H200", "h200-sxm"),
+    ("NVIDIA A100-SXM4-80GB", "a100-sxm4-80gb"),
+    ("NVIDIA A100-SXM4-40GB", "a100-sxm4-40gb"),
+    ("NVIDIA A100 80GB PCIe", "a100-pcie-80gb"),
+    ("AMD Instinct MI250X", "mi250x"),
+    ("AMD Instinct MI300X", "mi300x"),
+    ("TPU v4", "tpu-v4"),
+    ("TPU v5 lite", "tpu-v5e"),
+    ("TPU v5p", "tpu-v5p"),
+])
+def test_catalogue_lookup_takes_the_longest_match(name, key):
+    found = peaks.lookup(name)
+    assert found is not None and found[0] == key
+
+
+def test_catalogue_figures_are_datasheet_shaped():
+    devices = peaks.catalogue()
+    assert {"a100-sxm4-80gb", "h100-sxm", "h200-sxm", "mi250x", "mi300x", "tpu-v4", "tpu-v5e",
+            "tpu-v5p"} <= set(devices)
+    for key, d in devices.items():
+        assert d["memory_gbps"] > 0, key
+        t = d["tflops"]
+        assert t.get("bfloat16", 0) > 0, key
+        if "float32" in t:  # half precision on matrix units is never slower than float32
+            assert t["bfloat16"] >= t["float32"] >= t.get("float64", 0), key
+    # H200 is an H100 with more, faster memory: same compute, 4.8 vs 3.35 TB/s.
+    assert devices["h200-sxm"]["tflops"] == devices["h100-sxm"]["tflops"]
+    assert devices["h200-sxm"]["memory_gbps"] > devices["h100-sxm"]["memory_gbps"]
+    assert peaks.lookup("Intel(R) Xeon(R) Processor") is None
+
+
+def test_user_peaks_file_adds_and_overrides(tmp_path, monkeypatch):
+    user = tmp_path / "peaks.toml"
+    user.write_text(textwrap.dedent("""
+        [devices.my-fpga]
+        name = "Alveo U280 (my bitstream)"
+        match = ["xilinx_u280"]
+        tflops = { float32 = 0.5 }
+        memory_gbps = 460.0
+
+        [devices.h200-sxm]
+        name = "H200 NVL"
+        match = ["H200"]
+        tflops = { bfloat16 = 835.0 }
+        memory_gbps = 4800.0
+    """))
+    monkeypatch.setenv(peaks.USER_ENV, str(user))
+    key, entry = peaks.lookup("xilinx_u280_gen3x16_xdma_1_202211_1")
+    assert key == "my-fpga" and entry["tflops"]["float32"] == 0.5
+    assert peaks.lookup("NVIDIA H200")[1]["tflops"] == {"bfloat16": 835.0}
+    user.write_text('[devices.bad]\nmatch = ["x"]\nmemory_gbps = "fast"\n')
+    with pytest.raises(UserError, match=r"peaks.toml: \[devices.bad\]: memory_gbps"):
+        peaks.catalogue()
+    user.write_text('[devices.bad]\nname = "no match list"\n')
+    with pytest.raises(UserError, match="needs match"):
+        peaks.catalogue()
+
+
+def test_peak_metrics_compare_flops_or_bandwidth():
+    peak = {"flops_per_s": 100e9, "bytes_per_s": 50e9, "attainable_flops_per_s": 80e9,
+            "attainable_bytes_per_s": 40e9}
+    gemm = Work(flops=2e9, bytes=1e8)  # 2 GFLOP in 40 ms: 50 GFLOP/s
+    assert peaks.peak_metrics(gemm, 0.04, peak) == pytest.approx(
+        {"pct_peak": 50.0, "pct_attainable": 62.5})
+    stream = Work(items=1e6, bytes=24e6)  # no FLOPs: compared with bandwidth; 24 MB in 1 ms
+    assert peaks.peak_metrics(stream, 1e-3, peak) == pytest.approx(
+        {"pct_peak": 48.0, "pct_attainable": 60.0})
+    assert peaks.peak_metrics(Work(items=1), 1.0, peak) == {}
+    assert peaks.peak_metrics(gemm, 0.04, {"flops_per_s": None}) == {}
+    assert peaks.peak_metrics(gemm, 0.04, None) == {}
+
+
+def test_host_backends_use_the_measured_attainable_peak(monkeypatch):
+    from harness.backends.base import parse_backend
+
+    monkeypatch.setattr(peaks, "_attainable", {"flops_per_s": {"float32": 200e9},
+                                               "bytes_per_s": 40e9, "measured_at": 0})
+    b = parse_backend("numpy:cpu")
+    b.setup()
+    p = peaks.for_backend(b, "float32")
+    assert p["source"] == "measured" and p["flops_per_s"] == 200e9 and p["bytes_per_s"] == 40e9
+    assert peaks.for_backend(b, "float16")["flops_per_s"] is None  # not measured: no pct_peak
+
+
+def test_arithmetic_intensity_in_derived_metrics():
+    from harness.stats import summarize
+    from harness.workmodel import derive_metrics
+
+    m = derive_metrics(summarize([0.5] * 10), Work(flops=8e9, bytes=2e9))
+    assert m["arithmetic_intensity_flop_per_byte"] == 4.0 and m["flops_per_s"] == 16e9
+    assert "arithmetic_intensity_flop_per_byte" not in derive_metrics(
+        summarize([0.5] * 10), Work(bytes=2e9))
+
+
+def test_compute_measurements_get_pct_peak(bench):
+    from harness.workload import Workload
+
+    if not hasattr(Workload, "extra_metrics"):
+        pytest.skip("this tree's runner has no Workload.extra_metrics hook yet")
+    res = bench("run", "-w", "gemm", "-p", "m=128", "-p", "n=128", "-p", "k=128",
+                "--budget", "0.2", "-q", "--json")
+    assert res.rc == 0, res.stderr
+    (m,) = res.json()["measurements"]
+    peak = m["info"]["peak"]
+    assert peak["source"] in ("measured",) or peak["source"].startswith("catalogue:")
+    assert m["metrics"]["pct_peak"] == pytest.approx(
+        100 * m["metrics"]["flops_per_s"] / peak["flops_per_s"])
+    assert m["metrics"]["arithmetic_intensity_flop_per_byte"] == pytest.approx(
+        2 * 128**3 / (3 * 128 * 128 * 4))
+
+
+# -- roofline ------------------------------------------------------------------------------------
+
+
+def frame() -> pd.DataFrame:
+    rows = []
+    for backend, peak_f, peak_b in [("torch:cuda", 67e12, 4.8e12), ("numpy:cpu", 3e11, 5e10)]:
+        for ai, eff in [(4.0, 0.5), (64.0, 0.3), (300.0, 0.8)]:
+            f = min(peak_f, ai * peak_b) * eff
+            rows.append({"workload": "gemm", "backend": backend, "status": "ok",
+                         "flops_per_s": f, "bytes_per_s": f / ai,
+                         "arithmetic_intensity_flop_per_byte": ai,
+                         "pct_peak": 100 * f / peak_f})
+        rows.append({"workload": "stream", "backend": backend, "status": "ok",
+                     "flops_per_s": None, "bytes_per_s": 0.9 * peak_b,
+                     "arithmetic_intensity_flop_per_byte": None, "pct_peak": 90.0})
+    rows.append({"workload": "gemm", "backend": "numpy:cpu", "status": "failed"})
+    return pd.DataFrame(rows)
+
+
+def test_roofs_recover_the_stored_peaks():
+    from results.report.roofline import roofs
+
+    r = roofs(frame())
+    assert r["peak (torch:cuda)"] == pytest.approx((67e12, 4.8e12))
+    assert r["peak (numpy:cpu)"] == pytest.approx((3e11, 5e10))
+    best_f, best_b = r["attained in these runs"]
+    assert best_b == pytest.approx(0.9 * 4.8e12)
+    assert best_f == pytest.approx(67e12 * 0.8)
+
+
+def test_plot_roofline_writes_a_png(tmp_path):
+    from results.report.roofline import plot_roofline
+
+    out = plot_roofline(frame(), tmp_path / "r.png")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert [p.name for p in tmp_path.iterdir()] == ["r.png"]  # no temporary left behind
+    with pytest.raises(UserError, match="no measurement with FLOPs"):
+        plot_roofline(frame()[frame()["workload"] == "stream"], tmp_path / "s.png")
+    with pytest.raises(UserError, match="does not exist"):
+        plot_roofline(frame(), tmp_path / "nope" / "r.png")
+
+
+def test_bench_report_roofline(bench, workdir):
+    res = bench("run", "-w", "gemm", "-b", "numpy:cpu", "-p", "m=64,256", "-p", "n=256", "-p",
+                "k=256", "--budget", "0.2", "-q")
+    assert res.rc == 0, res.stderr
+    res = bench("report", "roofline", "latest", "-o", "roof.png")
+    assert res.rc == 0, res.stderr
+    assert (workdir / "roof.png").read_bytes()[:4] == b"\x89PNG"
