@@ -1,0 +1,117 @@
+"""Site profiles: one TOML file per cluster (partitions, launcher, MPI type, modules, env,
+default account, extra #SBATCH lines), chosen with `--site NAME|FILE`."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SITES_DIR = Path(__file__).parent / "sites"
+LAUNCHERS = ("srun", "mpirun")
+_KEYS = {"description", "partitions", "default_partition", "account", "qos", "launcher", "mpi",
+         "modules", "env", "sbatch"}
+_NAME = re.compile(r"^[A-Za-z0-9_.:/+-]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    description: str = ""
+    partitions: tuple[str, ...] = ()
+    default_partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    launcher: str = "srun"
+    mpi: str | None = None
+    modules: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    sbatch: tuple[str, ...] = ()
+
+
+def builtin_sites() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(SITES_DIR.glob("*.toml"))}
+
+
+def load_site(ref: str | None) -> Site:
+    """A built-in site by name, or a TOML file; None gives a plain profile (srun, no extras)."""
+    if ref is None:
+        return Site(name="default")
+    path = builtin_sites().get(ref) or Path(ref)
+    if not path.is_file():
+        raise UserError(f"unknown site profile {ref!r}: not a built-in "
+                        f"({', '.join(builtin_sites())}) and no such file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: malformed TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read site profile {path}: {exc}") from None
+    return validate(path.stem, data, str(path))
+
+
+def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{where}: {key!r} must be a list of strings")
+    for v in value:
+        if "\n" in v or "\r" in v:
+            raise UserError(f"{where}: {key!r} entries must be single lines")
+    return tuple(value)
+
+
+def _word(data: dict[str, Any], key: str, where: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise UserError(f"{where}: {key!r} must be a plain name (letters, digits, _.:/+-), "
+                        f"got {value!r}")
+    return value
+
+
+def validate(name: str, data: dict[str, Any], where: str) -> Site:
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(_KEYS))}")
+    partitions = _strings(data, "partitions", where)
+    for p in partitions:
+        if not _NAME.match(p):
+            raise UserError(f"{where}: partition {p!r} is not a plain name")
+    default = _word(data, "default_partition", where)
+    if default and partitions and default not in partitions:
+        raise UserError(f"{where}: default_partition {default!r} is not among the partitions "
+                        f"{list(partitions)}")
+    launcher = data.get("launcher", "srun")
+    if launcher not in LAUNCHERS:
+        raise UserError(f"{where}: launcher must be one of {', '.join(LAUNCHERS)}, "
+                        f"got {launcher!r}")
+    env = data.get("env", {})
+    if not isinstance(env, dict):
+        raise UserError(f"{where}: 'env' must be a table of NAME = \"value\"")
+    for k, v in env.items():
+        if not _ENV_NAME.match(k) or not isinstance(v, (str, int, float)) or "\n" in str(v):
+            raise UserError(f"{where}: env {k!r} must be a variable name with a one-line value")
+    sbatch = _strings(data, "sbatch", where)
+    for line in sbatch:
+        if not line.startswith("--"):
+            raise UserError(f"{where}: sbatch entries are sbatch options such as "
+                            f"'--gpus-per-node=4', got {line!r}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise UserError(f"{where}: 'description' must be text")
+    return Site(name=name, description=description, partitions=partitions,
+                default_partition=default, account=_word(data, "account", where),
+                qos=_word(data, "qos", where), launcher=launcher, mpi=_word(data, "mpi", where),
+                modules=_strings(data, "modules", where),
+                env={k: str(v) for k, v in env.items()}, sbatch=sbatch)
