@@ -96,8 +96,13 @@ def rank_env(launcher: str, n: int, timeout: float) -> dict[str, str]:
            for k, stream in (("TTY_COMPATIBLE", sys.stdout), ("TTY_INTERACTIVE", sys.stderr))}
     if sys.stdout.isatty() and not os.environ.get("COLUMNS"):
         tty["COLUMNS"] = str(shutil.get_terminal_size().columns)
+    # Like torchrun: ranks sharing a node share its cores, or their thread pools spin against
+    # each other (a 2-rank CPU training step ran 40x slower). Recorded in the environment.
+    threads = {} if "OMP_NUM_THREADS" in os.environ else {
+        "OMP_NUM_THREADS": str(max(1, len(os.sched_getaffinity(0)) // n))}
     return {
         **tty,
+        **threads,
         ENV_LAUNCHED: launcher,
         ENV_WORLD: str(n),
         ENV_ADDR: f"127.0.0.1:{free_port()}",
@@ -123,6 +128,10 @@ def launch_command(launcher: str, n: int, args: Sequence[str],
             extra = ["--oversubscribe"]
             if hasattr(os, "geteuid") and os.geteuid() == 0:
                 extra.append("--allow-run-as-root")
+            # Open MPI binds 1-2 ranks to one core each: a 1-rank baseline would then run its
+            # threads on one core. Unbound unless the user chose (recorded via OMPI_MCA_*).
+            env.setdefault("OMPI_MCA_hwloc_base_binding_policy",
+                           os.environ.get("OMPI_MCA_hwloc_base_binding_policy", "none"))
             exports = [a for k in env for a in ("-x", k)]
             return [exe, *extra, "-np", str(n), *exports, *me]
         return [exe, "-n", str(n), "-genvlist", ",".join(env), *me]  # MPICH Hydra
@@ -179,6 +188,8 @@ def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> int:
             codes = [p.returncode for p in procs if p.returncode is not None]
             if failed_at is None and (any(c != 0 for c in codes) or forwarded):
                 failed_at = time.monotonic()
+            if len(procs) > 1 and failed_at is None and procs[0].returncode is not None:
+                failed_at, grace = time.monotonic(), 3.0  # rank 0 is done: the rest follow
             if failed_at is not None and time.monotonic() - failed_at > grace:
                 for p in procs:
                     if p.poll() is None:

@@ -206,6 +206,7 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
         console = _console()
         console.print(measurements_table(result.measurements,
                                          title=f"run {result.run_id} ({result.status})"))
+        _print_sweeps(console, result.measurements)
         console.print(f"stored in {st.name}; run file {result.path}", highlight=False)
     sys.exit(result.exit_code)
 
@@ -223,6 +224,26 @@ def _join_ranks(launcher: str | None, nranks: int | None, timeout: float) -> tup
     return world(where.rank, where.world_size, timeout), where.rank
 
 
+def _scaling_baseline(run_file: Path) -> dict[str, str]:
+    """Throughput per case of the first run of a --ranks sweep, in a file the later runs read."""
+    import tempfile
+
+    from results.runfile import read_run_file
+    from workloads.dp_train import BASELINE_ENV
+
+    try:
+        record = read_run_file(run_file)
+    except (OSError, UserError):
+        return {}
+    table = {json.dumps([m["workload"], sorted(m["params"].items())]):
+             (m.get("metrics") or {}).get("samples_per_s")
+             for m in record.measurements if m.get("status") == "ok"}
+    fd, path = tempfile.mkstemp(prefix="bench-scaling-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(table, fh)
+    return {BASELINE_ENV: path}
+
+
 def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, timeout: float,
                   plan: list[Any], store: str | None, run_dir: Path) -> None:
     """Start the ranks (once per world size of --ranks), then exit with rank 0's exit code."""
@@ -232,6 +253,10 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
 
     if nranks and rank_list:
         raise UserError("give either -n N or --ranks N,N,..., not both")
+    needs_mpi = sorted({p.case.backend for p in plan if p.case.backend.startswith("mpi:")})
+    if needs_mpi and launcher not in ("mpirun", "srun"):
+        raise UserError(f"backend {needs_mpi[0]} needs MPI ranks: use --launcher mpirun "
+                        f"(or srun), not {launcher}")
     sizes = [nranks or 1]
     if rank_list:
         try:
@@ -241,12 +266,17 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
         if not sizes or min(sizes) < 1:
             raise UserError(f"--ranks {rank_list!r} is not a list of positive whole numbers, "
                             "e.g. --ranks 1,2,4")
-    run_ids, code = [], 0
+    from harness.runner import setup_backends
+
+    setup_backends(plan)  # a missing package or device: one line here, not one per rank
+    run_ids, code, extra = [], 0, {}
     for n in sizes:
         run_ids.append(str(uuid.uuid4()))
-        code = launch(launcher, n, sys.argv[1:], timeout, {ENV_RUN_ID: run_ids[-1]})
+        code = launch(launcher, n, sys.argv[1:], timeout, {ENV_RUN_ID: run_ids[-1], **extra})
         if code != 0:
             break
+        if rank_list and len(run_ids) == 1:  # later sizes store efficiency against this one
+            extra = _scaling_baseline(run_dir / f"{run_ids[0]}.jsonl")
     if rank_list and code == 0:
         from results.report.scaling import scaling_table
 
@@ -416,12 +446,22 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
         console.print(f"host {env.get('host')}, {env.get('cpu', {}).get('model')}, "
                       f"env {header['env_hash']}", highlight=False, markup=False)
     console.print(measurements_table(rows))
+    _print_sweeps(console, rows)
+
+
+def _print_sweeps(console: Any, rows: list[dict[str, Any]]) -> None:
+    """Collectives: nccl-tests' size-sweep table too."""
+    from results.report.collectives import sweep_table, sweeps
+
+    for title, ms in sweeps(rows):
+        console.print(sweep_table(title, ms))
 
 
 @cli.command()
 @click.argument("run_refs", metavar="[RUN]...", nargs=-1)
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default=None,
-              help="Output format [default: from the file extension].")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet", "nccl-tests"]),
+              default=None, help="Output format [default: from the file extension]; "
+              "nccl-tests: collectives as nccl-tests prints them.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @store_option
 @run_dir_option
@@ -431,6 +471,19 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str 
     from results.frame import FORMATS, export, load
 
     fmt = fmt or output.suffix.lstrip(".").lower()
+    if fmt == "nccl-tests":
+        from results.report.collectives import nccl_tests_text, sweeps
+
+        st = _open_store(store, run_dir)
+        ids = [st.resolve(r) for r in run_refs] or [st.resolve("latest")]
+        rows = st.measurements(ids)
+        if not sweeps(rows):
+            raise UserError(f"run(s) {', '.join(i[:8] for i in ids)} hold no collective "
+                            "measurements to export in nccl-tests format")
+        output.write_text(nccl_tests_text(rows, ids))
+        click.echo(f"wrote {sum(len(m) for _, m in sweeps(rows))} measurement(s) to {output}",
+                   err=True)
+        return
     if fmt not in FORMATS:
         raise UserError(f"cannot tell the format of {output}; add --format csv|json|parquet")
     st = _open_store(store, run_dir)

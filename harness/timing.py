@@ -224,7 +224,8 @@ class DistributedEngine(Engine):
     def measure(self, op: Callable[[], Any]) -> Timing:
         policy, sync, comm = self.policy, device_sync(self.backend), self.comm
         root = comm.rank == 0
-        comm.phase = "warm-up"
+        where = getattr(comm, "phase", "") or "the case"
+        comm.phase = f"{where}, warm-up"
         first = self._sample(op, sync, 1)
         firsts = comm.gather(first)
         first_max = max(firsts) if root else first
@@ -257,7 +258,7 @@ class DistributedEngine(Engine):
                 break
         warmup_s = time.perf_counter() - warm_start
 
-        comm.phase = "timed iterations"
+        comm.phase = f"{where}, timed iterations"
         local_samples: list[float] = []
         per_rank: list[list[float]] = [[] for _ in range(comm.size)]
         start = time.perf_counter()

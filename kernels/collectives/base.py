@@ -54,6 +54,11 @@ class Collectives(ABC):
     def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
                 in_place: bool, mode: str) -> Bound: ...
 
+    def allreduce_inplace(self, buf: Any) -> None:
+        """Sum `buf` (a contiguous host numpy array; torch_dist also takes a tensor) across the
+        participants, in place: what data-parallel training does with its gradients."""
+        raise NotImplementedError(f"{type(self).__name__} has no in-place allreduce")
+
     def describe(self) -> dict[str, Any]:
         return {}
 

@@ -75,6 +75,7 @@ class GrpcCollectives(Collectives):
         self.services, self.opts = services, opts
         self.outbox: dict[int, queue.Queue[Any]] = {}
         self.calls: list[Any] = []
+        self._scratch: dict[Any, np.ndarray] = {}
 
     def _stream_to(self, peer: int) -> queue.Queue[Any]:
         """The open client stream to `peer` (made on first use)."""
@@ -110,6 +111,15 @@ class GrpcCollectives(Collectives):
 
     def barrier(self) -> None:
         self.world.barrier()
+
+    def allreduce_inplace(self, buf: Any) -> None:
+        if self.size > 1:
+            scratch = self._scratch.get(buf.dtype)
+            if scratch is None or scratch.size < buf.size // self.size + 1:
+                scratch = self._scratch[buf.dtype] = np.empty(buf.size // self.size + 1,
+                                                              buf.dtype)
+            self._reduce_scatter(buf, np.add, scratch)
+            self._allgather(buf)
 
     def describe(self) -> dict[str, Any]:
         return {"grpcio": self.grpc.__version__, "world_size": self.size, "piece_bytes": PIECE}

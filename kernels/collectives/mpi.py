@@ -48,6 +48,9 @@ class MpiCollectives(Collectives):
     def barrier(self) -> None:
         self.comm.Barrier()
 
+    def allreduce_inplace(self, buf: Any) -> None:
+        self.comm.Allreduce(self.MPI.IN_PLACE, buf, self.MPI.SUM)
+
     def describe(self) -> dict[str, Any]:
         MPI = self.MPI
         return {"mpi_library": MPI.Get_library_version().strip().splitlines()[0],

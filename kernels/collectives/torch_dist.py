@@ -53,6 +53,10 @@ class TorchDistCollectives(Collectives):
         else:
             self.dist.barrier()
 
+    def allreduce_inplace(self, buf: Any) -> None:
+        tensor = self.torch.from_numpy(buf) if isinstance(buf, np.ndarray) else buf
+        self.dist.all_reduce(tensor)
+
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {"torch": self.torch.__version__, "world_size": self.size}
         if self.backend_name == "nccl":

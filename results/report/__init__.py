@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 KINDS: dict[str, str] = {
     "html": "results.report.html",  # self-contained HTML report with plots (the default)
     "roofline": "results.report.roofline",  # PNG: measured points under peak and attained roofs
+    "scaling": "results.report.scaling",  # efficiency vs ranks (prints a table; PNG/SVG/MD/JSON)
 }
 
 
