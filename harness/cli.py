@@ -121,6 +121,8 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="Many ranks: end the job when a rank makes no progress for this long.")
 @click.option("--check/--no-check", default=True, show_default=True,
               help="Verify each case's result (on every rank) before timing it.")
+@click.option("--no-store", is_flag=True,
+              help="Write the run file only (batch jobs: `bench collect` ingests it later).")
 @store_option
 @run_dir_option
 @json_option
@@ -129,7 +131,7 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
         budget: float | None, min_samples: int | None, max_samples: int | None,
         plugins: tuple[str, ...], dry_run: bool, quiet: bool, launcher: str | None,
         nranks: int | None, rank_list: str | None, rank_timeout: float, check: bool,
-        store: str | None, run_dir: Path, as_json: bool) -> None:
+        no_store: bool, store: str | None, run_dir: Path, as_json: bool) -> None:
     """Measure cases: a suite, or workloads x backends x parameters.
 
     Each case warms up until its times settle, then samples until the 95% confidence interval
@@ -187,7 +189,7 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
                       run_dir)  # never returns
     comm, rank = _join_ranks(launcher, nranks, rank_timeout)
     backends = setup_backends(plan)  # a missing package or device fails before any write
-    st = _open_store(store, None) if rank == 0 else None
+    st = _open_store(store, None) if rank == 0 and not no_store else None
     reporter = ProgressReporter(quiet=quiet)
     result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
                      argv=["bench", *sys.argv[1:]], backends=backends, comm=comm, check=check,
@@ -200,14 +202,15 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
         sys.exit(result.exit_code)
     if as_json:
         _print_json({"run_id": result.run_id, "status": result.status,
-                     "run_file": str(result.path), "store": st.name,
+                     "run_file": str(result.path), "store": st.name if st else None,
                      "measurements": [measurement_json(m) for m in result.measurements]})
     else:
         console = _console()
         console.print(measurements_table(result.measurements,
                                          title=f"run {result.run_id} ({result.status})"))
         _print_sweeps(console, result.measurements)
-        console.print(f"stored in {st.name}; run file {result.path}", highlight=False)
+        where = f"stored in {st.name}; " if st else ""
+        console.print(f"{where}run file {result.path}", highlight=False)
     sys.exit(result.exit_code)
 
 
@@ -369,7 +372,10 @@ def env(backends: tuple[str, ...], as_json: bool) -> None:
         b = parse_backend(spec)
         b.setup()
         described.append(b.describe())
+    from cluster.fabric import detect
+
     fp = fingerprint(described)
+    fp["fabric"] = detect()
     data = {"env_hash": env_hash(fp), "git": git_revision(), **fp}
     if as_json:
         _print_json(data)
@@ -387,6 +393,7 @@ def env(backends: tuple[str, ...], as_json: bool) -> None:
         ("python", fp["python"]["version"]),
         ("libraries", ", ".join(f"{k} {v}" for k, v in fp["libraries"].items())),
         ("accelerators", json.dumps(fp["accelerators"]) if fp["accelerators"] else "none seen"),
+        ("fabric", _fabric_line(fp["fabric"])),
         ("env vars", ", ".join(f"{k}={v}" for k, v in fp["env"].items()) or "none set"),
         ("git", (data["git"] or {}).get("revision", "not in a git repository")),
     ]
@@ -395,6 +402,14 @@ def env(backends: tuple[str, ...], as_json: bool) -> None:
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         click.echo(f"{k:<{width}}  {v}")
+
+
+def _fabric_line(f: dict[str, Any]) -> str:
+    ports = [f"{d['name']}:{p['port']} {p['state']} {p['rate'] or ''}".strip()
+             for d in f["rdma_devices"] for p in d["ports"]]
+    nics = [f"{n['name']} {n['operstate']}" + (f" {n['speed_mbps']} Mb/s" if n["speed_mbps"]
+                                                else "") for n in f["nics"]]
+    return f"{f['fabric']}; " + ", ".join(ports + nics)
 
 
 @cli.command()
@@ -703,6 +718,15 @@ def ingest(paths: tuple[Path, ...], store: str | None) -> None:
 
     counts = ingest_paths(Store(store), list(paths))
     click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no run files found")
+
+
+def _register_cluster_commands() -> None:
+    from harness.cli_cluster import register
+
+    register(cli)
+
+
+_register_cluster_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from cluster import fabric
 from cluster.launch import cluster_record, placement
 from harness import __version__
 from harness.backends.base import Backend, parse_backend
@@ -248,6 +249,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
     if root:
         env = fingerprint([b.describe() for b in backends.values()])
         env["cluster"] = cluster_record(where, comm.size)
+        env["fabric"] = fabric.detect()
         header = {
             "run_id": run_id,
             "started_at": now(),
