@@ -1,0 +1,191 @@
+"""cnn-train and transformer-infer on torch, JAX and ONNX Runtime against the float64 NumPy
+reference and each other; the inference scenarios (Poisson server, max-QPS search)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from test_compute import one_line_error, prepare
+
+from harness.errors import CheckFailed, UserError
+
+CNN = {"depth": 1, "width": 8, "batch": 8, "size": 12}
+ENC = {"layers": 2, "d_model": 32, "heads": 4, "seq": 16, "batch": 2}
+
+
+def cnn_losses(spec: str, **extra) -> list[float]:
+    prepared, _ = prepare("cnn-train", spec, **CNN, **extra)
+    try:
+        prepared.check()  # first loss vs the float64 reference, and the loss falls
+    finally:
+        if prepared.close:
+            prepared.close()
+    assert prepared.info["first_step_s"] > 0
+    return prepared.info["check_losses"]
+
+
+def test_cnn_train_same_losses_on_torch_and_jax():
+    torch_losses, jax_losses = cnn_losses("torch:cpu"), cnn_losses("jax:cpu")
+    assert len(torch_losses) == 5 and torch_losses[-1] < 0.9 * torch_losses[0]
+    # Same weights, same data, same optimiser: the same trajectory, step by step.
+    np.testing.assert_allclose(torch_losses, jax_losses, rtol=1e-4)
+
+
+@pytest.mark.slow  # a cold torch.compile: ~15-20 s here
+def test_cnn_train_torch_compile(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    prepared, case = prepare("cnn-train", "torch:cpu", **CNN, compile="true")
+    assert ("compile", True) in case.params
+    prepared.check()
+    np.testing.assert_allclose(prepared.info["check_losses"], cnn_losses("torch:cpu"), rtol=1e-4)
+
+
+def test_cnn_train_check_fails_when_the_loss_does_not_fall():
+    prepared, _ = prepare("cnn-train", "jax:cpu", **CNN, lr=0.0)
+    with pytest.raises(CheckFailed, match="did not fall"):
+        prepared.check()
+
+
+def test_cnn_train_compile_is_torch_only(bench_inproc, workdir):
+    one_line_error(bench_inproc("run", "-w", "cnn-train", "-b", "jax:cpu", "-p", "compile=true",
+                                "-q"), "'compile' applies only to torch")
+
+
+def encoder_output(spec: str, **extra) -> np.ndarray:
+    import importlib
+
+    prepared, _ = prepare("transformer-infer", spec, **ENC, **extra)
+    prepared.check()
+    kern = importlib.import_module(f"kernels.nn.{spec.split(':')[0]}")
+    return kern.to_host(prepared.op())
+
+
+def test_transformer_same_output_on_every_backend():
+    outs = {spec: encoder_output(spec) for spec in ("torch:cpu", "jax:cpu", "onnxruntime:cpu")}
+    assert outs["torch:cpu"].shape == (2, 16, 32)
+    for spec, out in outs.items():
+        np.testing.assert_allclose(out, outs["torch:cpu"], atol=1e-4, err_msg=spec)
+
+
+def test_transformer_heads_must_divide_width(bench_inproc, workdir):
+    one_line_error(bench_inproc("run", "-w", "transformer-infer", "-p", "heads=3", "-q"),
+                   "heads=3 does not divide d_model=256")
+    assert list(workdir.iterdir()) == []
+
+
+def test_transformer_export_failure_is_one_clear_line(monkeypatch, tmp_path):
+    import torch
+
+    from kernels.nn.onnxruntime import export_transformer
+    from kernels.nn.reference import transformer_params
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::frobnicate\nlong exporter report ...")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(UserError) as info:
+        export_transformer(transformer_params(1, 8, 16), np.zeros((1, 4, 8), np.float32), 2,
+                           tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.endswith("exporting the torch model to ONNX failed: RuntimeError: "
+                        "unsupported operator aten::frobnicate")
+
+
+def test_transformer_scenarios_work_model():
+    from harness.workload import make_case
+    from workloads.transformer_infer import TransformerInfer
+
+    def work(**raw):
+        case = make_case("transformer-infer", "torch:cpu",
+                         {k: str(v) for k, v in {**ENC, **raw}.items()}, "test")
+        return TransformerInfer().work(case.param_dict)
+
+    single, offline = work(), work(scenario="offline", queries=5)
+    assert single.items == 2 and offline.items == 5
+    assert offline.flops == 3 * single.flops  # 5 sequences in batches of 2: three calls
+    assert work(scenario="server", queries=7).items == 14
+
+
+def test_transformer_server_scenario_end_to_end(bench):
+    from harness.workload import Workload
+
+    if not hasattr(Workload, "extra_metrics"):
+        pytest.skip("this tree's runner has no Workload.extra_metrics hook yet")
+    args = [f"{k}={v}" for k, v in ENC.items()] + ["scenario=server", "qps=200", "queries=20",
+                                                   "p99_ms=1000"]
+    res = bench("run", "-w", "transformer-infer", "-b", "jax:cpu",
+                *[a for kv in args for a in ("-p", kv)], "--budget", "0.5", "-q", "--json")
+    assert res.rc == 0, res.stderr
+    (m,) = res.json()["measurements"]
+    metrics = m["metrics"]
+    assert m["status"] == "ok"
+    assert 0 < metrics["server_p50_latency_s"] <= metrics["server_p99_latency_s"] < 1.0
+    assert metrics["p99_bound_held"] == 1.0
+    assert metrics["tokens_per_s"] == pytest.approx(metrics["items_per_s"] * 16)
+    assert m["info"]["server"]["queries"] >= 20 * m["summary"]["n"]
+
+
+# -- scenarios (pure parts and a synthetic server) ------------------------------------------------
+
+
+def test_poisson_arrivals_and_percentiles():
+    from workloads.scenarios import percentile, poisson_arrivals
+
+    t = poisson_arrivals(100.0, 20000, seed=3)
+    assert np.all(np.diff(t) > 0)
+    gaps = np.diff(t)
+    assert np.mean(gaps) == pytest.approx(0.01, rel=0.03)
+    assert np.std(gaps) == pytest.approx(0.01, rel=0.05)  # exponential: sd = mean
+    x = np.arange(1, 101)
+    assert percentile(x, 99) == 99 and percentile(x, 50) == 50 and percentile(x, 100) == 100
+    assert np.isnan(percentile([], 99))
+
+
+def test_bisect_max():
+    from workloads.scenarios import bisect_max
+
+    calls = []
+
+    def holds(q):
+        calls.append(q)
+        return q <= 37.0
+
+    assert bisect_max(holds, 1.0, 100.0, steps=12) == pytest.approx(37.0, abs=0.05)
+    assert len(calls) == 14
+    assert bisect_max(lambda q: False, 1.0, 100.0) == 0.0
+    assert bisect_max(lambda q: True, 1.0, 100.0) == 100.0
+
+
+def spin(seconds: float):
+    def query():
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    return query
+
+
+def test_server_queueing_counts():
+    from workloads.scenarios import server
+
+    service = 0.002
+    light = server(spin(service), None, qps=20, queries=40, p99_bound_s=0.02)
+    assert light.held and service <= light.p50_s < 0.01
+    # Arrivals at 4x the capacity: each query waits for the ones before it.
+    heavy = server(spin(service), None, qps=2000, queries=40, p99_bound_s=0.02)
+    assert not heavy.held and heavy.p99_s > 0.05
+    assert heavy.achieved_qps == pytest.approx(1 / service, rel=0.35)
+
+
+def test_max_qps_search():
+    from workloads.scenarios import max_qps
+
+    best, runs = max_qps(spin(0.002), None, p99_bound_s=0.02, queries=60, steps=5)
+    # A single server with 2 ms queries cannot pass 500 queries/s; with a 20 ms p99 bound an
+    # M/D/1 queue holds up to ~80% load (less when a busy host preempts the server).
+    assert 50 < best <= 500
+    assert all(r.held == (r.p99_s <= 0.02) for r in runs)
+    assert any(not r.held for r in runs) or best == runs[-1].qps

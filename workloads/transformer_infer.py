@@ -1,0 +1,135 @@
+"""`transformer-infer`: encoder inference (kernels/nn/reference.py) on torch, jax and
+onnxruntime (the torch model exported with torch.onnx), under an inference scenario
+(workloads/scenarios.py):
+
+- single-stream: a call answers one query (`batch` sequences): the summary's percentiles are
+  the query latency percentiles;
+- offline: a call answers `queries` sequences in batches of `batch`: items/s is samples/s;
+- server: a call is a session of `queries` queries (`batch` sequences each) arriving as a
+  Poisson process at `qps`; the latency of each runs from its arrival, and the metrics add
+  server_p50/p99_latency_s over all sessions and p99_bound_held (1 or 0) against `p99_ms`.
+
+Every backend runs the same seeded weights on the same input; the check compares the output
+with the float64 NumPy forward pass (relative error 1e-4).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
+from harness.peaks import PeakMetrics, for_backend
+from kernels.nn import nn_kernels
+from kernels.nn.reference import transformer_flops, transformer_forward, transformer_params
+from workloads import scenarios
+
+TOLERANCE = 1e-4
+
+
+class TransformerInfer(PeakMetrics, Workload):
+    name = "transformer-infer"
+    description = "Transformer encoder inference under an MLPerf-style scenario (float32)"
+    params = {
+        "layers": Param("int", 4, "encoder layers", min=1, max=256),
+        "d_model": Param("int", 256, "model width", min=8, max=16384),
+        "heads": Param("int", 4, "attention heads (divide d_model)", min=1, max=256),
+        "ff": Param("int", 0, "feed-forward width (0: 4 x d_model)", min=0, max=65536),
+        "seq": Param("int", 128, "tokens per sequence", min=1, max=65536),
+        "batch": Param("int", 8, "sequences per query", min=1, max=4096),
+        "scenario": Param("str", "single-stream", "inference scenario",
+                          choices=scenarios.SCENARIOS),
+        "queries": Param("int", 32, "offline: sequences per call; server: queries per session",
+                         min=1, max=1_000_000),
+        "qps": Param("float", 20.0, "server: Poisson arrival rate (queries/s)", min=0.001,
+                     max=1e6),
+        "p99_ms": Param("float", 100.0, "server: p99 latency bound (ms)", min=0.001, max=1e6),
+    }
+    models = ("torch", "jax", "onnxruntime")
+    default_backend = "torch:cpu"
+
+    @staticmethod
+    def _ff(params: Mapping[str, Any]) -> int:
+        return params["ff"] or 4 * params["d_model"]
+
+    def validate(self, params: Mapping[str, Any], backend: str) -> None:
+        if params["d_model"] % params["heads"]:
+            raise UserError(f"transformer-infer: heads={params['heads']} does not divide "
+                            f"d_model={params['d_model']}")
+
+    def _calls(self, params: Mapping[str, Any]) -> int:
+        """Queries (of `batch` sequences) answered by one call of the op."""
+        if params["scenario"] == "offline":
+            return math.ceil(params["queries"] / params["batch"])
+        return params["queries"] if params["scenario"] == "server" else 1
+
+    def work(self, params: Mapping[str, Any]) -> Work:
+        per_query = transformer_flops(params["layers"], params["d_model"], self._ff(params),
+                                      params["seq"], params["batch"])
+        calls = self._calls(params)
+        items = params["queries"] if params["scenario"] == "offline" else calls * params["batch"]
+        return Work(items=items, flops=per_query * calls, item_unit="sequences")
+
+    def extra_metrics(self, params: Mapping[str, Any], median_s: float,
+                      info: Mapping[str, Any]) -> dict[str, float]:
+        out = super().extra_metrics(params, median_s, info)
+        if median_s > 0:
+            out["tokens_per_s"] = self.work(params).items * params["seq"] / median_s
+        server = info.get("server")
+        if server:
+            out.update(server_p50_latency_s=server["p50_s"], server_p99_latency_s=server["p99_s"],
+                       server_achieved_qps=server["achieved_qps"],
+                       p99_bound_held=1.0 if server["held"] else 0.0)
+        return out
+
+    def prepare(self, backend: Backend, params: Mapping[str, Any]) -> Prepared:
+        weights = transformer_params(params["layers"], params["d_model"], self._ff(params))
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((params["batch"], params["seq"], params["d_model"]))
+        x = x.astype(np.float32)
+        kern = nn_kernels(backend.model)
+        query = kern.transformer(weights, x, params["heads"], backend)
+        info: dict[str, Any] = {"peak": for_backend(backend, "float32")}
+        sync = backend.synchronize
+
+        def check() -> None:
+            got = kern.to_host(query())
+            ref = transformer_forward(np, {k: v.astype(np.float64) for k, v in weights.items()},
+                                      x.astype(np.float64), params["heads"])
+            err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+            if not np.isfinite(err) or err > TOLERANCE:
+                raise CheckFailed(f"transformer-infer output differs from the float64 "
+                                  f"reference: relative error {err:.3g} > {TOLERANCE:.0e}")
+
+        scenario = params["scenario"]
+        if scenario == "single-stream":
+            op = query
+        elif scenario == "offline":
+            calls = self._calls(params)
+
+            def op() -> Any:
+                out = None
+                for _ in range(calls):
+                    out = query()
+                return out
+        else:
+            latencies: list[np.ndarray] = []
+            elapsed = [0.0]
+
+            def op() -> Any:
+                import time
+
+                t0 = time.perf_counter()
+                lat = scenarios.server_session(query, sync, params["qps"], params["queries"],
+                                               seed=len(latencies))
+                elapsed[0] += time.perf_counter() - t0
+                latencies.append(lat)
+                info["server"] = scenarios.summarize_server(
+                    np.concatenate(latencies), params["qps"], params["p99_ms"] / 1e3,
+                    elapsed[0]).to_dict()
+                return None
+
+        return Prepared(op=op, check=check, info=info)
