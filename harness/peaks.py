@@ -4,10 +4,10 @@ on the local CPU. Compute measurements get `pct_peak` from them (see `peak_metri
 - The catalogue is `harness/peaks.toml` plus the user's own file (`BENCH_PEAKS=path.toml`, same
   format, for FPGAs, CPUs and anything else): entries match the device name a backend reports.
 - The attainable CPU peaks are what a tuned library reaches here: the best of NumPy's and
-  PyTorch's float32/float64 GEMM and a one-pass STREAM add, measured once per host (a few
-  seconds) and cached for a day in `BENCH_CACHE_DIR` (default ~/.cache/accelbench). They are
-  what this host reached when measured: a busy host gives low figures, and a measurement can
-  exceed them (pct_attainable > 100).
+  PyTorch's float32/float64 GEMM (PyTorch's for bfloat16) and a one-pass STREAM add, measured
+  once per host (a few seconds) and cached for a day in `BENCH_CACHE_DIR` (default
+  ~/.cache/accelbench). They are what this host reached when measured: a busy host gives low
+  figures, and a measurement can exceed them (pct_attainable > 100).
 
 `pct_peak` is relative to the catalogue peak where the device is in the catalogue, else to the
 measured attainable peak; `pct_attainable` is always relative to the measured one where there is
@@ -96,7 +96,8 @@ def _best_of(fn: Any, reps: int) -> float:
 
 
 def measure_cpu(size: int = 1536, stream_n: int = 1 << 23) -> dict[str, Any]:
-    """Best GEMM FLOP/s (float32, float64) and STREAM-add bandwidth of NumPy and PyTorch here."""
+    """Best GEMM FLOP/s (float32, float64; bfloat16 with PyTorch) and STREAM-add bandwidth of
+    NumPy and PyTorch here."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -116,6 +117,14 @@ def measure_cpu(size: int = 1536, stream_n: int = 1 << 23) -> dict[str, Any]:
         except ImportError:
             pass
         flops[dtype] = max(rates)
+    try:  # bfloat16: NumPy has none; PyTorch's CPU kernels use AVX-512 BF16/AMX where present
+        import torch
+
+        ta = torch.from_numpy(rng.standard_normal((size, size))).to(torch.bfloat16)
+        tout = torch.empty_like(ta)
+        flops["bfloat16"] = 2 * size**3 / _best_of(lambda: torch.matmul(ta, ta, out=tout), 3)
+    except ImportError:
+        pass
     x, y = rng.standard_normal(stream_n), rng.standard_normal(stream_n)
     z = np.empty_like(x)
     bandwidth = 3 * x.nbytes / _best_of(lambda: np.add(x, y, out=z), 5)
