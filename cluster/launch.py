@@ -52,6 +52,8 @@ class Placement:
 def placement(environ: dict[str, str] | None = None) -> Placement:
     env = os.environ if environ is None else environ
     for launcher, (r, w, lr) in _LAUNCHERS.items():
+        if launcher == "srun" and "SLURM_STEP_ID" not in env:
+            continue  # a batch script has SLURM_PROCID too, but it is not a rank of a step
         if r in env and w in env:
             name = env.get(ENV_LAUNCHED) or launcher
             return Placement(int(env[r]), int(env[w]), int(env.get(lr, "0")), name)
@@ -130,8 +132,8 @@ def launch_command(launcher: str, n: int, args: Sequence[str],
                 extra.append("--allow-run-as-root")
             # Open MPI binds 1-2 ranks to one core each: a 1-rank baseline would then run its
             # threads on one core. Unbound unless the user chose (recorded via OMPI_MCA_*).
-            env.setdefault("OMPI_MCA_hwloc_base_binding_policy",
-                           os.environ.get("OMPI_MCA_hwloc_base_binding_policy", "none"))
+            bind = "OMPI_MCA_hwloc_base_binding_policy"
+            env.setdefault(bind, os.environ.get(bind, "none"))
             exports = [a for k in env for a in ("-x", k)]
             return [exe, *extra, "-np", str(n), *exports, *me]
         return [exe, "-n", str(n), "-genvlist", ",".join(env), *me]  # MPICH Hydra

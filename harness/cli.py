@@ -179,12 +179,13 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
                 click.echo(p.case.key)
         return
 
-    from cluster.launch import ENV_LAUNCHED
+    from cluster.launch import ENV_LAUNCHED, placement
     from harness.progress import ProgressReporter
     from harness.runner import execute, setup_backends
     from results.report.table import measurement_json, measurements_table
 
-    if not os.environ.get(ENV_LAUNCHED) and (launcher or nranks or rank_list):
+    inside = os.environ.get(ENV_LAUNCHED) or placement().launcher != "local"  # already a rank
+    if not inside and (launcher or nranks or rank_list):
         _launch_ranks(launcher or "local", nranks, rank_list, rank_timeout, plan, store,
                       run_dir)  # never returns
     comm, rank = _join_ranks(launcher, nranks, rank_timeout)

@@ -243,6 +243,11 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         if agreed["problem"]:
             raise UserError(agreed["problem"])
         run_id = agreed["run_id"]
+    for backend in backends.values():
+        connect = getattr(backend, "collectives", None)  # collective backends' communicators:
+        if callable(connect):  # made on every rank in the same order, before the environment
+            comm.phase = f"setting up {backend.name}"  # record describes them
+            connect()
     if not root:
         reporter = _Silent()
     writer = None
