@@ -327,3 +327,20 @@ def test_mismatched_ranks(workdir):
     assert proc.returncode != 0
     assert "3 rank(s) were asked for but the launcher started 2" in proc.stderr
     assert not (workdir / "bench-runs").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="jax is not installed: pip install 'accelbench[jax]'")
+def test_jax_host_devices(workdir, bench):
+    res = bench("run", "-w", "allreduce,allgather,reduce-scatter,alltoall", "-b", "jax:cpu",
+                "-p", "size=4KiB", *FAST, "--json", "-q", timeout=120,
+                env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    assert res.rc == 0, res.stderr
+    data = _json_out(res.stdout)
+    for m in data["measurements"]:  # one process, four devices: four participants
+        assert m["status"] == "ok", m["error"]
+        assert m["metrics"]["ranks"] == 4 and m["metrics"]["wrong"] == 0
+        assert m["metrics"]["busbw_gbps"] == pytest.approx(
+            m["metrics"]["algbw_gbps"] * FACTOR[m["workload"]](4))
+    res = bench("run", "-w", "allreduce", "-b", "jax:cpu", "-p", "op=prod", timeout=60)
+    assert res.rc == 2 and "backend 'jax' has no prod reduction" in res.stderr

@@ -132,10 +132,17 @@ class Collective(Workload):
                             f"{params['dtype']} elements ({itemsize} B each); use a multiple "
                             f"of {itemsize}")
         model = backend.split(":", 1)[0]
-        supported = _supported(model)
-        if supported is not None and self.coll not in supported:
+        module = _kernel_module(model)
+        supported = getattr(module, "SUPPORTED", COLLECTIVES)
+        if self.coll not in supported:
             raise UserError(f"backend {model!r} has no {self.coll}; it has: "
                             f"{', '.join(supported)}")
+        ops = getattr(module, "OPS", REDUCE_OPS)
+        if params.get("op", "sum") not in ops:
+            raise UserError(f"backend {model!r} has no {params['op']} reduction; it has: "
+                            f"{', '.join(ops)}")
+        if params.get("in_place") and getattr(module, "IMMUTABLE", False):
+            raise UserError(f"backend {model!r} has immutable arrays: use in_place=false")
 
     def work(self, params: Mapping[str, Any]) -> Work:
         return Work(items=1, bytes=float(params["size"]), item_unit="ops")
@@ -209,16 +216,15 @@ class Collective(Workload):
         return out
 
 
-def _supported(model: str) -> tuple[str, ...] | None:
-    """The collectives a backend model has, without importing its framework."""
+def _kernel_module(model: str) -> Any:
+    """The kernels.collectives module of a backend model (None if it cannot be imported)."""
     import importlib
 
     module = {"gloo": "torch_dist", "nccl": "torch_dist"}.get(model, model)
     try:
-        mod = importlib.import_module(f"kernels.collectives.{module}")
+        return importlib.import_module(f"kernels.collectives.{module}")
     except ImportError:
         return None
-    return getattr(mod, "SUPPORTED", COLLECTIVES)
 
 
 AllReduce = Collective.for_op("allreduce")

@@ -27,6 +27,6 @@ def collectives_for(backend: Any) -> Collectives:
     module = importlib.import_module(f"kernels.collectives.{backend.model}")
     cached = getattr(backend, "_collectives", None)
     if cached is None:
-        cached = module.Collectives(backend)
+        cached = module.IMPLEMENTATION(backend)
         backend._collectives = cached
     return cached
