@@ -169,3 +169,9 @@ class MpiBackend(CollectiveBackend):
             if importlib.util.find_spec("torch") is None:
                 raise BackendUnavailable("mpi:cuda uses torch CUDA tensors as buffers: "
                                          "pip install 'accelbench[torch]'")
+            import torch
+
+            if not torch.cuda.is_available():
+                raise BackendUnavailable(
+                    f"mpi:{self.device}: no CUDA device is visible (torch {torch.__version__}); "
+                    "use mpi:cpu")
