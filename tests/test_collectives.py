@@ -164,3 +164,15 @@ def test_nccl_tests_text_has_nccl_columns():
     assert data[1][1:5] == ["256", "float", "sum", "-1"]
     assert data[1][5] == "1024.00" and data[1][8] == "0"
     assert "# Avg bus bandwidth    : 1" in text
+
+
+def test_collectives_suite_plans_every_operation():
+    from harness.config import load_suite
+
+    name, planned = load_suite("collectives")
+    assert name == "collectives"
+    workloads = {p.case.workload for p in planned}
+    assert workloads == {"allreduce", "allgather", "reduce-scatter", "broadcast", "reduce",
+                         "alltoall", "p2p"}
+    assert {p.case.backend for p in planned} == {"mpi:cpu"}
+    assert len(planned) == 6 * 5 + 2 * 5

@@ -94,9 +94,12 @@ class TorchDistCollectives(Collectives):
                     recv.copy_(send)
                     dist.all_reduce(recv, rop)
         elif coll == "allgather":
-            run = lambda: dist.all_gather_into_tensor(recv, send)  # noqa: E731
+            # torch >= 2.10 names them *_single; the *_tensor names are deprecated there
+            gather = getattr(dist, "all_gather_single", dist.all_gather_into_tensor)
+            run = lambda: gather(recv, send)  # noqa: E731
         elif coll == "reduce-scatter":
-            run = lambda: dist.reduce_scatter_tensor(recv, send, rop)  # noqa: E731
+            scatter = getattr(dist, "reduce_scatter_single", dist.reduce_scatter_tensor)
+            run = lambda: scatter(recv, send, rop)  # noqa: E731
         elif coll == "broadcast":
             run = lambda: dist.broadcast(recv, root)  # noqa: E731
         elif coll == "reduce":
