@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -90,6 +91,23 @@ def _missing(launcher: str) -> UserError:
                      f"it comes with {_PACKAGES[launcher]}")
 
 
+def rank0_host(launcher: str) -> str:
+    """Where rank 0 will run: this host, or under srun the allocation's first node."""
+    nodes = os.environ.get("SLURM_JOB_NODELIST")
+    if launcher != "srun" or not nodes or not shutil.which("scontrol"):
+        return "127.0.0.1"
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True,
+                             text=True, timeout=10)
+        first = out.stdout.split()[0] if out.returncode == 0 and out.stdout.split() else ""
+        if first and first != socket.gethostname():
+            socket.gethostbyname(first)  # resolvable, or stay on one node
+            return first
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "127.0.0.1"
+
+
 def rank_env(launcher: str, n: int, timeout: float) -> dict[str, str]:
     """Variables every rank gets from the launching `bench`."""
     # Launchers give ranks a pseudo-terminal (Open MPI) or a pipe: the ranks style their output
@@ -100,6 +118,7 @@ def rank_env(launcher: str, n: int, timeout: float) -> dict[str, str]:
         tty["COLUMNS"] = str(shutil.get_terminal_size().columns)
     # Like torchrun: ranks sharing a node share its cores, or their thread pools spin against
     # each other (a 2-rank CPU training step ran 40x slower). Recorded in the environment.
+    host = rank0_host(launcher)  # its ports are picked here: free on this host, likely there
     threads = {} if "OMP_NUM_THREADS" in os.environ else {
         "OMP_NUM_THREADS": str(max(1, len(os.sched_getaffinity(0)) // n))}
     return {
@@ -107,10 +126,10 @@ def rank_env(launcher: str, n: int, timeout: float) -> dict[str, str]:
         **threads,
         ENV_LAUNCHED: launcher,
         ENV_WORLD: str(n),
-        ENV_ADDR: f"127.0.0.1:{free_port()}",
+        ENV_ADDR: f"{host}:{free_port()}",
         ENV_TOKEN: secrets.token_hex(16),
         ENV_TIMEOUT: f"{timeout:g}",
-        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_ADDR": host,
         "MASTER_PORT": str(free_port()),
     }
 
