@@ -209,7 +209,7 @@ def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> int:
             codes = [p.returncode for p in procs if p.returncode is not None]
             if failed_at is None and (any(c != 0 for c in codes) or forwarded):
                 failed_at = time.monotonic()
-            if len(procs) > 1 and failed_at is None and procs[0].returncode is not None:
+            if len(procs) > 1 and procs[0].returncode is not None and grace > 3.0:
                 failed_at, grace = time.monotonic(), 3.0  # rank 0 is done: the rest follow
             if failed_at is not None and time.monotonic() - failed_at > grace:
                 for p in procs:
