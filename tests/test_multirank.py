@@ -344,3 +344,14 @@ def test_jax_host_devices(workdir, bench):
             m["metrics"]["algbw_gbps"] * FACTOR[m["workload"]](4))
     res = bench("run", "-w", "allreduce", "-b", "jax:cpu", "-p", "op=prod", timeout=60)
     assert res.rc == 2 and "backend 'jax' has no prod reduction" in res.stderr
+
+
+@needs_torch
+def test_torchrun_launcher(workdir, bench):
+    res = bench("run", "-w", "allreduce", "-b", "gloo", "-p", "size=1KiB", *FAST,
+                "--launcher", "torchrun", "-n", "2", "--json", "-q", timeout=120)
+    assert res.rc == 0, res.stderr
+    data = _json_out(res.stdout)
+    _check_sweep(data, 2)
+    header = json.loads(Path(workdir, data["run_file"]).read_text().splitlines()[0])
+    assert header["launcher"] == "torchrun" and header["world_size"] == 2
