@@ -437,7 +437,9 @@ def test_derive_metrics_names_and_values() -> None:
     s = _summary(2e-3)
     assert s.median == 2e-3
     m = derive_metrics(s, Work(items=4, flops=1e9, bytes=3e6))
-    assert set(m) == {"latency_s", "items_per_s", "flops_per_s", "bytes_per_s"}
+    assert set(m) == {"latency_s", "items_per_s", "flops_per_s", "bytes_per_s",
+                      "arithmetic_intensity_flop_per_byte"}
+    assert m["arithmetic_intensity_flop_per_byte"] == pytest.approx(1e9 / 3e6)
     assert m["latency_s"] == 2e-3
     assert m["items_per_s"] == pytest.approx(2000.0)
     assert m["flops_per_s"] == pytest.approx(5e11)

@@ -63,14 +63,16 @@ def _wait_until(deadline: float, clock: Callable[[], float]) -> None:
 
 
 def server_session(query: Callable[[], Any], sync: Callable[[Any], None] | None, qps: float,
-                   queries: int, seed: int = 0,
-                   clock: Callable[[], float] = time.perf_counter) -> np.ndarray:
-    """Latencies (arrival to answer, seconds) of `queries` Poisson arrivals served in order."""
+                   queries: int, seed: int = 0, clock: Callable[[], float] = time.perf_counter,
+                   wait: Callable[[float], None] | None = None) -> np.ndarray:
+    """Latencies (arrival to answer, seconds) of `queries` Poisson arrivals served in order.
+    `clock` and `wait(deadline)` (idle until clock() >= deadline) can be a simulated clock."""
     arrivals = poisson_arrivals(qps, queries, seed)
     latencies = np.empty(queries)
+    wait = wait or (lambda deadline: _wait_until(deadline, clock))
     t0 = clock()
     for i, arrival in enumerate(arrivals):
-        _wait_until(t0 + arrival, clock)  # idle until it arrives; late if we are still busy
+        wait(t0 + arrival)  # idle until it arrives; at once if we are still busy (queueing)
         out = query()
         if sync is not None:
             sync(out)
@@ -88,10 +90,12 @@ def summarize_server(latencies: np.ndarray, qps: float, p99_bound_s: float,
 
 
 def server(query: Callable[[], Any], sync: Callable[[Any], None] | None, qps: float,
-           queries: int, p99_bound_s: float, seed: int = 0) -> ServerResult:
-    t0 = time.perf_counter()
-    lat = server_session(query, sync, qps, queries, seed)
-    return summarize_server(lat, qps, p99_bound_s, time.perf_counter() - t0)
+           queries: int, p99_bound_s: float, seed: int = 0,
+           clock: Callable[[], float] = time.perf_counter,
+           wait: Callable[[float], None] | None = None) -> ServerResult:
+    t0 = clock()
+    lat = server_session(query, sync, qps, queries, seed, clock, wait)
+    return summarize_server(lat, qps, p99_bound_s, clock() - t0)
 
 
 def bisect_max(holds: Callable[[float], bool], lo: float, hi: float, steps: int = 8) -> float:
@@ -108,7 +112,9 @@ def bisect_max(holds: Callable[[float], bool], lo: float, hi: float, steps: int 
 
 
 def max_qps(query: Callable[[], Any], sync: Callable[[Any], None] | None, p99_bound_s: float,
-            queries: int = 200, steps: int = 7, seed: int = 0) -> tuple[float, list[ServerResult]]:
+            queries: int = 200, steps: int = 7, seed: int = 0,
+            clock: Callable[[], float] = time.perf_counter,
+            wait: Callable[[float], None] | None = None) -> tuple[float, list[ServerResult]]:
     """The highest Poisson arrival rate whose p99 latency stays within the bound, searched
     between 5% and 100% of the single-stream rate (a single server cannot do better); also
     every server run it made."""
@@ -118,16 +124,16 @@ def max_qps(query: Callable[[], Any], sync: Callable[[Any], None] | None, p99_bo
             sync(out)
     times = []
     for _ in range(20):
-        t0 = time.perf_counter()
+        t0 = clock()
         out = query()
         if sync is not None:
             sync(out)
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     ceiling = 1.0 / float(np.median(times))
     runs: list[ServerResult] = []
 
     def holds(qps: float) -> bool:
-        runs.append(server(query, sync, qps, queries, p99_bound_s, seed))
+        runs.append(server(query, sync, qps, queries, p99_bound_s, seed, clock, wait))
         return runs[-1].held
 
     return bisect_max(holds, 0.05 * ceiling, ceiling, steps), runs
