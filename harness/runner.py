@@ -300,6 +300,8 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         comm.on_fatal = on_fatal  # type: ignore[attr-defined]
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        for sig in previous:  # a second signal, however soon, must not interrupt the saving
+            signal.signal(sig, signal.SIG_IGN)
         raise Interrupted(signum)
 
     for sig in previous:
