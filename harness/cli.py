@@ -200,7 +200,7 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
                    + (f"; finished cases kept (run {result.run_id}, partial)" if rank == 0
                       else ""), err=True)
     if rank != 0:
-        sys.exit(result.exit_code)
+        _end(result.exit_code, hard=result.error is not None)
     if as_json:
         _print_json({"run_id": result.run_id, "status": result.status,
                      "run_file": str(result.path), "store": st.name if st else None,
@@ -212,7 +212,17 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
         _print_sweeps(console, result.measurements)
         where = f"stored in {st.name}; " if st else ""
         console.print(f"{where}run file {result.path}", highlight=False)
-    sys.exit(result.exit_code)
+    _end(result.exit_code, hard=result.error is not None)
+
+
+def _end(code: int, hard: bool) -> None:
+    """Exit; after a rank failure without the interpreter's shutdown, where MPI_Finalize or a
+    gRPC server could wait for the rank that is gone."""
+    if hard:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _join_ranks(launcher: str | None, nranks: int | None, timeout: float) -> tuple[Any, int]:
