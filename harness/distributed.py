@@ -320,8 +320,8 @@ class ControlChannel:
     def tick(self) -> None:
         self.progress += 1
 
-    def _wait(self, r: int) -> Any:
-        deadline = time.monotonic() + self.timeout
+    def _wait(self, r: int, deadline: float | None = None) -> Any:
+        deadline = deadline or time.monotonic() + self.timeout
         while True:
             if r in self.dead and self._inbox[r].empty() and self.dead[r] != "finished":
                 raise RankFailure(f"rank {r} {self.dead[r]} during {self.phase}", [r])
@@ -340,9 +340,10 @@ class ControlChannel:
             return None
         out = [obj]
         missing: list[int] = []
-        for r in range(1, self.size):
+        deadline = time.monotonic() + self.timeout  # one deadline for all: k late ranks cost
+        for r in range(1, self.size):              # one timeout, not k
             try:
-                out.append(self._wait(r))
+                out.append(self._wait(r, deadline))
             except RankFailure as exc:
                 missing += exc.ranks
                 if r in self.dead:
