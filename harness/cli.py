@@ -123,6 +123,13 @@ def _split(values: tuple[str, ...]) -> list[str]:
               help="Verify each case's result (on every rank) before timing it.")
 @click.option("--no-store", is_flag=True,
               help="Write the run file only (batch jobs: `bench collect` ingests it later).")
+@click.option("--profile", is_flag=True,
+              help="After each case's timed iterations, profile a few more and keep the trace "
+                   "beside the run file (see `bench profile`).")
+@click.option("--profile-iters", type=int, metavar="N",
+              help="Profiled iterations per case, 1..100 [default 5].")
+@click.option("--profile-max-mb", type=float, metavar="MB",
+              help="Keep no trace larger than this, uncompressed [default 256].")
 @store_option
 @run_dir_option
 @json_option
@@ -131,7 +138,8 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
         budget: float | None, min_samples: int | None, max_samples: int | None,
         plugins: tuple[str, ...], dry_run: bool, quiet: bool, launcher: str | None,
         nranks: int | None, rank_list: str | None, rank_timeout: float, check: bool,
-        no_store: bool, store: str | None, run_dir: Path, as_json: bool) -> None:
+        no_store: bool, profile: bool, profile_iters: int | None,
+        profile_max_mb: float | None, store: str | None, run_dir: Path, as_json: bool) -> None:
     """Measure cases: a suite, or workloads x backends x parameters.
 
     Each case warms up until its times settle, then samples until the 95% confidence interval
@@ -179,6 +187,9 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
                 click.echo(p.case.key)
         return
 
+    from harness.cli_profile import profile_request
+
+    profiling = profile_request(profile, profile_iters, profile_max_mb, plan)
     from cluster.launch import ENV_LAUNCHED, placement
     from harness.progress import ProgressReporter
     from harness.runner import execute, setup_backends
@@ -194,7 +205,7 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
     reporter = ProgressReporter(quiet=quiet)
     result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
                      argv=["bench", *sys.argv[1:]], backends=backends, comm=comm, check=check,
-                     run_id=os.environ.get("BENCH_RUN_ID"))
+                     run_id=os.environ.get("BENCH_RUN_ID"), profile=profiling)
     if result.error:
         click.echo(f"bench: error: {result.error}"
                    + (f"; finished cases kept (run {result.run_id}, partial)" if rank == 0
@@ -733,8 +744,10 @@ def ingest(paths: tuple[Path, ...], store: str | None) -> None:
 
 def _register_cluster_commands() -> None:
     from harness.cli_cluster import register
+    from harness.cli_profile import register as register_profile
 
     register(cli)
+    register_profile(cli)
 
 
 _register_cluster_commands()

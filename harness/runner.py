@@ -36,6 +36,7 @@ from harness.config import PlannedCase
 from harness.distributed import Communicator, RankFailure, Solo
 from harness.env import env_hash, fingerprint, git_revision, mask_secrets
 from harness.errors import CheckFailed, UserError
+from harness.profiling import ProfileRequest, gpu_counters
 from harness.stats import summarize
 from harness.timing import DistributedEngine, Engine
 from harness.workload import registry as workloads
@@ -126,8 +127,11 @@ def setup_backends(plan: Sequence[PlannedCase]) -> dict[str, Backend]:
 
 def measure_case(planned: PlannedCase, backend: Backend,
                  progress: Callable[[int, float], None] | None = None,
-                 comm: Communicator | None = None, check: bool = True) -> dict[str, Any]:
+                 comm: Communicator | None = None, check: bool = True,
+                 profile: ProfileRequest | None = None, seq: int = 0) -> dict[str, Any]:
     """Measure one case; a failing workload yields a `failed` measurement, never a number.
+
+    With `profile`, a few profiled iterations follow the timed ones (harness.profiling).
 
     With many ranks (`comm`), every rank calls this for the same case; the ranks agree on
     failures before timing, and rank 0's record holds the max-across-ranks figures."""
@@ -167,8 +171,13 @@ def measure_case(planned: PlannedCase, backend: Backend,
                                                progress)
         else:
             engine = Engine(backend, planned.policy, progress)
+        counters = gpu_counters(backend) if profile is not None else None
         try:
-            timing = engine.measure(prepared.op)
+            if counters is not None:
+                with counters:
+                    timing = engine.measure(prepared.op)
+            else:
+                timing = engine.measure(prepared.op)
         except (UserError, Interrupted, KeyboardInterrupt, RankFailure):
             raise
         except Exception as exc:
@@ -176,6 +185,9 @@ def measure_case(planned: PlannedCase, backend: Backend,
                 raise RankFailure(f"rank {comm.rank}: {_describe(exc)}", [comm.rank]) from exc
             record.update(status="failed", error=_describe(exc), finished_at=now())
             return record
+        profiled = None
+        if profile is not None:
+            profiled = _profile(planned, backend, prepared, workload, comm, profile, seq)
     finally:
         if prepared is not None and prepared.close is not None:
             prepared.close()
@@ -184,6 +196,8 @@ def measure_case(planned: PlannedCase, backend: Backend,
     if timing.device_samples:
         metrics["device_latency_s"] = summarize(timing.device_samples).median
     metrics.update(workload.extra_metrics(params, summary.median, prepared.info))
+    if counters is not None:
+        metrics.update(counters.metrics(summary.median))
     across = {}
     if "rank_min_samples" in timing.extra:  # many ranks: the figure is the max across ranks
         across = {"ranks": timing.extra["ranks"],
@@ -203,6 +217,8 @@ def measure_case(planned: PlannedCase, backend: Backend,
             # 1-minute load average around the case: a busy machine explains odd figures
             "load_before": load_before, "load_after": _loadavg(),
             **across,
+            **({"profile": profiled, "gpu_counters": counters.record()}
+               if profile is not None and counters is not None else {}),
         },
         info=prepared.info,
         samples=timing.samples,
@@ -210,6 +226,46 @@ def measure_case(planned: PlannedCase, backend: Backend,
         finished_at=now(),
     )
     return record
+
+
+def _profile(planned: PlannedCase, backend: Backend, prepared: Any, workload: Any,
+             comm: Communicator, request: ProfileRequest, seq: int) -> dict[str, Any] | None:
+    """Profiled iterations after the timed ones; the measurement's `profile` entry (rank 0)."""
+    from harness import profiling
+    from harness.timing import device_sync
+
+    sync = device_sync(backend)
+    case = planned.case
+    meta: dict[str, Any] = {"case_key": case.key, "workload": case.workload,
+                            "backend": case.backend, "ranks": comm.size}
+    comm.phase = f"case {case.key}, profiled iterations"
+    if comm.size > 1 or prepared.barrier is not None:
+        timeline = profiling.rank_timeline(prepared.op, prepared.barrier or comm.barrier, sync,
+                                           request.iters)
+        timelines = comm.gather(timeline)
+        if comm.rank != 0 or timelines is None:
+            return None
+        meta.update(kind="ranks", iterations=request.iters,
+                    note="per-rank timeline: barrier wait, then the operation (wall clock, "
+                         "aligned on the first barrier exit)")
+        dest = request.trace_dir / profiling.trace_name(seq, case.workload, "ranks")
+        return profiling.write_trace(profiling.rank_events(timelines, case.workload), dest,
+                                     meta, request.max_bytes)
+
+    def run_iteration(op: Any) -> None:
+        r = op()
+        if sync is not None:
+            sync(r)
+
+    meta["_op"] = prepared.op
+    try:
+        return profiling.profile_case(
+            backend, run_iteration, lambda: workload.prepare(backend, case.param_dict),
+            request, seq, meta)
+    except (UserError, Interrupted, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the measurement stands; the profile says what went wrong
+        return {"error": f"profiling failed: {_describe(exc)}"}
 
 
 def _describe(exc: BaseException) -> str:
@@ -222,7 +278,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             argv: Sequence[str] | None = None,
             backends: dict[str, Backend] | None = None,
             comm: Communicator | None = None, check: bool = True,
-            run_id: str | None = None) -> RunResult:
+            run_id: str | None = None, profile: ProfileRequest | None = None) -> RunResult:
     """Run the plan. With `comm` of many ranks, every rank calls this with the same plan; rank 0
     alone writes the run file and the store (`store` may be None on the others)."""
     comm = comm or Solo()
@@ -250,6 +306,10 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             connect()
     if not root:
         reporter = _Silent()
+    if profile is not None:  # traces beside the run file: <run-dir>/<run_id>/traces/
+        from dataclasses import replace
+
+        profile = replace(profile, trace_dir=run_dir / run_id / "traces")
     writer = None
     if root:
         env = fingerprint([b.describe() for b in backends.values()])
@@ -314,7 +374,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             inject_fault(comm.rank, i)
             reporter.case_started(i, planned)
             m = measure_case(planned, backends[planned.case.backend], reporter.case_progress,
-                             comm, check)
+                             comm, check, profile, i)
             done.append(m)  # first: a signal held during the write lands right after it
             if writer is not None:
                 with lock:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import BackendUnavailable, UserError
@@ -67,6 +69,23 @@ class Backend(ABC):
 
     def device_timer(self) -> DeviceTimer | None:
         """A timer of device-side time, where the device has one."""
+        return None
+
+    # Profiling (`bench run --profile`): the backend's profiler around a few iterations.
+    profile_needs_prepare: ClassVar[bool] = False  # the op must be built with the profiler on
+
+    def profile(self, trace_dir: Path) -> AbstractContextManager[Any]:
+        """A context manager around profiled iterations that yields a `harness.profiling.Trace`,
+        whose `path` (a Chrome trace file, in `trace_dir`) or `events` is set when it exits.
+
+        This default is a Python-level timeline (no device time), labelled as such."""
+        from harness.profiling import python_profile
+
+        return python_profile(f"{self.model} has no profiler hook: Python-level call timeline "
+                              "(sys.setprofile), host time only")
+
+    def profiler_missing(self) -> str | None:
+        """None when `profile` works here, else what is missing and how to install it."""
         return None
 
     def from_numpy(self, array: Any) -> Any:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
@@ -37,6 +40,23 @@ class JaxBackend(Backend):
     def synchronize(self, result: Any = None) -> None:
         if result is not None:
             self.jax.block_until_ready(result)
+
+    @contextlib.contextmanager
+    def profile(self, trace_dir: Path) -> Iterator[Any]:
+        """jax.profiler.trace with a Perfetto trace (Chrome trace JSON, gzipped); no TensorBoard."""
+        from harness.errors import UserError
+        from harness.profiling import ITERATION, Trace
+
+        profiler = self.jax.profiler
+        trace = Trace(kind="jax", note=f"jax.profiler.trace on {self.device}",
+                      iteration=lambda: profiler.TraceAnnotation(ITERATION))
+        with profiler.trace(str(trace_dir), create_perfetto_trace=True):
+            yield trace
+        found = sorted(trace_dir.rglob("*.trace.json.gz"))
+        if not found:
+            raise UserError(f"jax:{self.device}: jax.profiler.trace wrote no *.trace.json.gz "
+                            f"(jax {self.jax.__version__}); upgrade jax (pip install -U jax)")
+        trace.path = found[-1]
 
     def from_numpy(self, array: Any) -> Any:
         return self.jax.device_put(array, self.jax_device)

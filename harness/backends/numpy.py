@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
@@ -16,6 +18,12 @@ class NumpyBackend(Backend):
 
     def _setup(self) -> None:
         import numpy  # noqa: F401
+
+    def profile(self, trace_dir: Path) -> AbstractContextManager[Any]:
+        from harness.profiling import python_profile
+
+        return python_profile("numpy has no profiler: Python-level call timeline "
+                              "(sys.setprofile), host time only; the tracer inflates short calls")
 
     def describe(self) -> dict[str, Any]:
         import numpy as np

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
@@ -29,11 +32,39 @@ class OnnxRuntimeBackend(Backend):
                 "on a GPU node install onnxruntime-gpu"
             )
 
-    def session(self, model: bytes) -> Any:
+    # ONNX Runtime profiles only sessions created with profiling on: under `profile`, the
+    # runner prepares the case again, and the sessions made meanwhile are profiled.
+    profile_needs_prepare = True
+    _profiled: list[Any] | None = None
+    _profile_dir: Path | None = None
+
+    def session(self, model: bytes | str) -> Any:
         """An InferenceSession of a serialized model on this backend's execution provider."""
         options = self.ort.SessionOptions()
         options.log_severity_level = 3  # errors only
-        return self.ort.InferenceSession(model, sess_options=options, providers=[self.provider])
+        if self._profiled is not None and self._profile_dir is not None:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(self._profile_dir / f"ort{len(self._profiled)}")
+        session = self.ort.InferenceSession(model, sess_options=options,
+                                            providers=[self.provider])
+        if self._profiled is not None:
+            self._profiled.append(session)
+        return session
+
+    @contextlib.contextmanager
+    def profile(self, trace_dir: Path) -> Iterator[Any]:
+        """Session profiling (enable_profiling) of the sessions made inside; their JSON merged."""
+        from harness.profiling import Trace, load_events
+
+        trace = Trace(kind="onnxruntime", note=f"onnxruntime session profiling ({self.provider})")
+        self._profiled, self._profile_dir = [], trace_dir
+        try:
+            yield trace
+        finally:
+            sessions, self._profiled, self._profile_dir = self._profiled or [], None, None
+        trace.events = []
+        for s in sessions:
+            trace.events.extend(load_events(Path(s.end_profiling())))
 
     def ortvalue(self, array: Any) -> Any:
         """A numpy array as an OrtValue on this backend's device."""

@@ -5,6 +5,11 @@ Queues are created with profiling enabled so kernels report device time.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend, DeviceTimer
@@ -73,6 +78,7 @@ class OpenCLBackend(Backend):
             devices = []
         self.cl_device = _pick(devices, device_key or "0", f"device on {platform.name!r}")
         self._events: list[Any] | None = None
+        self._profiled: list[Any] | None = None  # (event, kernel) while `profile` runs
         self.context = cl.Context([self.cl_device])
         self.queue = cl.CommandQueue(
             self.context, properties=cl.command_queue_properties.PROFILING_ENABLE
@@ -81,10 +87,60 @@ class OpenCLBackend(Backend):
     def synchronize(self, result: Any = None) -> None:
         self.queue.finish()
 
-    def track(self, event: Any) -> None:
-        """Kernels report their launch events here; kept only while a device timer runs."""
+    def track(self, event: Any, kernel: Any = None) -> None:
+        """Kernels report their launch events here; kept only while a device timer or the
+        profiler runs."""
         if self._events is not None:
             self._events.append(event)
+        if self._profiled is not None:
+            self._profiled.append((event, kernel))
+
+    @contextlib.contextmanager
+    def profile(self, trace_dir: Path) -> Iterator[Any]:
+        """Each launch's profiling event (queued, submit, start, end) as Chrome trace events:
+        the kernel's run on a `device` track, its time in the queue on a `queue` track, and the
+        host's iterations on a `host` track, all on the device clock."""
+        from harness.profiling import ITERATION, Trace
+
+        marks: list[tuple[Any, Any]] = []
+
+        @contextlib.contextmanager
+        def iteration() -> Iterator[None]:
+            a = self.cl.enqueue_marker(self.queue)
+            yield
+            marks.append((a, self.cl.enqueue_marker(self.queue)))
+
+        trace = Trace(kind="opencl", note=f"OpenCL profiling events on {self.cl_device.name}",
+                      iteration=iteration)
+        self._profiled = []
+        try:
+            yield trace
+            self.queue.finish()
+        finally:
+            launched, self._profiled = self._profiled or [], None
+        pid = os.getpid()
+        ns = [e.profile.queued for e, _ in launched] or [time.perf_counter_ns()]
+        t0 = min(ns)
+        events: list[dict[str, Any]] = [
+            {"ph": "M", "name": "thread_name", "pid": pid, "tid": t,
+             "args": {"name": n}} for t, n in ((0, "host"), (1, "queue"), (2, "device"))]
+        for a, b in marks:
+            events.append({"name": ITERATION, "cat": "accelbench", "ph": "X", "pid": pid,
+                           "tid": 0, "ts": (a.profile.queued - t0) / 1e3,
+                           "dur": (b.profile.end - a.profile.queued) / 1e3})
+        for event, kernel in launched:
+            p = event.profile
+            name = getattr(kernel, "function_name", None) or "kernel"
+            events.append({"name": f"{name} (queued)", "cat": "queue", "ph": "X", "pid": pid,
+                           "tid": 1, "ts": (p.queued - t0) / 1e3,
+                           "dur": (p.start - p.queued) / 1e3,
+                           "args": {"queued_to_submit_us": (p.submit - p.queued) / 1e3,
+                                    "submit_to_start_us": (p.start - p.submit) / 1e3}})
+            events.append({"name": name, "cat": "kernel", "ph": "X", "pid": pid, "tid": 2,
+                           "ts": (p.start - t0) / 1e3, "dur": (p.end - p.start) / 1e3,
+                           "args": {"queued_ns": p.queued, "submit_ns": p.submit,
+                                    "start_ns": p.start, "end_ns": p.end}})
+        trace.events = events
 
     def device_timer(self) -> DeviceTimer | None:
         return _EventTimer(self)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend, DeviceTimer
@@ -56,6 +59,29 @@ class TorchBackend(Backend):
 
     def device_timer(self) -> DeviceTimer | None:
         return _CudaEventTimer(self.torch) if self.is_cuda else None
+
+    def profiler_missing(self) -> str | None:
+        if not self.torch.autograd.kineto_available():
+            return (f"torch {self.torch.__version__} was built without Kineto, which "
+                    "torch.profiler needs: install a torch wheel from pytorch.org")
+        return None
+
+    @contextlib.contextmanager
+    def profile(self, trace_dir: Path) -> Iterator[Any]:
+        """torch.profiler: CPU (and CUDA) activities, shapes, memory; a Chrome trace."""
+        from harness.profiling import ITERATION, Trace
+
+        prof = self.torch.profiler
+        activities = [prof.ProfilerActivity.CPU]
+        if self.is_cuda:
+            activities.append(prof.ProfilerActivity.CUDA)
+        trace = Trace(kind="torch", note="torch.profiler " + "+".join(
+            a.name for a in activities), iteration=lambda: prof.record_function(ITERATION))
+        with prof.profile(activities=activities, record_shapes=True,
+                          profile_memory=True) as p:
+            yield trace
+        trace.path = trace_dir / "torch.trace.json"
+        p.export_chrome_trace(str(trace.path))
 
     def from_numpy(self, array: Any) -> Any:
         return self.torch.from_numpy(array).to(self.torch_device)

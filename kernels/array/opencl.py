@@ -68,7 +68,7 @@ def launch(backend: Any, kernel: Any, global_size: tuple[int, ...],
     import pyopencl as cl
 
     event = cl.enqueue_nd_range_kernel(backend.queue, kernel, global_size, local_size)
-    backend.track(event)
+    backend.track(event, kernel)
     return event
 
 
