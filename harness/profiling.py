@@ -196,6 +196,7 @@ def profile_case(backend: Any, run_iteration: Callable[[Callable[[], Any]], None
             closer()
         events = trace.events if trace.events is not None else (
             load_events(trace.path) if trace.path is not None else [])
+        events = [e for e in events if isinstance(e, dict) and "ph" in e]  # jax ends with {}
         meta.update(kind=trace.kind, note=trace.note, iterations=request.iters)
         dest = request.trace_dir / trace_name(seq, meta["workload"], trace.kind)
         return write_trace(events, dest, meta, request.max_bytes)

@@ -1,0 +1,277 @@
+"""Profiling: `bench run --profile` on real torch, jax, onnxruntime, OpenCL and 2-rank MPI cases,
+the Chrome traces it keeps, `bench profile summarize/diff`, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from results import profile as prof
+
+PLUGINS = Path(__file__).parent / "fixtures" / "plugins"
+FAST = ("--budget", "0.2", "--target-ci", "0.05", "-q")
+GEMM = ("-w", "gemm", "-p", "m=64", "-p", "n=64", "-p", "k=64")
+
+
+def _have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _opencl_device() -> bool:
+    if not _have("pyopencl"):
+        return False
+    import pyopencl as cl
+
+    try:
+        return any(p.get_devices() for p in cl.get_platforms())
+    except cl.Error:
+        return False
+
+
+def _run(bench, *args: str, timeout: float = 180, env: dict | None = None) -> dict:
+    res = bench("run", *args, *FAST, "--profile", "--json", timeout=timeout, env=env)
+    assert res.rc == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def _trace(m: dict) -> tuple[Path, list[dict], dict]:
+    entry = m["timing"]["profile"]
+    assert "error" not in entry, entry
+    path = Path(entry["path"])
+    assert path.is_file() and path.name.endswith(f".{entry['kind']}.json.gz")
+    assert path.parent.name == "traces"
+    assert entry["bytes"] == path.stat().st_size > 0
+    data = json.loads(gzip.decompress(path.read_bytes()))  # gzipped, valid JSON
+    events = data["traceEvents"]
+    assert isinstance(events, list) and events
+    for e in events:  # Chrome trace event format: every event has a phase and a process
+        assert "ph" in e and "pid" in e, e
+        if e["ph"] == "X":
+            assert float(e["dur"]) >= 0 and "ts" in e and isinstance(e["name"], str)
+    return path, events, data["otherData"]["accelbench"]
+
+
+def _names(events: list[dict]) -> set[str]:
+    return {e["name"] for e in events if e.get("ph") == "X"}
+
+
+@pytest.mark.skipif(not _have("torch"), reason="torch is not installed")
+def test_torch_trace_and_summary_hot_spot(bench):
+    data = _run(bench, "--plugin", str(PLUGINS / "hotspot.py"), "-w", "hotspot",
+                "-b", "torch:cpu", "--profile-iters", "3")
+    m = data["measurements"][0]
+    assert m["status"] == "ok"
+    _, events, meta = _trace(m)
+    assert m["timing"]["profile"]["kind"] == meta["kind"] == "torch"
+    assert meta["iterations"] == 3 and meta["case_key"] == m["case_key"]
+    names = _names(events)
+    assert {"aten::mm", "aten::add", "accelbench.iteration"} <= names
+    assert sum(e["name"] == "accelbench.iteration" for e in events) == 3
+    # record_shapes: the matmul's input shapes are in the trace
+    mm = next(e for e in events if e.get("name") == "aten::mm")
+    assert [384, 384] in mm["args"]["Input Dims"]
+    # no GPU here: the run says so instead of recording zeros
+    assert m["timing"]["gpu_counters"].startswith("none:")
+    assert not any(k.startswith("gpu_") or k.startswith("energy") for k in m["metrics"])
+
+    res = bench("profile", "summarize", data["run_id"], "--format", "json")
+    assert res.rc == 0, res.stderr
+    [s] = json.loads(res.stdout)
+    assert s["case_key"] == m["case_key"] and s["steps"] == 3 and s["basis"] == "host"
+    ops = {o["name"]: o for o in s["ops"]}
+    assert s["ops"][0]["name"] == "aten::mm"
+    assert ops["aten::mm"]["self_s"] > 10 * ops["aten::add"]["self_s"]
+    assert ops["aten::mm"]["count"] == ops["aten::add"]["count"] == 3
+    assert 0 < ops["aten::mm"]["share"] <= 1
+    md = bench("profile", "summarize", data["run_id"], "hotspot", "--format", "markdown")
+    assert md.rc == 0 and "| aten::mm |" in md.stdout
+    table = bench("profile", "summarize", data["run_id"])
+    assert table.rc == 0 and "aten::mm" in table.stdout and "[torch:cpu]" in table.stdout
+
+
+@pytest.mark.skipif(not _have("torch"), reason="torch is not installed")
+def test_diff_names_the_operator_that_got_slower(bench):
+    args = ("--plugin", str(PLUGINS / "hotspot.py"), "-w", "hotspot", "-b", "torch:cpu")
+    a = _run(bench, *args, env={"HOTSPOT_N": "64"})
+    b = _run(bench, *args, env={"HOTSPOT_N": "512"})
+    res = bench("profile", "diff", a["run_id"], b["run_id"], "--format", "json")
+    assert res.rc == 0, res.stderr
+    [d] = json.loads(res.stdout)
+    top = d["ops"][0]
+    assert top["name"] == "aten::mm"  # 512^3 vs 64^3 multiply-adds: by far the largest change
+    assert top["delta_s"] > 0 and top["ratio"] > 5
+    add = next(o for o in d["ops"] if o["name"] == "aten::add")
+    assert abs(add["delta_s"]) < top["delta_s"] / 10
+    assert d["b_step_s"] > d["a_step_s"]
+    md = bench("profile", "diff", a["run_id"], b["run_id"], "--format", "markdown")
+    assert md.rc == 0 and "| aten::mm |" in md.stdout
+
+
+@pytest.mark.skipif(not _have("jax"), reason="jax is not installed")
+def test_jax_trace(bench):
+    data = _run(bench, *GEMM, "-b", "jax:cpu")
+    m = data["measurements"][0]
+    _, events, meta = _trace(m)
+    assert meta["kind"] == "jax" and meta["iterations"] == 5
+    names = _names(events)
+    assert "accelbench.iteration" in names
+    assert any(n.startswith("PjitFunction(") for n in names)  # the jitted call
+    res = bench("profile", "summarize", data["run_id"], "--format", "json")
+    [s] = json.loads(res.stdout)
+    assert s["steps"] == 5 and s["ops"], s  # XLA's executor-thread ops on a CPU
+    assert s["basis"] in ("xla-executor", "device", "host")
+
+
+@pytest.mark.skipif(not _have("onnxruntime"), reason="onnxruntime is not installed")
+def test_onnxruntime_trace(bench):
+    data = _run(bench, *GEMM, "-b", "onnxruntime:cpu", "--profile-iters", "4")
+    m = data["measurements"][0]
+    _, events, meta = _trace(m)
+    assert meta["kind"] == "onnxruntime"
+    nodes = [e for e in events if e.get("cat") == "Node"]
+    assert nodes and all(e["args"]["op_name"] == "MatMul" for e in nodes)
+    runs = [e for e in events if e.get("name") == "model_run"]
+    assert len(runs) == 5  # the fresh session's first call, then the 4 profiled iterations
+    res = bench("profile", "summarize", data["run_id"], "--format", "json")
+    [s] = json.loads(res.stdout)
+    assert s["steps"] == 4 and s["ops"][0]["name"].startswith("MatMul")
+    assert s["ops"][0]["count"] == 4
+
+
+@pytest.mark.skipif(not _opencl_device(), reason="no OpenCL device (install pocl-opencl-icd)")
+def test_opencl_trace(bench):
+    data = _run(bench, *GEMM, "-b", "opencl:0", "--profile-iters", "3")
+    m = data["measurements"][0]
+    _, events, meta = _trace(m)
+    assert meta["kind"] == "opencl"
+    kernels = [e for e in events if e.get("cat") == "kernel"]
+    assert kernels and {e["name"] for e in kernels} & {"gemm_cpu", "gemm_tiled", "gemm_naive"}
+    for e in kernels:  # queued <= submit <= start <= end, from the profiling events
+        a = e["args"]
+        assert a["queued_ns"] <= a["submit_ns"] <= a["start_ns"] <= a["end_ns"]
+    res = bench("profile", "summarize", data["run_id"], "--format", "json")
+    [s] = json.loads(res.stdout)
+    assert s["basis"] == "device" and s["steps"] == 3
+    assert s["ops"][0]["name"] in {"gemm_cpu", "gemm_tiled", "gemm_naive"}
+
+
+def test_numpy_trace_is_labelled_python_level(bench):
+    data = _run(bench, *GEMM, "-b", "numpy:cpu", "--profile-iters", "2")
+    m = data["measurements"][0]
+    _, events, meta = _trace(m)
+    assert meta["kind"] == m["timing"]["profile"]["kind"] == "python"
+    assert "numpy has no profiler" in meta["note"]
+    assert sum(e["name"] == "accelbench.iteration" for e in events) == 2
+    assert not any("runner.py" in e["name"] or "profiling.py" in e["name"] for e in events)
+
+
+HAVE_MPI = shutil.which("mpirun") is not None and _have("mpi4py")
+
+
+@pytest.mark.skipif(not HAVE_MPI, reason="needs mpirun and mpi4py")
+def test_mpi_two_ranks_trace_has_a_track_per_rank(bench):
+    data = _run(bench, "-w", "allreduce", "-b", "mpi", "-p", "size=1KiB,256KiB",
+                "--launcher", "mpirun", "-n", "2", "--profile-iters", "4")
+    assert data["status"] == "complete" and len(data["measurements"]) == 2
+    for m in data["measurements"]:
+        _, events, meta = _trace(m)
+        assert meta["kind"] == "ranks" and meta["ranks"] == 2
+        procs = {e["pid"]: e["args"]["name"] for e in events if e.get("name") == "process_name"}
+        assert procs == {0: "rank 0", 1: "rank 1"}
+        for rank in (0, 1):
+            mine = [e for e in events if e.get("pid") == rank and e.get("ph") == "X"]
+            assert sum(e["name"] == "allreduce" for e in mine) == 4
+            assert sum(e["name"] == "wait" for e in mine) == 4
+    res = bench("profile", "summarize", data["run_id"], "size=262144", "--format", "json")
+    assert res.rc == 0, res.stderr
+    [s] = json.loads(res.stdout)
+    assert [r["rank"] for r in s["ranks"]] == [0, 1]
+    for r in s["ranks"]:
+        assert r["op_s"] > 0 and 0 <= r["wait_share"] < 1
+        assert r["wait_share"] == pytest.approx(r["wait_s"] / (r["wait_s"] + r["op_s"]))
+    assert {o["name"] for o in s["ops"]} == {"allreduce", "wait"}
+
+
+# --- the parser on its own ----------------------------------------------------------------
+
+
+def test_self_time_and_share_from_a_hand_made_trace():
+    ev = [
+        {"ph": "X", "name": "accelbench.iteration", "cat": "accelbench", "pid": 1, "tid": 1,
+         "ts": 0, "dur": 100},
+        {"ph": "X", "name": "outer", "pid": 1, "tid": 1, "ts": 10, "dur": 60},
+        {"ph": "X", "name": "inner", "pid": 1, "tid": 1, "ts": 20, "dur": 40},
+        {"ph": "X", "name": "outside", "pid": 1, "tid": 1, "ts": 200, "dur": 500},
+    ]
+    s = prof.summarize(ev, {"iterations": 1})
+    ops = {o.name: o for o in s.ops}
+    assert set(ops) == {"outer", "inner"}  # "outside" lies outside the step
+    assert ops["inner"].self_s == pytest.approx(40e-6)
+    assert ops["outer"].self_s == pytest.approx(20e-6)
+    assert ops["inner"].share == pytest.approx(0.4) and s.step_s == pytest.approx(100e-6)
+    d = prof.diff(s, prof.summarize([*ev[:2], {**ev[2], "dur": 10}], {"iterations": 1}))
+    deltas = {o.name: o.delta_s for o in d.ops}  # inner's 30 us moved to outer's self time
+    assert deltas == pytest.approx({"inner": -30e-6, "outer": 30e-6})
+
+
+def test_device_time_is_preferred_where_present():
+    ev = [
+        {"ph": "X", "name": "accelbench.iteration", "cat": "accelbench", "pid": 1, "tid": 1,
+         "ts": 0, "dur": 100},
+        {"ph": "X", "name": "aten::mm", "cat": "cpu_op", "pid": 1, "tid": 1, "ts": 1, "dur": 90},
+        {"ph": "X", "name": "sgemm_kernel", "cat": "kernel", "pid": 0, "tid": 7, "ts": 5,
+         "dur": 70},
+    ]
+    s = prof.summarize(ev)
+    assert s.basis == "device" and [o.name for o in s.ops] == ["sgemm_kernel"]
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("iters", ["0", "101"])
+def test_profile_iters_out_of_range(bench_inproc, iters):
+    res = bench_inproc("run", "-w", "spin", "--profile", "--profile-iters", iters)
+    assert res.rc == 2 and len(res.err_lines) == 1
+    assert "--profile-iters must be between 1 and 100" in res.stderr
+    assert not Path("bench-runs").exists()
+
+
+def test_profile_iters_needs_profile(bench_inproc):
+    res = bench_inproc("run", "-w", "spin", "--profile-iters", "3")
+    assert res.rc == 2 and "need --profile" in res.stderr and len(res.err_lines) == 1
+
+
+def test_summarize_a_run_without_traces(bench_inproc):
+    assert bench_inproc("run", "-w", "spin", "-p", "us=1", *FAST).rc == 0
+    res = bench_inproc("profile", "summarize", "latest")
+    assert res.rc == 2 and len(res.err_lines) == 1
+    assert "has no profile traces" in res.stderr and "bench run --profile" in res.stderr
+
+
+def test_trace_too_large_is_not_kept_and_its_size_reported(bench_inproc):
+    res = bench_inproc("run", "-w", "spin", "-p", "us=1", *FAST, "--profile",
+                       "--profile-max-mb", "0.0001", "--json")
+    assert res.rc == 0, res.stderr
+    entry = json.loads(res.stdout)["measurements"][0]["timing"]["profile"]
+    assert "path" not in entry and entry["raw_bytes"] > 0.0001 * 2**20
+    assert "MiB exceeds the limit of 0.0 MiB" in entry["error"]
+    assert not list(Path("bench-runs").rglob("*.json.gz"))
+    res = bench_inproc("profile", "summarize", "latest")
+    assert res.rc == 2 and "exceeds the limit" in res.stderr and len(res.err_lines) == 1
+
+
+def test_backend_whose_profiler_is_missing(bench_inproc, monkeypatch):
+    from harness.backends.numpy import NumpyBackend
+
+    monkeypatch.setattr(NumpyBackend, "profiler_missing",
+                        lambda self: "numpy:cpu: its profiler needs pip install frobnicate")
+    res = bench_inproc("run", "-w", "spin", "--profile")
+    assert res.rc == 2 and len(res.err_lines) == 1
+    assert "pip install frobnicate" in res.stderr
+    assert not Path("bench-runs").exists()
