@@ -101,8 +101,15 @@ def rank0_host(launcher: str) -> str:
                              text=True, timeout=10)
         first = out.stdout.split()[0] if out.returncode == 0 and out.stdout.split() else ""
         if first and first != socket.gethostname():
-            socket.gethostbyname(first)  # resolvable, or stay on one node
-            return first
+            try:
+                socket.gethostbyname(first)
+                return first
+            except OSError:  # a node name DNS does not know: Slurm's NodeAddr for it
+                node = subprocess.run(["scontrol", "-o", "show", "node", first],
+                                      capture_output=True, text=True, timeout=10).stdout
+                for token in node.split():
+                    if token.startswith("NodeAddr=") and token != "NodeAddr=":
+                        return token.split("=", 1)[1]
     except (OSError, subprocess.SubprocessError):
         pass
     return "127.0.0.1"
@@ -118,7 +125,9 @@ def rank_env(launcher: str, n: int, timeout: float) -> dict[str, str]:
         tty["COLUMNS"] = str(shutil.get_terminal_size().columns)
     # Like torchrun: ranks sharing a node share its cores, or their thread pools spin against
     # each other (a 2-rank CPU training step ran 40x slower). Recorded in the environment.
-    host = rank0_host(launcher)  # its ports are picked here: free on this host, likely there
+    # Its ports are picked here: free on this host, likely there. BENCH_CONTROL_HOST overrides
+    # where the other ranks reach rank 0 (e.g. mpirun across hosts).
+    host = os.environ.get("BENCH_CONTROL_HOST") or rank0_host(launcher)
     threads = {} if "OMP_NUM_THREADS" in os.environ else {
         "OMP_NUM_THREADS": str(max(1, len(os.sched_getaffinity(0)) // n))}
     return {

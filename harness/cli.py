@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from harness import __version__
+from harness.cli_args import parse_kv as _parse_kv
+from harness.cli_args import split_values as _split
 from harness.errors import UserError
 
 RUN_DIR_ENV = "BENCH_RUN_DIR"
@@ -68,24 +70,6 @@ def cli() -> None:
 
     Exit codes: 0 ok, 1 a case failed, 2 bad input, 130/143 interrupted (partial run kept).
     """
-
-
-def _parse_kv(items: tuple[str, ...], what: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserError(f"{what} {item!r} is not key=value (e.g. {what} m=64,128)")
-        out.setdefault(key.strip(), []).extend(v.strip() for v in value.split(","))
-    if what == "-p":  # sweeps such as size=8B..64MiB*2 expand to one value per point
-        from harness.sweep import expand_sweep
-
-        out = {k: [x for v in vs for x in expand_sweep(v, f"-p {k}")] for k, vs in out.items()}
-    return out
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
 @cli.command()

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from harness.cli_args import parse_kv
+from harness.cli_args import split_values as _split
 from harness.errors import UserError
 
 
@@ -19,20 +21,6 @@ def _run_dir_option(f: Any) -> Any:
                         type=click.Path(file_okay=False, path_type=Path), show_default=True,
                         help="Results folder on the shared filesystem: run files, job scripts "
                              "and job output [env BENCH_RUN_DIR].")(f)
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
-def _params(items: tuple[str, ...]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UserError(f"-p {item!r} is not key=value (e.g. -p m=64,128)")
-        out.setdefault(key.strip(), []).extend(v.strip() for v in value.split(","))
-    return out
 
 
 def _job_name(suite: str | None, workloads: list[str]) -> str:
@@ -102,7 +90,7 @@ def submit(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, .
         raise UserError("give either --suite or -w/-b/-p, not both")
     if not suite and not workloads:
         raise UserError("nothing to submit: give --suite NAME or -w WORKLOAD")
-    parsed = _params(params)
+    parsed = parse_kv(params, "-p")
     array_values: list[str] = []
     if array_param:
         if suite or array_param not in parsed:
@@ -128,7 +116,7 @@ def submit(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, .
         args += ["--budget", repr(budget)]
     if target_ci is not None:
         args += ["--target-ci", repr(target_ci)]
-    tag_values = {k: ",".join(v) for k, v in _params(tags).items()} if tags else {}
+    tag_values = {k: ",".join(v) for k, v in parse_kv(tags, "--tag").items()}
     profile = load_site(site)
     run_dir = run_dir.resolve()
     name = job_name or _job_name(suite, _split(workloads))

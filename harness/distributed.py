@@ -121,6 +121,21 @@ def parse_addr(text: str) -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
+def local_address() -> str:
+    """The address other ranks can reach this one at: the one it uses to reach rank 0's control
+    channel (loopback when every rank is on this host)."""
+    text = os.environ.get(ENV_ADDR, "")
+    host, _, port = text.rpartition(":")
+    if not host or host in ("127.0.0.1", "localhost", "::1") or not port.isdigit():
+        return "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, int(port)))  # UDP: no packet is sent, only a route is chosen
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))

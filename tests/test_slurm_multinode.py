@@ -61,3 +61,33 @@ def test_a_two_node_job_runs_on_both_nodes(two_nodes):
     addrs = [ln.split()[1] for ln in lines]
     assert names == ["bnode1", "bnode2"]
     assert len(set(addrs)) == 2 and all(a.startswith("10.234.") for a in addrs)
+
+
+def test_bench_submit_across_two_nodes(two_nodes, bench, workdir):
+    """gloo and gRPC p2p between ranks on two nodes: rank 0's control channel and the gRPC
+    endpoints must use the nodes' own addresses, not loopback."""
+    site = workdir / "two.toml"
+    site.write_text('description = "two namespace nodes"\npartitions = ["debug"]\n'
+                    'launcher = "srun"\nmpi = "none"\n[env]\nGLOO_SOCKET_IFNAME = "bench0"\n')
+    env = {"SLURM_CONF": two_nodes["SLURM_CONF"]}
+    r = bench("submit", "-w", "p2p", "-b", "gloo,grpc", "-p", "size=64KiB,1MiB", "--nodes", "2",
+              "--ntasks-per-node", "1", "--site", str(site), "--budget", "0.3", "--json",
+              env=env)
+    assert r.rc == 0, r.stderr
+    (job,) = [j["job_id"] for j in r.json()]
+    deadline = time.monotonic() + 120
+    while True:
+        rows = bench("jobs", "--json", env=env).json()
+        state = rows[0]["state"]
+        if state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.5)
+    assert state == "COMPLETED", rows[0]
+    assert bench("collect", env=env).stdout.strip() == "1 added"
+    shown = bench("show", "latest", "--json").json()
+    assert shown["tags"]["slurm_job"] == job
+    assert shown["env"]["cluster"]["world_size"] == 2
+    ms = shown["measurements"]
+    assert sorted({m["backend"] for m in ms}) == ["gloo:cpu", "grpc:cpu"]
+    assert all(m["status"] == "ok" and m["metrics"]["ranks"] == 2 for m in ms)

@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from harness.distributed import current
+from harness.distributed import current, local_address
 from harness.errors import BackendUnavailable, UserError
 from kernels.collectives.base import Bound, CollectiveBackend, Collectives
 
 SUPPORTED = ("allreduce", "allgather", "reduce-scatter", "p2p")
 PIECE = 1 << 20  # bytes per message
-HOST_ENV = "BENCH_GRPC_HOST"  # the address other ranks reach this one at (default 127.0.0.1)
+HOST_ENV = "BENCH_GRPC_HOST"  # where other ranks reach this one (default: its route to rank 0)
 _REDUCE = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}
 
 
@@ -69,7 +69,7 @@ class GrpcCollectives(Collectives):
         services.add_RingServicer_to_server(Ring(), self.server)
         port = self.server.add_insecure_port("0.0.0.0:0")
         self.server.start()
-        host = os.environ.get(HOST_ENV, "127.0.0.1")
+        host = os.environ.get(HOST_ENV) or local_address()
         world.phase = "grpc address exchange"
         self.addrs = world.allgather(f"{host}:{port}")
         self.services, self.opts = services, opts

@@ -1,0 +1,25 @@
+"""Parsing the command line's repeated `KEY=V1,V2` and comma-list options (shared by commands)."""
+
+from __future__ import annotations
+
+from harness.errors import UserError
+
+
+def parse_kv(items: tuple[str, ...], what: str) -> dict[str, list[str]]:
+    """`-p m=64,128 -p n=1` -> {"m": ["64", "128"], "n": ["1"]}; `-p` values may be sweeps."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserError(f"{what} {item!r} is not key=value (e.g. {what} m=64,128)")
+        out.setdefault(key.strip(), []).extend(v.strip() for v in value.split(","))
+    if what == "-p":  # sweeps such as size=8B..64MiB*2 expand to one value per point
+        from harness.sweep import expand_sweep
+
+        out = {k: [x for v in vs for x in expand_sweep(v, f"-p {k}")] for k, vs in out.items()}
+    return out
+
+
+def split_values(values: tuple[str, ...]) -> list[str]:
+    """Repeated and comma-separated values as one list: ('a,b', 'c') -> ['a', 'b', 'c']."""
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
