@@ -112,3 +112,33 @@ def test_allreduce_busbw_and_fit(hosts, workdir, backend, port):
     assert largest["metrics"]["busbw_gbps"] * 1e9 == pytest.approx(RATE_BYTES, rel=0.15)
     beta = _fit(workdir, run["run_id"])["beta_gbps"] * 1e9
     assert beta == pytest.approx(RATE_BYTES, rel=0.15)
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI is not installed")
+def test_mpi_over_tcp_between_namespaces(hosts, workdir):
+    """mpirun in the first namespace starts the second rank in the other one through an
+    rsh agent that runs `ip netns exec`; Open MPI's TCP transport carries the messages."""
+    hostfile = workdir / "hosts"
+    hostfile.write_text("".join(f"{a} slots=1\n" for a in hosts["addrs"]))
+    agent = workdir / "netns-agent"
+    cases = "".join(f"  {a}) ns={n} ;;\n" for a, n in zip(hosts["addrs"], hosts["ns"],
+                                                            strict=True))
+    agent.write_text("#!/bin/sh\nhost=$1; shift\ncase \"$host\" in\n" + cases
+                     + "  *) echo \"unknown host $host\" >&2; exit 1 ;;\nesac\n"
+                     + "exec ip netns exec \"$ns\" sh -c \"$*\"\n")
+    agent.chmod(0o755)
+    subnet = hosts["addrs"][0].rsplit(".", 1)[0] + ".0/24"
+    env = {"OMPI_MCA_orte_default_hostfile": str(hostfile), "OMPI_MCA_plm_rsh_agent": str(agent),
+           "OMPI_MCA_btl": "tcp,self", "OMPI_MCA_btl_tcp_if_include": subnet,
+           "OMPI_MCA_oob_tcp_if_include": subnet, "BENCH_CONTROL_HOST": hosts["addrs"][0]}
+    r = subprocess.run(["ip", "netns", "exec", hosts["ns"][0], "env",
+                        *(f"{k}={v}" for k, v in env.items()), sys.executable, "-m", "harness",
+                        "run", "-w", "p2p", "-b", "mpi", "-p", "size=1MiB..4MiB*2",
+                        "--launcher", "mpirun", "-n", "2", "--budget", "1", "-q", "--json"],
+                       cwd=workdir, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = json.loads(r.stdout)
+    largest = max(run["measurements"], key=lambda m: m["metrics"]["size_bytes"])
+    assert largest["metrics"]["algbw_gbps"] * 1e9 == pytest.approx(RATE_BYTES, rel=0.10)
+    beta = _fit(workdir, run["run_id"])["beta_gbps"] * 1e9
+    assert beta == pytest.approx(RATE_BYTES, rel=0.10)
