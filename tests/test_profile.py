@@ -275,3 +275,77 @@ def test_backend_whose_profiler_is_missing(bench_inproc, monkeypatch):
     assert res.rc == 2 and len(res.err_lines) == 1
     assert "pip install frobnicate" in res.stderr
     assert not Path("bench-runs").exists()
+
+
+# --- NVML ---------------------------------------------------------------------------------
+
+
+class _FakeNvml:
+    """pynvml's calls as used by NvmlSampler, with fixed readings (no GPU here)."""
+
+    NVML_CLOCK_SM, NVML_CLOCK_MEM = 1, 2
+
+    class NVMLError(Exception):
+        pass
+
+    def nvmlInit(self):
+        return None
+
+    def nvmlShutdown(self):
+        return None
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return i
+
+    def nvmlDeviceGetName(self, h):
+        return "Fake GPU"
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return type("U", (), {"gpu": 80, "memory": 30})()
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return type("M", (), {"used": 2 << 30})()
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        return 250_000  # milliwatts
+
+    def nvmlDeviceGetClockInfo(self, h, which):
+        return 1980 if which == 1 else 2619
+
+
+def test_nvml_metrics_and_energy_per_iteration(monkeypatch):
+    import sys
+    import time
+
+    from harness.profiling import NvmlSampler
+
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml())
+    with NvmlSampler(0, period=0.01) as s:
+        time.sleep(0.05)
+    assert s.available and len(s.samples) >= 2
+    m = s.metrics(median_s=0.002)
+    assert m["gpu_power_w"] == 250.0 and m["gpu_util_pct"] == 80.0
+    assert m["gpu_mem_used_bytes"] == 2 << 30 and m["gpu_sm_clock_mhz"] == 1980.0
+    assert m["energy_per_iter_j"] == pytest.approx(250.0 * 0.002)  # power x time
+    assert s.record().startswith("nvml: Fake GPU")
+
+
+def test_nvml_without_a_gpu_says_so(monkeypatch):
+    import sys
+
+    from harness.profiling import NvmlSampler, gpu_counters
+
+    fake = _FakeNvml()
+
+    def no_gpu():
+        raise fake.NVMLError("NVML Shared Library Not Found")
+
+    fake.nvmlInit = no_gpu
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    s = NvmlSampler(0)
+    assert not s.available and "no NVIDIA GPU" in s.reason
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
+    assert "pip install 'accelbench[nvml]'" in NvmlSampler(0).reason
+    cpu = type("B", (), {"device": "cpu", "model": "torch", "name": "torch:cpu"})()
+    none = gpu_counters(cpu)
+    assert none.metrics(1.0) == {} and none.record() == "none: torch:cpu runs on no NVIDIA GPU"
