@@ -249,8 +249,11 @@ def _profile(planned: PlannedCase, backend: Backend, prepared: Any, workload: An
                     note="per-rank timeline: barrier wait, then the operation (wall clock, "
                          "aligned on the first barrier exit)")
         dest = request.trace_dir / profiling.trace_name(seq, case.workload, "ranks")
-        return profiling.write_trace(profiling.rank_events(timelines, case.workload), dest,
-                                     meta, request.max_bytes)
+        entry = profiling.write_trace(profiling.rank_events(timelines, case.workload), dest,
+                                      meta, request.max_bytes)
+        if entry.get("error"):
+            sys.stderr.write(f"bench: warning: {case.key}: {entry['error']}\n")
+        return entry
 
     def run_iteration(op: Any) -> None:
         r = op()
@@ -259,13 +262,18 @@ def _profile(planned: PlannedCase, backend: Backend, prepared: Any, workload: An
 
     meta["_op"] = prepared.op
     try:
-        return profiling.profile_case(
+        entry = profiling.profile_case(
             backend, run_iteration, lambda: workload.prepare(backend, case.param_dict),
             request, seq, meta)
-    except (UserError, Interrupted, KeyboardInterrupt):
+    except (Interrupted, KeyboardInterrupt):
         raise
+    except UserError as exc:
+        entry = {"error": f"profiling failed: {exc}"}
     except Exception as exc:  # the measurement stands; the profile says what went wrong
-        return {"error": f"profiling failed: {_describe(exc)}"}
+        entry = {"error": f"profiling failed: {_describe(exc)}"}
+    if entry.get("error"):
+        sys.stderr.write(f"bench: warning: {case.key}: {entry['error']}\n")
+    return entry
 
 
 def _describe(exc: BaseException) -> str:

@@ -262,6 +262,7 @@ def test_trace_too_large_is_not_kept_and_its_size_reported(bench_inproc):
     assert "path" not in entry and entry["raw_bytes"] > 0.0001 * 2**20
     assert "MiB exceeds the limit of 0.0 MiB" in entry["error"]
     assert not list(Path("bench-runs").rglob("*.json.gz"))
+    assert "bench: warning:" in res.stderr and "exceeds the limit" in res.stderr
     res = bench_inproc("profile", "summarize", "latest")
     assert res.rc == 2 and "exceeds the limit" in res.stderr and len(res.err_lines) == 1
 
