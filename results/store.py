@@ -89,14 +89,16 @@ class Store:
 
     def _ensure_schema(self) -> None:
         # Several processes may open a new store at once: the loser of the race to create it
-        # sees the winner's tables on its next try.
-        for attempt in range(5):
+        # sees the winner's tables (or, in the instant between them, tables without their
+        # version row) and looks again.
+        attempts = 8
+        for attempt in range(attempts):
             try:
                 return self._create_or_migrate()
-            except (IntegrityError, OperationalError, ProgrammingError):
-                if attempt == 4:
+            except (IntegrityError, OperationalError, ProgrammingError, _SchemaInProgress):
+                if attempt == attempts - 1:
                     raise
-                time.sleep(0.1 * (attempt + 1))
+                time.sleep(0.05 * (attempt + 1) * (1 + random.random()))
 
     def _create_or_migrate(self) -> None:
         with self.engine.begin() as conn:
@@ -105,8 +107,11 @@ class Store:
                 conn.execute(sa.insert(s.meta).values(key="schema_version",
                                                       value=str(s.SCHEMA_VERSION)))
                 return
-            version = int(conn.execute(sa.select(s.meta.c.value).where(
-                s.meta.c.key == "schema_version")).scalar_one())
+            found = conn.execute(sa.select(s.meta.c.value).where(
+                s.meta.c.key == "schema_version")).scalar()
+            if found is None:
+                raise _SchemaInProgress(f"store {self.name} has no schema version yet")
+            version = int(found)
             if version > s.SCHEMA_VERSION:
                 raise UserError(f"store {self.name} has schema version {version}, newer than "
                                 f"this accelbench ({s.SCHEMA_VERSION}); upgrade accelbench")
@@ -271,6 +276,10 @@ class Store:
             row = conn.execute(sa.select(s.runs.c.status, s.runs.c.n_measurements)
                                .where(s.runs.c.run_id == run_id)).first()
         return row is not None and tuple(row) == (status, n)
+
+
+class _SchemaInProgress(SQLAlchemyError):
+    """Tables exist but the version row does not (yet): another process is creating them."""
 
 
 def _escape_like(text: str) -> str:
