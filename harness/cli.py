@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from harness import __version__
+from harness.cli_args import parse_counts
 from harness.cli_args import parse_kv as _parse_kv
 from harness.cli_args import split_values as _split
 from harness.errors import UserError
@@ -266,15 +267,7 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
     if needs_mpi and launcher not in ("mpirun", "srun"):
         raise UserError(f"backend {needs_mpi[0]} needs MPI ranks: use --launcher mpirun "
                         f"(or srun), not {launcher}")
-    sizes = [nranks or 1]
-    if rank_list:
-        try:
-            sizes = [int(x) for x in _split((rank_list,))]
-        except ValueError:
-            sizes = []
-        if not sizes or min(sizes) < 1:
-            raise UserError(f"--ranks {rank_list!r} is not a list of positive whole numbers, "
-                            "e.g. --ranks 1,2,4")
+    sizes = parse_counts(rank_list, "--ranks") if rank_list else [nranks or 1]
     from harness.runner import setup_backends
 
     setup_backends(plan)  # a missing package or device: one line here, not one per rank

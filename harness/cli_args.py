@@ -23,3 +23,15 @@ def parse_kv(items: tuple[str, ...], what: str) -> dict[str, list[str]]:
 def split_values(values: tuple[str, ...]) -> list[str]:
     """Repeated and comma-separated values as one list: ('a,b', 'c') -> ['a', 'b', 'c']."""
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def parse_counts(text: str, option: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4]; anything but positive whole numbers is one clear error."""
+    try:
+        counts = [int(x) for x in split_values((text,))]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise UserError(f"{option} {text!r} is not a list of positive whole numbers, "
+                        f"e.g. {option} 1,2,4")
+    return counts

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from harness.cli_args import parse_kv
+from harness.cli_args import parse_counts, parse_kv
 from harness.cli_args import split_values as _split
 from harness.errors import UserError
 
@@ -120,14 +120,7 @@ def submit(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, .
     profile = load_site(site)
     run_dir = run_dir.resolve()
     name = job_name or _job_name(suite, _split(workloads))
-    counts: list[int | None] = [None]
-    if scaling:
-        try:
-            counts = [int(x) for x in _split((scaling,))]
-        except ValueError:
-            counts = []
-        if not counts or min(counts) < 1:
-            raise UserError(f"--scaling {scaling!r} is not a list of positive whole numbers")
+    counts: list[int | None] = [*parse_counts(scaling, "--scaling")] if scaling else [None]
     requests = []
     for count in counts:
         req = slurm.JobRequest(
@@ -412,12 +405,7 @@ def model_predict(fabric_ref: str, nodes: str, size: str, collective: str,
     from harness.params import parse_size
 
     fabric = load_fabric(fabric_ref)
-    try:
-        counts = [int(x) for x in _split((nodes,))]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 1:
-        raise UserError(f"--nodes {nodes!r} is not a list of positive whole numbers")
+    counts = parse_counts(nodes, "--nodes")
     sizes = _size_list(size)
     if (gradient_bytes is None) != (step_time is None):
         raise UserError("give --gradient-bytes and --step-time together")
