@@ -350,3 +350,15 @@ def test_nvml_without_a_gpu_says_so(monkeypatch):
     cpu = type("B", (), {"device": "cpu", "model": "torch", "name": "torch:cpu"})()
     none = gpu_counters(cpu)
     assert none.metrics(1.0) == {} and none.record() == "none: torch:cpu runs on no NVIDIA GPU"
+
+
+def test_diff_of_runs_without_a_common_profiled_case(bench_inproc):
+    for us in ("1", "2"):
+        assert bench_inproc("run", "-w", "spin", "-p", f"us={us}", *FAST, "--profile").rc == 0
+    res = bench_inproc("profile", "diff", "latest~1", "latest")
+    assert res.rc == 2 and len(res.err_lines) == 1
+    assert "share no profiled case" in res.stderr
+    same = bench_inproc("profile", "diff", "latest", "latest", "--format", "json")
+    assert same.rc == 0, same.stderr
+    [d] = json.loads(same.stdout)
+    assert all(o["delta_s"] == 0 for o in d["ops"])  # a run against itself changes nothing
