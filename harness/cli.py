@@ -91,6 +91,9 @@ def cli() -> None:
 @click.option("--min-samples", type=int, help="Samples taken before the stopping rule applies "
               "[default 10].")
 @click.option("--max-samples", type=int, help="Stop after this many samples [default 100000].")
+@click.option("--rounds", type=click.IntRange(min=1, max=20), metavar="N",
+              help="Measure every case N times, interleaved, each with budget/N; compare then "
+                   "allows for how much cases move between rounds [default 1].")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="A Python file defining workloads with @harness.workload.")
 @click.option("--dry-run", is_flag=True, help="List the cases that would run, run nothing.")
@@ -121,6 +124,7 @@ def cli() -> None:
 def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...],
         params: tuple[str, ...], tags: tuple[str, ...], target_ci: float | None,
         budget: float | None, min_samples: int | None, max_samples: int | None,
+        rounds: int | None,
         plugins: tuple[str, ...], dry_run: bool, quiet: bool, launcher: str | None,
         nranks: int | None, rank_list: str | None, rank_timeout: float, check: bool,
         no_store: bool, profile: bool, profile_iters: int | None,
@@ -146,7 +150,8 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
     for plugin in plugins:
         load_plugin(plugin)
     overrides = {k: v for k, v in (("target_ci", target_ci), ("budget", budget),
-                                   ("min_samples", min_samples), ("max_samples", max_samples))
+                                   ("min_samples", min_samples), ("max_samples", max_samples),
+                                   ("rounds", rounds))
                  if v is not None}
     tag_values = {k: ",".join(v) for k, v in _parse_kv(tags, "--tag").items()}
     if suite and (workloads or backends or params):

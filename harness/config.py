@@ -70,7 +70,7 @@ def timing_policy(base: TimingPolicy, overrides: Mapping[str, Any], where: str) 
                 or value <= 0):
             raise UserError(f"{where}: timing setting {key!r} must be a positive number, "
                             f"got {value!r}")
-        is_int = key in ("min_samples", "max_samples")
+        is_int = key in ("min_samples", "max_samples", "rounds")
         if is_int and not float(value).is_integer():
             raise UserError(f"{where}: timing setting {key!r} must be a whole number")
         changes[key] = int(value) if is_int else float(value)

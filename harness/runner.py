@@ -376,20 +376,35 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         signal.signal(sig, on_signal)
     done: list[dict[str, Any]] = []
     status, code, error = "complete", EXIT_OK, None
+    pending: dict[int, list[dict[str, Any]]] = {}  # rounds measured so far, per case
+
+    def record(i: int, m: dict[str, Any]) -> None:
+        nonlocal status, code
+        done.append(m)  # first: a signal held during the write lands right after it
+        if writer is not None:
+            with lock:
+                writer.append(m)
+        reporter.case_finished(i, m)
+        if m["status"] == "failed":
+            status, code = "failed", EXIT_CASE_FAILED
+
     try:
         reporter.run_started(run_id, len(plan))
-        for i, planned in enumerate(plan):
-            inject_fault(comm.rank, i)
-            reporter.case_started(i, planned)
-            m = measure_case(planned, backends[planned.case.backend], reporter.case_progress,
-                             comm, check, profile, i)
-            done.append(m)  # first: a signal held during the write lands right after it
-            if writer is not None:
-                with lock:
-                    writer.append(m)
-            reporter.case_finished(i, m)
-            if m["status"] == "failed":
-                status, code = "failed", EXIT_CASE_FAILED
+        for r in range(max(p.policy.rounds for p in plan)):
+            for i, planned in enumerate(plan):
+                rounds = planned.policy.rounds
+                if r >= rounds or (r > 0 and i not in pending):
+                    continue  # done, or failed in an earlier round
+                if r == 0:
+                    inject_fault(comm.rank, i)
+                reporter.case_started(i, planned)
+                part = planned if rounds == 1 else PlannedCase(
+                    planned.case, planned.policy.replace(budget=planned.policy.budget / rounds))
+                m = measure_case(part, backends[planned.case.backend], reporter.case_progress,
+                                 comm, check, profile if r == rounds - 1 else None, i)
+                pending.setdefault(i, []).append(m)
+                if r == rounds - 1 or m["status"] == "failed":
+                    record(i, merge_rounds(pending.pop(i), planned))
         if comm.size > 1:
             comm.phase = "the end of the run"
             status, code = comm.bcast([status, code] if root else None)
@@ -405,6 +420,8 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         for sig in previous:  # a second signal must not interrupt saving what we have
             signal.signal(sig, signal.SIG_IGN)
         try:
+            for i in sorted(pending):  # interrupted between rounds: keep the rounds measured
+                record(i, merge_rounds(pending.pop(i), plan[i]))
             path, ingested = finish(status)
             reporter.run_finished(status)
         finally:
@@ -413,6 +430,36 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             if comm.size > 1 and error is None:
                 comm.close()  # type: ignore[attr-defined]
     return RunResult(run_id, status, code, path, done, ingested, error)
+
+
+def merge_rounds(records: list[dict[str, Any]], planned: PlannedCase) -> dict[str, Any]:
+    """One measurement from a case's rounds: samples pooled, summary and metrics recomputed,
+    each round's median kept (`timing.round_medians_s`) for `bench compare`."""
+    if len(records) == 1 and planned.policy.rounds == 1:
+        return records[0]
+    failed = next((m for m in records if m["status"] != "ok"), None)
+    if failed is not None:
+        return failed
+    first, last = records[0], records[-1]
+    samples = [x for m in records for x in m["samples"]]
+    device = ([x for m in records for x in m["device_samples"]]
+              if all(m.get("device_samples") for m in records) else None)
+    summary = summarize(samples)
+    workload = workloads.get(first["workload"])()
+    metrics = {**first["metrics"], **derive_metrics(summary, workload.work(first["params"]))}
+    if device:
+        metrics["device_latency_s"] = summarize(device).median
+    metrics.update(workload.extra_metrics(first["params"], summary.median, first["info"]))
+    timing = {**last["timing"],
+              "policy": planned.policy.to_dict(),
+              "rounds": len(records),
+              "round_medians_s": [m["summary"]["median"] for m in records],
+              "stop_reason": ",".join(dict.fromkeys(m["timing"]["stop_reason"] for m in records)),
+              "load_before": first["timing"].get("load_before"),
+              "first_call_s": first["timing"].get("first_call_s"),
+              "compile_s": first["timing"].get("compile_s")}
+    return {**last, "started_at": first["started_at"], "summary": summary.to_dict(),
+            "metrics": metrics, "timing": timing, "samples": samples, "device_samples": device}
 
 
 def _plan_digest(plan: Sequence[PlannedCase]) -> str:

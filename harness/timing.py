@@ -35,6 +35,10 @@ class TimingPolicy:
     max_samples: int = 100_000
     warmup_budget: float = 1.0  # seconds at most spent warming up
     overhead_frac: float = 0.01  # per-sample overhead allowed, as a fraction of a sample
+    # Rounds: the run measures every case this many times, interleaved (all cases, then all
+    # again), each round with budget/rounds; the spread of the round medians is how much a
+    # case moves over time on this machine, which `bench compare` then allows for.
+    rounds: int = 1
 
     def replace(self, **changes: Any) -> TimingPolicy:
         return TimingPolicy(**{**asdict(self), **changes})

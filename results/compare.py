@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import bdtr, ndtr, ndtri
+from scipy.special import bdtr, ndtr, ndtri, stdtr, stdtrit
 
 REGRESSION, IMPROVEMENT, UNCHANGED, NOISE = "regression", "improvement", "unchanged", "noise"
 VERDICT_ORDER = {REGRESSION: 0, NOISE: 1, IMPROVEMENT: 2, UNCHANGED: 3}
@@ -99,9 +99,26 @@ def benjamini_hochberg(p_values: Sequence[float], q: float) -> np.ndarray:
     return rejected
 
 
+def between_rounds_se(base: Sequence[float], head: Sequence[float]) -> tuple[float, int]:
+    """Standard error of the log-ratio from the spread of per-round medians, and its degrees
+    of freedom: how much a case moves between rounds on this machine, which the samples of one
+    round cannot show."""
+    lb, lh = np.log(np.maximum(base, 1e-300)), np.log(np.maximum(head, 1e-300))
+    df = len(lb) + len(lh) - 2
+    pooled = ((len(lb) - 1) * np.var(lb, ddof=1) + (len(lh) - 1) * np.var(lh, ddof=1)) / df
+    return math.sqrt(pooled * (1 / len(lb) + 1 / len(lh))), df
+
+
 def compare(base: Mapping[str, Sequence[float]], head: Mapping[str, Sequence[float]],
-            threshold: float = 0.05, fdr: float = 0.05, level: float = 0.95) -> Comparison:
-    """Compare per-case raw samples (seconds per iteration; lower is better)."""
+            threshold: float = 0.05, fdr: float = 0.05, level: float = 0.95,
+            base_rounds: Mapping[str, Sequence[float]] | None = None,
+            head_rounds: Mapping[str, Sequence[float]] | None = None) -> Comparison:
+    """Compare per-case raw samples (seconds per iteration; lower is better).
+
+    Where both runs measured a case in two or more rounds (`bench run --rounds`), the interval
+    also allows for the spread between rounds (Student's t on the round medians' pooled
+    variance, added to the samples' own), so a machine whose figures wander between runs says
+    `noise` instead of raising false alarms."""
     if not 0 < threshold < 1:
         raise ValueError("threshold must be a fraction between 0 and 1")
     keys = [k for k in base if k in head]
@@ -112,6 +129,18 @@ def compare(base: Mapping[str, Sequence[float]], head: Mapping[str, Sequence[flo
         lb, sb = log_median_se(np.asarray(base[k]))
         lh, sh = log_median_se(np.asarray(head[k]))
         d, se = lh - lb, math.hypot(sb, sh)
+        rb, rh = (base_rounds or {}).get(k), (head_rounds or {}).get(k)
+        df = 0
+        if rb and rh and len(rb) > 1 and len(rh) > 1:
+            se_rounds, df = between_rounds_se(rb, rh)
+            se = math.hypot(se, se_rounds)
+        if df:  # few rounds: Student's t, not the normal, for tests and the interval
+            p_up = float(stdtr(df, -(d - up) / se)) if se > 0 else float(d <= up)
+            p_down = float(stdtr(df, (d - down) / se)) if se > 0 else float(d >= down)
+            crit = float(stdtrit(df, 0.5 + level / 2))
+            stats.append((k, d, se, min(1.0, 2 * min(p_up, p_down)), len(base[k]),
+                          len(head[k]), math.exp(lb), math.exp(lh), crit))
+            continue
         if se == 0:  # identical constant samples: an exact figure
             p_up = 0.0 if d > up else 1.0
             p_down = 0.0 if d < down else 1.0
@@ -121,11 +150,11 @@ def compare(base: Mapping[str, Sequence[float]], head: Mapping[str, Sequence[flo
             p_up = float(ndtr(-(d - up) / se))  # H0: ratio <= 1 + threshold
             p_down = float(ndtr((d - down) / se))  # H0: ratio >= 1 - threshold
         stats.append((k, d, se, min(1.0, 2 * min(p_up, p_down)), len(base[k]), len(head[k]),
-                      math.exp(lb), math.exp(lh)))
+                      math.exp(lb), math.exp(lh), z))
     rejected = benjamini_hochberg([s[3] for s in stats], fdr)
     cases = []
-    for (k, d, se, p, nb, nh, mb, mh), rej in zip(stats, rejected, strict=True):
-        lo, hi = (d - z * se, d + z * se) if math.isfinite(se) else (-math.inf, math.inf)
+    for (k, d, se, p, nb, nh, mb, mh, crit), rej in zip(stats, rejected, strict=True):
+        lo, hi = (d - crit * se, d + crit * se) if math.isfinite(se) else (-math.inf, math.inf)
         if rej:
             verdict = REGRESSION if d > 0 else IMPROVEMENT
         elif down <= lo and hi <= up:

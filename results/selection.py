@@ -53,7 +53,9 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
         raise UserError(f"--fdr must be a fraction between 0 and 1, got {fdr}")
     base_id, head_id = resolve_run(store, base_ref), resolve_run(store, head_ref)
     base, head = store.run(base_id), store.run(head_id)
-    result = compare(store.case_samples(base_id), store.case_samples(head_id), threshold, fdr)
+    result = compare(store.case_samples(base_id), store.case_samples(head_id), threshold, fdr,
+                     base_rounds=store.case_rounds(base_id),
+                     head_rounds=store.case_rounds(head_id))
     if not result.cases:
         raise UserError(f"runs {base_id[:8]} and {head_id[:8]} share no measured case "
                         f"({len(result.only_base)} vs {len(result.only_head)} cases); compare "

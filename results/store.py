@@ -261,6 +261,15 @@ class Store:
                                 .where(s.samples.c.measurement_id == measurement_id)).scalar()
         return s.unpack(blob).tolist()
 
+    def case_rounds(self, run_id: str) -> dict[str, list[float]]:
+        """Per-round medians of a run's measurements taken in several rounds, by case key."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(s.measurements.c.case_key, s.measurements.c.timing)
+                .where(s.measurements.c.run_id == run_id, s.measurements.c.status == "ok")).all()
+        return {key: [float(x) for x in (timing or {}).get("round_medians_s", [])]
+                for key, timing in rows if len((timing or {}).get("round_medians_s", [])) > 1}
+
     def case_samples(self, run_id: str) -> dict[str, np.ndarray]:
         """Raw samples of a run's successful measurements, by case key."""
         with self.engine.connect() as conn:

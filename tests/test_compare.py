@@ -166,3 +166,38 @@ def test_compare_markdown_escapes_pipes(bench, three_runs):
     md = bench("compare", a1, a2, "--format", "markdown").stdout
     json.dumps(md)  # plain text
     assert "Traceback" not in md
+
+
+def test_rounds_allow_for_a_machine_that_wanders():
+    rng = np.random.default_rng(5)
+    base = {"k": rng.lognormal(0, 0.01, 300)}
+    wandered = {"k": rng.lognormal(math.log(1.08), 0.01, 300)}  # same code, busier machine
+    assert compare(base, wandered).cases[0].verdict == REGRESSION  # samples alone: fooled
+    with_rounds = compare(base, wandered, base_rounds={"k": [1.0, 1.07, 0.95]},
+                          head_rounds={"k": [1.08, 1.0, 1.12]}).cases[0]
+    assert with_rounds.verdict == NOISE and with_rounds.ci_low < 1.0 < with_rounds.ci_high
+    slower = {"k": rng.lognormal(math.log(1.2), 0.01, 300)}  # a real regression, steady rounds
+    steady = compare(base, slower, base_rounds={"k": [1.0, 1.01, 0.995]},
+                     head_rounds={"k": [1.2, 1.21, 1.19]}).cases[0]
+    assert steady.verdict == REGRESSION and steady.ci_low > 1.05
+
+
+def test_cli_rounds_are_stored_and_used(bench):
+    runs = []
+    for _ in range(2):
+        r = bench("run", "-w", "spin", "-p", "us=30,60", "--rounds", "3", "--budget", "0.3",
+                  "--json", "-q")
+        assert r.rc == 0, r.stderr
+        runs.append(r.json())
+    for m in runs[0]["measurements"]:
+        t = m["timing"]
+        assert t["rounds"] == 3 and len(t["round_medians_s"]) == 3
+        assert all(x == pytest.approx(m["params"]["us"] * 1e-6, rel=0.05)
+                   for x in t["round_medians_s"])
+        assert t["policy"]["rounds"] == 3
+    shown = bench("show", runs[0]["run_id"], "--json").json()["measurements"]
+    want = [m["summary"]["n"] for m in runs[0]["measurements"]]
+    assert [m["summary"]["n"] for m in shown] == want
+    cmp = bench("compare", runs[0]["run_id"], runs[1]["run_id"], "--format", "json").json()
+    assert {c["verdict"] for c in cmp["cases"]} <= {"unchanged", "noise"}
+    assert bench("run", "-w", "spin", "--rounds", "0").rc == 2
