@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "tests" / "fixtures" / "plugins" / "mylib.py"
 BENCH = [str(Path(sys.executable).with_name("bench"))]
+ROUNDS = 3  # as the quick suite: every case measured in 3 interleaved rounds
 
 
 def bench(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -55,7 +56,7 @@ def a_a(cwd: Path, reps: int, quick: bool) -> dict:
         ids = []
         for _ in range(2):
             parts = [run_id(bench(cwd, "run", "-w", "spin", "-p", f"us={spins}", "--budget", "0.5",
-                                  "-q", "--json"))]
+                                  "--rounds", str(ROUNDS), "-q", "--json"))]
             if quick:
                 parts.append(run_id(bench(cwd, "run", "--suite", "quick", "-q", "--json")))
             ids.append(parts)
@@ -76,7 +77,8 @@ def a_b(cwd: Path, reps: int) -> dict:
     us = [20 * (i + 1) for i in range(40)]  # 20 .. 800 us
     slowed = set(us[::4])  # 10 cases
     args = ["run", "--plugin", str(PLUGIN), "-w", "mylib-op", "-p",
-            "us=" + ",".join(map(str, us)), "--budget", "0.5", "-q", "--json"]
+            "us=" + ",".join(map(str, us)), "--budget", "0.5", "--rounds", str(ROUNDS), "-q",
+            "--json"]
     hits = misses = false_flags = 0
     for rep in range(reps):
         base = run_id(bench(cwd, *args))
@@ -130,14 +132,19 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--skip-quick", action="store_true", help="A/A on the spin cases only")
     ap.add_argument("--json", dest="json_path")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per run (1: no rounds)")
+    ap.add_argument("--skip-ab", action="store_true")
     args = ap.parse_args()
+    global ROUNDS
+    ROUNDS = args.rounds
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         print("speed:", flush=True)
         result = {"speed": speed(cwd)}
         print(" ", result["speed"], flush=True)
-        print("A/B:", flush=True)
-        result["a_b"] = a_b(cwd, args.reps)
+        if not args.skip_ab:
+            print("A/B:", flush=True)
+            result["a_b"] = a_b(cwd, args.reps)
         print("A/A:", flush=True)
         result["a_a"] = a_a(cwd, args.reps, not args.skip_quick)
     print(json.dumps(result, indent=1))
