@@ -5,6 +5,8 @@ returns plain data; nothing here imports a framework. Times are in seconds.
 
 - *Self time* of an event is its duration less that of the events nested directly inside it on
   the same track (process, thread).
+- Operators are grouped by name: torch's aten ops, OpenCL kernel names, XLA fusions, ONNX
+  Runtime op types (MatMul, ...; its node names are in the trace).
 - The *step* is one profiled iteration: the `accelbench.iteration` events the runner adds (ONNX
   Runtime's own `model_run` where the runner cannot mark the profiler's clock). Operators are
   counted only inside steps; their *share* is their self time over the steps' total time.
@@ -29,7 +31,8 @@ STEP_NAMES = ("accelbench.iteration", "model_run")
 DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset"}
 # Framework bookkeeping, not operators: ONNX Runtime's session events, torch's step markers.
 SKIP_CATS = {"Session", "accelbench", "python_function", "Trace", "ac2g", "cuda_runtime_launch"}
-SKIP_PREFIXES = ("ThreadpoolListener::", "end: ")  # XLA's thread-pool bookkeeping
+# XLA's thread-pool bookkeeping, and its executor waiting for the threads that run the ops
+SKIP_PREFIXES = ("ThreadpoolListener::", "end: ", "ThunkExecutor::Execute (wait")
 EPS_US = 1e-3
 
 
@@ -128,8 +131,8 @@ def _xla_threads(events: Iterable[dict[str, Any]]) -> set[tuple[Any, Any]]:
 
 def _op_name(e: dict[str, Any]) -> str:
     name = str(e.get("name", "?"))
-    if e.get("cat") == "Node" and name.endswith("_kernel_time"):  # ONNX Runtime: node name
-        name = name[: -len("_kernel_time")]
+    if e.get("cat") == "Node":  # ONNX Runtime: one event per graph node; grouped by op type
+        return str((e.get("args") or {}).get("op_name") or name.removesuffix("_kernel_time"))
     return name
 
 
