@@ -466,6 +466,10 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
                       f"env {header['env_hash']}", highlight=False, markup=False)
     console.print(measurements_table(rows))
     _print_sweeps(console, rows)
+    from harness.cli_profile import traces_line
+
+    if line := traces_line(rows, run_id):
+        console.print(line, highlight=False, markup=False)
 
 
 def _print_sweeps(console: Any, rows: list[dict[str, Any]]) -> None:

@@ -37,6 +37,17 @@ def profile_request(enabled: bool, iters: int | None, max_mb: float | None,
     return request
 
 
+def traces_line(measurements: list[dict[str, Any]], run_id: str) -> str | None:
+    """`bench show`'s link to a run's traces, when it has any."""
+    paths = [Path(p) for m in measurements
+             if (p := ((m.get("timing") or {}).get("profile") or {}).get("path"))]
+    if not paths:
+        return None
+    folders = sorted({str(p.parent) for p in paths})
+    return (f"{len(paths)} profile trace(s) in {', '.join(folders)}; "
+            f"`bench profile summarize {run_id[:8]}` reads them")
+
+
 def _open(store: str | None, run_dir: Path) -> Any:
     from results.ingest import sync_run_dir
     from results.store import Store

@@ -92,6 +92,9 @@ def test_torch_trace_and_summary_hot_spot(bench):
     assert md.rc == 0 and "| aten::mm |" in md.stdout
     table = bench("profile", "summarize", data["run_id"])
     assert table.rc == 0 and "aten::mm" in table.stdout and "[torch:cpu]" in table.stdout
+    show = bench("show", data["run_id"])  # the run links its traces
+    assert show.rc == 0 and "1 profile trace(s) in " in show.stdout
+    assert str(Path(m["timing"]["profile"]["path"]).parent) in show.stdout.replace("\n", "")
 
 
 @pytest.mark.skipif(not _have("torch"), reason="torch is not installed")
