@@ -450,6 +450,10 @@ def merge_rounds(records: list[dict[str, Any]], planned: PlannedCase) -> dict[st
     if device:
         metrics["device_latency_s"] = summarize(device).median
     metrics.update(workload.extra_metrics(first["params"], summary.median, first["info"]))
+    gpu = {k: v for k, v in last["metrics"].items() if k.startswith("gpu_")}  # --profile: NVML
+    if gpu:  # sampled in the last round only, which is the profiled one
+        metrics.update(gpu)
+        metrics["energy_per_iter_j"] = gpu["gpu_power_w"] * summary.median
     timing = {**last["timing"],
               "policy": planned.policy.to_dict(),
               "rounds": len(records),

@@ -368,3 +368,32 @@ def test_diff_of_runs_without_a_common_profiled_case(bench_inproc):
     assert same.rc == 0, same.stderr
     [d] = json.loads(same.stdout)
     assert all(o["delta_s"] == 0 for o in d["ops"])  # a run against itself changes nothing
+
+
+def test_rounds_profile_the_last_round_only(bench_inproc):
+    res = bench_inproc("run", "-w", "spin", "-p", "us=1", *FAST, "--rounds", "2", "--profile",
+                       "--json")
+    assert res.rc == 0, res.stderr
+    m = json.loads(res.stdout)["measurements"][0]
+    assert m["timing"]["rounds"] == 2 and Path(m["timing"]["profile"]["path"]).is_file()
+    assert len(list(Path("bench-runs").rglob("*.json.gz"))) == 1
+
+
+def test_merged_rounds_keep_the_gpu_metrics():
+    from harness.config import PlannedCase
+    from harness.runner import merge_rounds
+    from harness.timing import TimingPolicy
+    from harness.workload import make_case
+
+    case = make_case("spin", None, {"us": "1"}, "test")
+    rec = {"workload": "spin", "params": case.param_dict, "status": "ok", "info": {},
+           "started_at": "t", "device_samples": None,
+           "timing": {"stop_reason": "ci_target"}}
+    first = {**rec, "samples": [1e-6] * 10, "metrics": {}, "summary": {"median": 1e-6}}
+    last = {**rec, "samples": [3e-6] * 10, "summary": {"median": 3e-6},
+            "metrics": {"gpu_power_w": 100.0, "gpu_util_pct": 50.0,
+                        "energy_per_iter_j": 3e-4}}
+    m = merge_rounds([first, last], PlannedCase(case, TimingPolicy(rounds=2)))
+    assert m["metrics"]["gpu_util_pct"] == 50.0
+    median = m["summary"]["median"]
+    assert m["metrics"]["energy_per_iter_j"] == pytest.approx(100.0 * median)
