@@ -34,6 +34,11 @@ class TimingPolicy:
     min_samples: int = 10
     max_samples: int = 100_000
     warmup_budget: float = 1.0  # seconds at most spent warming up
+    # A case is never judged on a moment: warm up for at least warmup_min_time (CPU clocks and
+    # caches ramp over milliseconds; eleven 10 us calls took 0.1 ms) and sample for at least
+    # min_time before the CI rule may stop (both capped by their budgets).
+    warmup_min_time: float = 0.05
+    min_time: float = 0.1
     overhead_frac: float = 0.01  # per-sample overhead allowed, as a fraction of a sample
     # Rounds: the run measures every case this many times, interleaved (all cases, then all
     # again), each round with budget/rounds; the spread of the round medians is how much a
@@ -126,6 +131,8 @@ class Engine:
         self.policy = policy
         self.progress = progress  # called with (samples so far, current CI half-width fraction)
         self.overhead = sample_overhead(backend)
+        # The stopping rule's first check imports scipy (~0.15 s): do it now, not mid-sampling.
+        self._ci_width([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
 
     def block_for(self, per_call: float) -> int:
         """Calls per sample so the per-sample overhead is at most overhead_frac of the sample."""
@@ -152,7 +159,8 @@ class Engine:
             else:
                 warm_times.append(t)
             elapsed = time.perf_counter() - warm_start
-            if _settled(warm_times) or elapsed >= policy.warmup_budget:
+            long_enough = elapsed >= min(policy.warmup_min_time, policy.warmup_budget)
+            if (_settled(warm_times) and long_enough) or elapsed >= policy.warmup_budget:
                 break
             if len(warm_times) >= 2 and elapsed + t * block * 10 > policy.warmup_budget:
                 break  # long operations: a couple of settled calls is all the budget allows
@@ -175,7 +183,8 @@ class Engine:
                 width = self._ci_width(samples)
                 if self.progress:
                     self.progress(n, width)
-                if width <= policy.target_ci:
+                if width <= policy.target_ci and (
+                        time.perf_counter() - start >= min(policy.min_time, policy.budget)):
                     reason = STOP_CI
                     break
                 next_check = n + max(1, n // 10)
@@ -252,7 +261,8 @@ class DistributedEngine(Engine):
                     warm_times += worst
                     next_block = block
                 elapsed = time.perf_counter() - warm_start
-                done = (_settled(warm_times) or elapsed >= policy.warmup_budget
+                long_enough = elapsed >= min(policy.warmup_min_time, policy.warmup_budget)
+                done = ((_settled(warm_times) and long_enough) or elapsed >= policy.warmup_budget
                         or (len(warm_times) >= 2
                             and elapsed + max(worst) * block * 10 > policy.warmup_budget))
                 decision = {"block": next_block, "done": done}
@@ -286,7 +296,7 @@ class DistributedEngine(Engine):
                     self.progress(n, width)
                 elapsed = time.perf_counter() - start
                 stop = None
-                if width <= policy.target_ci:
+                if width <= policy.target_ci and elapsed >= min(policy.min_time, policy.budget):
                     stop = STOP_CI
                 elif elapsed >= policy.budget:
                     stop = STOP_BUDGET

@@ -196,10 +196,20 @@ def test_max_samples_caps_the_measurement(numpy_cpu: Backend) -> None:
 
 
 def test_min_samples_respected_even_when_the_target_is_met_early(numpy_cpu: Backend) -> None:
-    policy = TimingPolicy(target_ci=0.5, budget=30.0, min_samples=150, warmup_budget=0.1)
+    policy = TimingPolicy(target_ci=0.5, budget=30.0, min_samples=150, warmup_budget=0.1,
+                          min_time=0.0)
     timing = Engine(numpy_cpu, policy).measure(spin_op(numpy_cpu, 20.0))
     assert timing.stop_reason == STOP_CI
     assert len(timing.samples) == 150  # first checked at min_samples, met there
+
+
+def test_min_time_is_sampled_even_when_the_target_is_met_early(numpy_cpu: Backend) -> None:
+    policy = TimingPolicy(target_ci=0.5, budget=30.0, min_samples=10, warmup_budget=0.5,
+                          min_time=0.08, warmup_min_time=0.04)
+    timing = Engine(numpy_cpu, policy).measure(spin_op(numpy_cpu, 20.0))
+    assert timing.stop_reason == STOP_CI
+    assert sum(timing.samples) >= 0.08 * 0.9  # ~4000 calls of 20 us, not the first 10
+    assert timing.warmup_s >= 0.04
 
 
 def test_min_samples_respected_even_when_the_budget_is_spent(numpy_cpu: Backend) -> None:

@@ -35,15 +35,18 @@ def _spin(ns: int, clock: Any = time.perf_counter_ns) -> None:
         pass
 
 
-def _self_cost_ns(reps: int = 2000) -> int:
-    """Median cost of a zero-length spin beyond an empty pair of clock reads."""
+def _self_cost_ns(reps: int = 2000, probe_ns: int = 2000) -> int:
+    """Median time a short spin lasts beyond its deadline and an empty pair of clock reads.
+
+    The probe spins for real (`probe_ns`), so the overshoot of the last loop iteration past the
+    deadline is measured as it happens in use; a zero-length spin never loops and misses it."""
     clock = time.perf_counter_ns
     spin_costs, empty_costs = [], []
     for _ in range(reps):
         t0 = clock()
-        _spin(0)
+        _spin(probe_ns)
         t1 = clock()
-        spin_costs.append(t1 - t0)
+        spin_costs.append(t1 - t0 - probe_ns)
         t0 = clock()
         empty_costs.append(clock() - t0)
     spin_costs.sort()
