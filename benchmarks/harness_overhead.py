@@ -54,15 +54,26 @@ def matmul_side_by_side(rounds: int) -> dict[str, float]:
     backend.setup()
     a, b = torch.randn(64, 64), torch.randn(64, 64)
     policy = TimingPolicy(budget=1.0, target_ci=0.005)
-    ours, theirs, blocks = [], [], []
+    ours, theirs, bare, blocks = [], [], [], []
     for _ in range(rounds):
-        m = Timer(stmt="torch.mm(a, b)", globals={"torch": torch, "a": a, "b": b})
+        # the arbiter: back-to-back calls in a bare perf_counter_ns loop, blocks of 100
+        per_block = []
+        for _ in range(200):
+            t0 = time.perf_counter_ns()
+            for _ in range(100):
+                torch.mm(a, b)
+            per_block.append((time.perf_counter_ns() - t0) / 100 * 1e-9)
+        bare.append(statistics.median(per_block))
+        # Timer runs with 1 thread unless told otherwise: give it the threads our engine has.
+        m = Timer(stmt="torch.mm(a, b)", globals={"torch": torch, "a": a, "b": b},
+                  num_threads=torch.get_num_threads())
         theirs.append(m.blocked_autorange(min_run_time=1.0).median)
         t = Engine(backend, policy).measure(lambda: torch.mm(a, b))
         ours.append(float(np.median(t.samples)))
         blocks.append(t.block)
-    o, th = statistics.median(ours), statistics.median(theirs)
+    o, th, ba = statistics.median(ours), statistics.median(theirs), statistics.median(bare)
     return {"ours_median_s": o, "torch_blocked_autorange_median_s": th, "ratio": o / th,
+            "bare_loop_median_s": ba, "ratio_to_bare": o / ba, "bare_rounds_s": bare,
             "ours_rounds_s": ours, "torch_rounds_s": theirs, "our_block": blocks[-1],
             "torch_threads": torch.get_num_threads()}
 
@@ -101,7 +112,9 @@ def main() -> None:
     print(f"   torch blocked_autorange  {mm['torch_blocked_autorange_median_s'] * 1e6:8.3f} us")
     print(f"   accelbench engine        {mm['ours_median_s'] * 1e6:8.3f} us  "
           f"(block {mm['our_block']})")
+    print(f"   bare loop, blocks of 100 {mm['bare_loop_median_s'] * 1e6:8.3f} us")
     print(f"   ratio ours/torch         {mm['ratio']:8.4f}")
+    print(f"   ratio ours/bare          {mm['ratio_to_bare']:8.4f}")
 
     spin_rows = []
     print("3. spin: requested vs measured median")
