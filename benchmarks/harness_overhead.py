@@ -36,9 +36,10 @@ def bare_loop_ns(op, n: int) -> float:
 
 
 def engine_loop_ns(backend, op, n: int) -> tuple[float, int]:
-    # overhead_frac=1 keeps block=1, so each sample is one call as in the bare loop
+    # overhead_frac=1 and no steady-state check keep block=1: one call per sample, as in the
+    # bare loop
     policy = TimingPolicy(target_ci=1e-12, budget=1e9, min_samples=n, max_samples=n,
-                          warmup_budget=0.01, overhead_frac=1.0)
+                          warmup_budget=0.01, overhead_frac=1.0, min_block_time=0.0)
     engine = Engine(backend, policy)
     start = time.perf_counter_ns()
     timing = engine.measure(op)
@@ -54,7 +55,7 @@ def matmul_side_by_side(rounds: int) -> dict[str, float]:
     backend.setup()
     a, b = torch.randn(64, 64), torch.randn(64, 64)
     policy = TimingPolicy(budget=1.0, target_ci=0.005)
-    ours, theirs, bare, blocks = [], [], [], []
+    ours, theirs, bare, blocks, singles = [], [], [], [], []
     for _ in range(rounds):
         # the arbiter: back-to-back calls in a bare perf_counter_ns loop, blocks of 100
         per_block = []
@@ -71,10 +72,12 @@ def matmul_side_by_side(rounds: int) -> dict[str, float]:
         t = Engine(backend, policy).measure(lambda: torch.mm(a, b))
         ours.append(float(np.median(t.samples)))
         blocks.append(t.block)
+        singles.append(t.single_call_s)
     o, th, ba = statistics.median(ours), statistics.median(theirs), statistics.median(bare)
     return {"ours_median_s": o, "torch_blocked_autorange_median_s": th, "ratio": o / th,
             "bare_loop_median_s": ba, "ratio_to_bare": o / ba, "bare_rounds_s": bare,
-            "ours_rounds_s": ours, "torch_rounds_s": theirs, "our_block": blocks[-1],
+            "ours_rounds_s": ours, "torch_rounds_s": theirs, "our_blocks": blocks,
+            "our_rule": t.block_rule, "single_call_rounds_s": singles,
             "torch_threads": torch.get_num_threads()}
 
 
@@ -101,7 +104,7 @@ def main() -> None:
         "engine_ns_per_sample": statistics.median(ours),
         "engine_extra_ns_per_sample": statistics.median(ours) - statistics.median(bare),
         "engine_calibrated_overhead_ns": engine.overhead * 1e9,
-        "min_block_time_us": engine.block_for(1e-9) * 1e-9 * 1e6,
+        "overhead_rule_min_sample_us": engine.block_for(1e-9) * 1e-9 * 1e6,
     }
     print("1. per-sample cost, empty operation (median of rounds)")
     for k, v in overhead.items():
@@ -111,7 +114,9 @@ def main() -> None:
     print("2. 64x64 float32 torch.mm, median per call")
     print(f"   torch blocked_autorange  {mm['torch_blocked_autorange_median_s'] * 1e6:8.3f} us")
     print(f"   accelbench engine        {mm['ours_median_s'] * 1e6:8.3f} us  "
-          f"(block {mm['our_block']})")
+          f"(blocks {min(mm['our_blocks'])}-{max(mm['our_blocks'])}, rule {mm['our_rule']})")
+    single = statistics.median(mm["single_call_rounds_s"])
+    print(f"   engine, calls timed singly {single * 1e6:6.3f} us  (its check after warm-up)")
     print(f"   bare loop, blocks of 100 {mm['bare_loop_median_s'] * 1e6:8.3f} us")
     print(f"   ratio ours/torch         {mm['ratio']:8.4f}")
     print(f"   ratio ours/bare          {mm['ratio_to_bare']:8.4f}")
@@ -123,10 +128,12 @@ def main() -> None:
         t = Engine(cpu, TimingPolicy(budget=1.0)).measure(prepared.op)
         med = float(np.median(t.samples))
         row = {"us": us, "median_us": med * 1e6, "error_pct": (med * 1e6 / us - 1) * 100,
-               "block": t.block, "spin_self_cost_ns": prepared.info["self_cost_s"] * 1e9}
+               "block": t.block, "block_rule": t.block_rule,
+               "spin_self_cost_ns": prepared.info["self_cost_s"] * 1e9}
         spin_rows.append(row)
         print(f"   {us:7.1f} us -> {row['median_us']:10.3f} us  ({row['error_pct']:+.2f}%)  "
-              f"block {t.block}, spin's own call cost {row['spin_self_cost_ns']:.0f} ns")
+              f"block {t.block} ({t.block_rule}), "
+              f"spin's own call cost {row['spin_self_cost_ns']:.0f} ns")
     if args.json_path:
         with open(args.json_path, "w") as fh:
             json.dump({"overhead": overhead, "matmul": mm, "spin": spin_rows}, fh, indent=1)

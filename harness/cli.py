@@ -88,6 +88,10 @@ def cli() -> None:
                    "[default 0.01].")
 @click.option("--budget", type=float, metavar="SECONDS",
               help="Time budget of timed sampling per case [default 5].")
+@click.option("--min-block-time", type=float, metavar="SECONDS",
+              help="A sample of a short operation spans at least this long (many calls back to "
+                   "back), so calls that are slow every few calls count [default 0.001; 0: "
+                   "time calls singly where the overhead allows].")
 @click.option("--min-samples", type=int, help="Samples taken before the stopping rule applies "
               "[default 10].")
 @click.option("--max-samples", type=int, help="Stop after this many samples [default 100000].")
@@ -123,8 +127,8 @@ def cli() -> None:
 @json_option
 def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...],
         params: tuple[str, ...], tags: tuple[str, ...], target_ci: float | None,
-        budget: float | None, min_samples: int | None, max_samples: int | None,
-        rounds: int | None,
+        budget: float | None, min_block_time: float | None, min_samples: int | None,
+        max_samples: int | None, rounds: int | None,
         plugins: tuple[str, ...], dry_run: bool, quiet: bool, launcher: str | None,
         nranks: int | None, rank_list: str | None, rank_timeout: float, check: bool,
         no_store: bool, profile: bool, profile_iters: int | None,
@@ -150,6 +154,7 @@ def run(suite: str | None, workloads: tuple[str, ...], backends: tuple[str, ...]
     for plugin in plugins:
         load_plugin(plugin)
     overrides = {k: v for k, v in (("target_ci", target_ci), ("budget", budget),
+                                   ("min_block_time", min_block_time),
                                    ("min_samples", min_samples), ("max_samples", max_samples),
                                    ("rounds", rounds))
                  if v is not None}

@@ -17,6 +17,7 @@ A suite file::
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ else:  # pragma: no cover
 
 SUITES_DIR = Path(__file__).parent / "suites"
 _TIMING_FIELDS = {f.name: f.type for f in fields(TimingPolicy)}
+_ZERO_ALLOWED = {"min_block_time"}  # 0 turns the rule off
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,11 @@ def timing_policy(base: TimingPolicy, overrides: Mapping[str, Any], where: str) 
         if key not in _TIMING_FIELDS:
             raise UserError(f"{where}: unknown timing setting {key!r}; known: "
                             f"{', '.join(_TIMING_FIELDS)}")
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
-                or value <= 0):
-            raise UserError(f"{where}: timing setting {key!r} must be a positive number, "
-                            f"got {value!r}")
+        may_be_zero = key in _ZERO_ALLOWED
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or not math.isfinite(value) or value < 0 or (value == 0 and not may_be_zero)):
+            kind = "a number >= 0" if may_be_zero else "a positive number"
+            raise UserError(f"{where}: timing setting {key!r} must be {kind}, got {value!r}")
         is_int = key in ("min_samples", "max_samples", "rounds")
         if is_int and not float(value).is_integer():
             raise UserError(f"{where}: timing setting {key!r} must be a whole number")

@@ -210,6 +210,8 @@ def measure_case(planned: PlannedCase, backend: Backend,
         metrics=metrics,
         timing={
             "stop_reason": timing.stop_reason, "block": timing.block,
+            "block_rule": timing.block_rule, "single_call_s": timing.single_call_s,
+            "back_to_back_call_s": timing.back_to_back_call_s,
             "setup_s": setup_s, "first_call_s": timing.first_call_s,
             "compile_s": timing.compile_s, "warmup_s": timing.warmup_s,
             "warmup_calls": timing.warmup_calls, "overhead_s": timing.overhead_s,

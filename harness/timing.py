@@ -3,6 +3,15 @@
 Every timed region ends with the backend's synchronisation, so no unsynchronised region is timed.
 Operations shorter than ~100x the per-sample overhead (clock reads plus synchronisation call) are
 timed in blocks of `block` calls, so that overhead stays under 1% of each sample.
+
+Calls of one operation are not always alike: a 64x64 torch matmul on a CPU takes ~4.6 us most of
+the time and ~14 us every 6-8 calls (allocator and thread work), so the median of single calls
+reports the fast calls only, 25% under the cost per call in steady state. After warm-up the engine
+compares the two for operations shorter than `min_block_time`: the median of calls timed (nearly)
+singly, and the median cost per call of blocks `min_block_time` long. When they differ by more than
+5%, every sample becomes such a block (block rule "steady_state", as blocked_autorange's are);
+otherwise calls stay timed singly, which keeps the machine's interruptions out of the median.
+Both figures are recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +33,10 @@ STOP_CI = "ci_target"  # the median's CI reached the target
 STOP_BUDGET = "budget"  # the time budget ran out first
 STOP_MAX = "max_samples"  # the sample cap was reached first
 
+BLOCK_OVERHEAD = "overhead"  # as few calls per sample as keep the overhead under overhead_frac
+BLOCK_STEADY = "steady_state"  # samples span min_block_time: single calls misrepresent the cost
+STEADY_STATE_TOL = 0.05  # singles vs back-to-back cost per call: beyond this, time in long blocks
+
 
 @dataclass(frozen=True)
 class TimingPolicy:
@@ -40,6 +53,9 @@ class TimingPolicy:
     warmup_min_time: float = 0.05
     min_time: float = 0.1
     overhead_frac: float = 0.01  # per-sample overhead allowed, as a fraction of a sample
+    # Operations shorter than this are checked for calls that are not alike (see above); when
+    # they are not, each sample spans at least this long. 0 turns the check off.
+    min_block_time: float = 1e-3
     # Rounds: the run measures every case this many times, interleaved (all cases, then all
     # again), each round with budget/rounds; the spread of the round medians is how much a
     # case moves over time on this machine, which `bench compare` then allows for.
@@ -64,6 +80,11 @@ class Timing:
     warmup_calls: int
     overhead_s: float  # per-sample cost of the clock reads and the synchronisation call
     device_samples: list[float] | None = None
+    block_rule: str = BLOCK_OVERHEAD
+    # From the check after warm-up (None when not made): median seconds per call timed singly
+    # (in blocks of the overhead rule) and in back-to-back blocks of min_block_time.
+    single_call_s: float | None = None
+    back_to_back_call_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -114,6 +135,12 @@ def _time_block(op: Callable[[], Any], sync: Callable[[Any], None] | None, block
     return (clock() - t0) * 1e-9 / block
 
 
+def _calls_to_fill(seconds: float, per_call: float) -> int:
+    if per_call <= 0:
+        return 1 << 20
+    return max(1, math.ceil(seconds / per_call))
+
+
 def _settled(times: list[float], window: int = 5, tol: float = 0.05) -> bool:
     if len(times) < 2 * window:
         return False
@@ -136,10 +163,26 @@ class Engine:
 
     def block_for(self, per_call: float) -> int:
         """Calls per sample so the per-sample overhead is at most overhead_frac of the sample."""
-        floor = self.overhead / self.policy.overhead_frac
-        if per_call <= 0:
-            return 1 << 20
-        return max(1, math.ceil(floor / per_call))
+        return _calls_to_fill(self.overhead / self.policy.overhead_frac, per_call)
+
+    def steady_state_block(self, op: Callable[[], Any], sync: Callable[[Any], None] | None,
+                           block: int) -> tuple[int, str, float, float, int]:
+        """Compare calls timed singly with back-to-back blocks of min_block_time.
+
+        Returns (block, rule, single-call median, back-to-back median per call, calls made);
+        the block is the long one when the medians differ by more than STEADY_STATE_TOL."""
+        span = self.policy.min_block_time
+        singles: list[float] = []
+        start = clock()
+        while len(singles) < 5 or (clock() - start < 5e9 * span and len(singles) < 10_000):
+            singles.append(_time_block(op, sync, block))
+        long_block = max(block, _calls_to_fill(span, float(np.mean(singles))))
+        blocks = [_time_block(op, sync, long_block) for _ in range(5)]
+        single, back_to_back = float(np.median(singles)), float(np.median(blocks))
+        calls = len(singles) * block + len(blocks) * long_block
+        if single > 0 and abs(back_to_back / single - 1) > STEADY_STATE_TOL:
+            return long_block, BLOCK_STEADY, single, back_to_back, calls
+        return block, BLOCK_OVERHEAD, single, back_to_back, calls
 
     def measure(self, op: Callable[[], Any]) -> Timing:
         policy, sync = self.policy, device_sync(self.backend)
@@ -164,6 +207,10 @@ class Engine:
                 break
             if len(warm_times) >= 2 and elapsed + t * block * 10 > policy.warmup_budget:
                 break  # long operations: a couple of settled calls is all the budget allows
+        rule, single, back_to_back = BLOCK_OVERHEAD, None, None
+        if t * block < policy.min_block_time:
+            block, rule, single, back_to_back, calls = self.steady_state_block(op, sync, block)
+            warm_calls += calls
         warmup_s = time.perf_counter() - warm_start
 
         timer = self.backend.device_timer()
@@ -200,6 +247,9 @@ class Engine:
             warmup_calls=warm_calls,
             overhead_s=self.overhead,
             device_samples=device,
+            block_rule=rule,
+            single_call_s=single,
+            back_to_back_call_s=back_to_back,
         )
 
     @staticmethod

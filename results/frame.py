@@ -44,6 +44,7 @@ def load(store: Store | str | None = None, runs: Sequence[str] | None = None) ->
             **{c: m[c] for c in SUMMARY_COLUMNS},
             "stop_reason": (m["timing"] or {}).get("stop_reason"),
             "block": (m["timing"] or {}).get("block"),
+            "block_rule": (m["timing"] or {}).get("block_rule"),
             **(m["metrics"] or {}),
         }
         rows.append(row)

@@ -81,6 +81,8 @@ BAD_RUNS = {
     "param without value": (["-w", "spin", "-p", "us="], ["key=value"]),
     "tag without =": (["-w", "spin", "--tag", "oops"], ["--tag 'oops'", "key=value"]),
     "negative budget": (["-w", "spin", "--budget", "-1"], ["budget", "positive"]),
+    "negative min block time": (["-w", "spin", "--min-block-time", "-0.001"],
+                                ["min_block_time", ">= 0"]),
     "min over max samples": (["-w", "spin", "--min-samples", "20", "--max-samples", "5"],
                              ["min_samples", "max_samples"]),
     "missing plugin": (["-w", "spin", "--plugin", "nope.py"], ["plugin file not found"]),

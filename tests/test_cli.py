@@ -36,6 +36,11 @@ def test_run_spin_json(spun):
         assert m["summary"]["n"] >= 10
         assert m["timing"]["stop_reason"] in ("ci_target", "budget", "max_samples")
         assert m["metrics"]
+        # spins are alike call to call: timed singly, after the check compared both figures
+        assert m["timing"]["block_rule"] == "overhead"
+        if us < 1000:
+            assert m["timing"]["single_call_s"] == pytest.approx(us * 1e-6, rel=0.05)
+            assert m["timing"]["back_to_back_call_s"] == pytest.approx(us * 1e-6, rel=0.05)
     run_file = cwd / data["run_file"]
     assert run_file.name == f"{data['run_id']}.jsonl" and run_file.is_file()
     assert not list((cwd / "bench-runs").glob("*.part"))

@@ -259,6 +259,7 @@ def test_timing_policy_overrides_and_types() -> None:
     assert p.min_samples == 5 and isinstance(p.min_samples, int)
     assert p.target_ci == 0.1
     assert timing_policy(p, {}, "x") == p
+    assert timing_policy(p, {"min_block_time": 0}, "x").min_block_time == 0.0  # 0: check off
 
 
 @pytest.mark.parametrize("overrides,fragment", [
@@ -268,6 +269,9 @@ def test_timing_policy_overrides_and_types() -> None:
     ({"budget": "2"}, "positive"),
     ({"budget": True}, "positive"),
     ({"target_ci": math.nan}, "positive"),
+    ({"budget": math.inf}, "positive"),
+    ({"min_block_time": -1e-3}, "a number >= 0"),
+    ({"min_block_time": math.inf}, "a number >= 0"),
     ({"min_samples": 2.5}, "whole number"),
     ({"min_samples": 50, "max_samples": 10}, "exceeds"),
 ])

@@ -18,6 +18,9 @@ from harness.backends.base import Backend, DeviceTimer
 from harness.backends.numpy import NumpyBackend
 from harness.stats import median_ci, summarize
 from harness.timing import (
+    BLOCK_OVERHEAD,
+    BLOCK_STEADY,
+    STEADY_STATE_TOL,
     STOP_BUDGET,
     STOP_CI,
     STOP_MAX,
@@ -152,6 +155,43 @@ def test_block_for_meets_the_overhead_fraction(numpy_cpu: Backend) -> None:
     for per_call in (1e-8, 1e-7, 5e-7, 2e-6, 4e-5):
         block = engine.block_for(per_call)
         assert engine.overhead <= 0.05 * block * per_call * (1 + 1e-9)
+
+
+def periodic_op(fast_us: float, slow_us: float, every: int) -> Any:
+    """Fast calls with a slow one every `every` calls, as a small torch matmul behaves."""
+    count = [0]
+
+    def op() -> None:
+        count[0] += 1
+        _spin(int((slow_us if count[0] % every == 0 else fast_us) * 1000))
+
+    return op
+
+
+def test_a_periodic_slow_call_is_in_the_figure_not_voted_out(numpy_cpu: Backend) -> None:
+    fast, slow, every = 10.0, 80.0, 7
+    mean = (fast * (every - 1) + slow) / every  # 20 us: the steady-state cost per call
+    policy = TimingPolicy(target_ci=0.01, budget=2.0, warmup_budget=0.2)
+    blocked = Engine(numpy_cpu, policy).measure(periodic_op(fast, slow, every))
+    assert blocked.block_rule == BLOCK_STEADY
+    assert blocked.block * mean * 1e-6 >= 0.5e-3  # samples span ~min_block_time
+    # each call also costs ~0.1-0.3 us beyond its spin: 10% holds that and the noise
+    assert float(np.median(blocked.samples)) * 1e6 == pytest.approx(mean, rel=0.1)
+    assert blocked.single_call_s is not None and blocked.back_to_back_call_s is not None
+    assert blocked.single_call_s * 1e6 == pytest.approx(fast, rel=0.1)
+    assert blocked.back_to_back_call_s * 1e6 == pytest.approx(mean, rel=0.1)
+    # With the check off, calls are timed singly and the median is the fast calls' time.
+    single = Engine(numpy_cpu, policy.replace(min_block_time=0.0)).measure(
+        periodic_op(fast, slow, every))
+    assert single.block_rule == BLOCK_OVERHEAD and single.single_call_s is None
+    assert float(np.median(single.samples)) * 1e6 < 0.7 * mean
+
+
+def test_alike_calls_stay_timed_singly(numpy_cpu: Backend) -> None:
+    timing = Engine(numpy_cpu, TimingPolicy(budget=0.5)).measure(spin_op(numpy_cpu, 20.0))
+    assert timing.block == 1 and timing.block_rule == BLOCK_OVERHEAD
+    assert timing.back_to_back_call_s is not None and timing.single_call_s is not None
+    assert abs(timing.back_to_back_call_s / timing.single_call_s - 1) <= STEADY_STATE_TOL
 
 
 # --------------------------------------------------------------------------------------------
