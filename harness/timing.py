@@ -166,7 +166,7 @@ class Engine:
         return _calls_to_fill(self.overhead / self.policy.overhead_frac, per_call)
 
     def steady_state_block(self, op: Callable[[], Any], sync: Callable[[Any], None] | None,
-                           block: int) -> tuple[int, str, float, float, int]:
+                           block: int) -> tuple[int, str, float, float | None, int]:
         """Compare calls timed singly with back-to-back blocks of min_block_time.
 
         Returns (block, rule, single-call median, back-to-back median per call, calls made);
@@ -176,10 +176,14 @@ class Engine:
         start = clock()
         while len(singles) < 5 or (clock() - start < 5e9 * span and len(singles) < 10_000):
             singles.append(_time_block(op, sync, block))
-        long_block = max(block, _calls_to_fill(span, float(np.mean(singles))))
+        single = float(np.median(singles))
+        calls = len(singles) * block
+        long_block = _calls_to_fill(span, float(np.mean(singles)))
+        if long_block <= block:  # a sample already spans min_block_time: nothing to compare
+            return block, BLOCK_OVERHEAD, single, None, calls
         blocks = [_time_block(op, sync, long_block) for _ in range(5)]
-        single, back_to_back = float(np.median(singles)), float(np.median(blocks))
-        calls = len(singles) * block + len(blocks) * long_block
+        back_to_back = float(np.median(blocks))
+        calls += len(blocks) * long_block
         if single > 0 and abs(back_to_back / single - 1) > STEADY_STATE_TOL:
             return long_block, BLOCK_STEADY, single, back_to_back, calls
         return block, BLOCK_OVERHEAD, single, back_to_back, calls
