@@ -256,8 +256,8 @@ class NvmlSampler:
 
     `available` is False (with `reason`) where nvidia-ml-py is missing or finds no GPU."""
 
-    def __init__(self, index: int = 0, period: float = 0.05) -> None:
-        self.index, self.period = index, period
+    def __init__(self, index: int = 0, period: float = 0.05, uuid: str | None = None) -> None:
+        self.index, self.period = index, period  # index: the CUDA ordinal the backend uses
         self.samples: list[tuple[float, ...]] = []
         self.reason = ""
         self._stop = threading.Event()
@@ -270,11 +270,18 @@ class NvmlSampler:
             return
         try:
             pynvml.nvmlInit()
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            self.name = pynvml.nvmlDeviceGetName(self.handle)
         except pynvml.NVMLError as exc:
             self.available = False
             self.reason = f"no NVIDIA GPU found by NVML ({exc})"
+            return
+        try:
+            self.handle = nvml_handle(pynvml, index, uuid)
+            self.name = pynvml.nvmlDeviceGetName(self.handle)
+        except (pynvml.NVMLError, LookupError) as exc:
+            with contextlib.suppress(Exception):
+                pynvml.nvmlShutdown()
+            self.available = False
+            self.reason = f"cannot read the counters of CUDA device {index}: {exc}"
             return
         self.nvml = pynvml
         self.available = True
@@ -323,6 +330,51 @@ class NvmlSampler:
         return f"nvml: {self.name}, {len(self.samples)} samples every {self.period:g} s"
 
 
+def nvml_handle(nvml: Any, cuda_index: int, uuid: str | None = None) -> Any:
+    """NVML's handle of the GPU that CUDA calls `cuda_index`.
+
+    The two number GPUs differently: NVML counts every GPU in PCI bus order; CUDA counts only
+    those in CUDA_VISIBLE_DEVICES (by position in that list), fastest first unless
+    CUDA_DEVICE_ORDER=PCI_BUS_ID. A UUID (from the framework, or in CUDA_VISIBLE_DEVICES) is
+    unambiguous; an index is used only where the two orders are sure to agree. Raises
+    LookupError rather than read another GPU's counters."""
+    if uuid:
+        return nvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith(("GPU-", "MIG-"))
+                                              else f"GPU-{uuid}")
+    index = cuda_index
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        entries = [e.strip() for e in visible.split(",") if e.strip()]
+        if cuda_index >= len(entries):
+            raise LookupError(f"CUDA_VISIBLE_DEVICES={visible!r} lists no device {cuda_index}")
+        entry = entries[cuda_index]
+        if entry.startswith(("GPU-", "MIG-")):
+            return nvml.nvmlDeviceGetHandleByUUID(entry)
+        if not entry.isdigit():
+            raise LookupError(f"CUDA_VISIBLE_DEVICES entry {entry!r} is neither an index nor "
+                              f"a GPU-/MIG- UUID")
+        index = int(entry)
+    if os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+        # CUDA's default order is fastest first; it is PCI order when all GPUs are alike.
+        names = {nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i))
+                 for i in range(nvml.nvmlDeviceGetCount())}
+        if len(names) > 1:
+            raise LookupError(f"GPUs of different models ({', '.join(sorted(names))}) and "
+                              f"CUDA's fastest-first order: set CUDA_DEVICE_ORDER=PCI_BUS_ID")
+    return nvml.nvmlDeviceGetHandleByIndex(index)
+
+
+def cuda_uuid(backend: Any, index: int) -> str | None:
+    """The UUID of the backend's CUDA device, where torch has already initialised CUDA."""
+    torch = sys.modules.get("torch")
+    if getattr(backend, "model", "") not in ("torch", "nccl") or torch is None:
+        return None
+    with contextlib.suppress(Exception):
+        if torch.cuda.is_initialized():
+            return str(torch.cuda.get_device_properties(index).uuid)
+    return None
+
+
 def gpu_index(backend: Any) -> int | None:
     """The NVIDIA GPU a backend runs on, or None for a host backend."""
     device = str(getattr(backend, "device", ""))
@@ -356,5 +408,5 @@ def gpu_counters(backend: Any) -> NvmlSampler | NoGpuCounters:
     index = gpu_index(backend)
     if index is None:
         return NoGpuCounters(f"{backend.name} runs on no NVIDIA GPU")
-    sampler = NvmlSampler(index)
+    sampler = NvmlSampler(index, uuid=cuda_uuid(backend, index))
     return sampler if sampler.available else NoGpuCounters(sampler.reason)

@@ -301,11 +301,24 @@ class _FakeNvml:
     def nvmlShutdown(self):
         return None
 
+    def __init__(self, names=("Fake GPU",), uuids=()):
+        self.names, self.uuids = list(names), list(uuids)
+
+    def nvmlDeviceGetCount(self):
+        return len(self.names)
+
     def nvmlDeviceGetHandleByIndex(self, i):
+        if not 0 <= i < len(self.names):
+            raise self.NVMLError("Invalid Argument")
         return i
 
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        if uuid not in self.uuids:
+            raise self.NVMLError("Not Found")
+        return self.uuids.index(uuid)
+
     def nvmlDeviceGetName(self, h):
-        return "Fake GPU"
+        return self.names[h]
 
     def nvmlDeviceGetUtilizationRates(self, h):
         return type("U", (), {"gpu": 80, "memory": 30})()
@@ -335,6 +348,54 @@ def test_nvml_metrics_and_energy_per_iteration(monkeypatch):
     assert m["gpu_mem_used_bytes"] == 2 << 30 and m["gpu_sm_clock_mhz"] == 1980.0
     assert m["energy_per_iter_j"] == pytest.approx(250.0 * 0.002)  # power x time
     assert s.record().startswith("nvml: Fake GPU")
+
+
+@pytest.mark.parametrize("visible,order,cuda_index,uuid,expect", [
+    (None, None, 1, None, 1),  # alike GPUs: CUDA's order is NVML's
+    ("2,3", None, 1, None, 3),  # CUDA device 1 is the second listed: physical GPU 3
+    ("3,0", "PCI_BUS_ID", 0, None, 3),
+    ("GPU-c,GPU-a", None, 0, None, 2),  # by UUID
+    (None, None, 0, "GPU-b", 1),  # the framework's UUID wins
+    ("0,1", None, 0, "d", 3),  # torch's UUIDs come without the GPU- prefix
+])
+def test_nvml_reads_the_gpu_cuda_uses(monkeypatch, visible, order, cuda_index, uuid, expect):
+    import sys
+
+    from harness.profiling import NvmlSampler
+
+    fake = _FakeNvml(names=["H200"] * 4, uuids=["GPU-a", "GPU-b", "GPU-c", "GPU-d"])
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    for var, value in (("CUDA_VISIBLE_DEVICES", visible), ("CUDA_DEVICE_ORDER", order)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+    s = NvmlSampler(cuda_index, uuid=uuid)
+    assert s.available, s.reason
+    assert s.handle == expect
+
+
+@pytest.mark.parametrize("visible,order,names,fragment", [
+    ("0", None, ["H200"] * 2, "lists no device 1"),
+    ("0,oops", None, ["H200"] * 2, "neither an index nor"),
+    (None, None, ["H200", "A100"], "CUDA_DEVICE_ORDER=PCI_BUS_ID"),
+    ("GPU-a,GPU-zz", None, ["H200"] * 2, "Not Found"),
+])
+def test_nvml_refuses_to_guess_the_gpu(monkeypatch, visible, order, names, fragment):
+    import sys
+
+    from harness.profiling import NvmlSampler
+
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml(names=names, uuids=["GPU-a", "GPU-b"]))
+    for var, value in (("CUDA_VISIBLE_DEVICES", visible), ("CUDA_DEVICE_ORDER", order)):
+        if value is None:
+            monkeypatch.delenv(var, raising=False)
+        else:
+            monkeypatch.setenv(var, value)
+    s = NvmlSampler(1)
+    assert not s.available
+    assert s.reason.startswith("cannot read the counters of CUDA device 1: ")
+    assert fragment in s.reason
 
 
 def test_nvml_without_a_gpu_says_so(monkeypatch):
