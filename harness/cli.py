@@ -717,7 +717,10 @@ def report(args: tuple[str, ...], output: Path, plots_dir: Path | None, store: s
         raise UserError(f"bench report {kind}: give at least one RUN (e.g. latest)")
     st = _open_store(store, run_dir)
     ids = [st.resolve(r) for r in refs]
-    render(kind, st, ids, output, **({"plots_dir": plots_dir} if plots_dir else {}))
+    options: dict[str, Any] = {"plots_dir": plots_dir} if plots_dir else {}
+    if kind == "html":
+        options["run_dir"] = run_dir  # where moved run folders keep their traces
+    render(kind, st, ids, output, **options)
     click.echo(f"wrote {output}", err=True)
 
 

@@ -61,14 +61,14 @@ def _trace_path(m: dict[str, Any], run_id: str, run_dir: Path) -> Path | None:
     entry = (m.get("timing") or {}).get("profile") or {}
     if not entry.get("path"):
         return None
-    path = Path(entry["path"])
-    if path.is_file():
-        return path
-    moved = run_dir / run_id / "traces" / path.name  # the run folder was moved or copied
-    if moved.is_file():
-        return moved
-    raise UserError(f"the trace of {m['case_key']} is missing: {path} (and {moved}); "
-                    "traces live beside the run file in <run-dir>/<run id>/traces")
+    from results.profile import find_trace
+
+    found = find_trace(entry["path"], run_id, run_dir)
+    if found is None:
+        moved = run_dir / run_id / "traces" / Path(entry["path"]).name
+        raise UserError(f"the trace of {m['case_key']} is missing: {entry['path']} (and "
+                        f"{moved}); traces live beside the run file in <run-dir>/<run id>/traces")
+    return found
 
 
 def _traces(st: Any, run_ref: str, case: str | None, run_dir: Path) -> dict[str, Path]:

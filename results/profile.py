@@ -201,6 +201,17 @@ def summarize(events: Sequence[dict[str, Any]], meta: dict[str, Any] | None = No
         ops=ops[:top] if top else ops, ranks=ranks, note=str(meta.get("note", "")))
 
 
+def find_trace(recorded: str, run_id: str, run_dir: Path | None) -> Path | None:
+    """Where a measurement's trace is now: the path recorded with it, or the run folder's
+    traces/ under run_dir (the run folder was moved or copied); None when neither exists."""
+    path = Path(recorded)
+    if path.is_file():
+        return path
+    if run_dir is not None and (moved := run_dir / run_id / "traces" / path.name).is_file():
+        return moved
+    return None
+
+
 def summarize_file(path: Path, top: int | None = None) -> ProfileSummary:
     events, meta = read_trace(path)
     s = summarize(events, meta, top)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -348,6 +349,28 @@ def test_nvml_metrics_and_energy_per_iteration(monkeypatch):
     assert m["gpu_mem_used_bytes"] == 2 << 30 and m["gpu_sm_clock_mhz"] == 1980.0
     assert m["energy_per_iter_j"] == pytest.approx(250.0 * 0.002)  # power x time
     assert s.record().startswith("nvml: Fake GPU")
+
+
+@pytest.mark.skipif(not _have("torch"), reason="torch is not installed")
+def test_html_report_has_the_profile_summary(bench, workdir):
+    data = _run(bench, "--plugin", str(PLUGINS / "hotspot.py"), "-w", "hotspot",
+                "-b", "torch:cpu", "--profile-iters", "3", env={"OMP_NUM_THREADS": "1"})
+    assert bench("report", "latest", "-o", "r.html").rc == 0
+    page = (workdir / "r.html").read_text()
+    section = page[page.index(f"Profiles, run {data['run_id'][:8]}"):]
+    assert "hotspot[torch:cpu]" in section and "torch trace, 3 step(s)" in section
+    rows = re.findall(r"<tr><td>([^<]+)</td>", section)
+    assert rows[0] == "aten::mm"  # the hot spot tops the table
+    assert "aten::add" in rows
+    # the run folder moved: found under --run-dir; gone: the report says so and still renders
+    trace = Path(data["measurements"][0]["timing"]["profile"]["path"])
+    moved = workdir / "elsewhere"
+    (moved / data["run_id"] / "traces").mkdir(parents=True)
+    trace.rename(moved / data["run_id"] / "traces" / trace.name)
+    assert bench("report", "latest", "-o", "r2.html", "--run-dir", str(moved)).rc == 0
+    assert "aten::mm" in (workdir / "r2.html").read_text()
+    assert bench("report", "latest", "-o", "r3.html").rc == 0
+    assert "trace missing" in (workdir / "r3.html").read_text()
 
 
 @pytest.mark.parametrize("visible,order,cuda_index,uuid,expect", [

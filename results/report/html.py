@@ -147,7 +147,40 @@ MEASUREMENT_HEADERS = ("workload", "backend", "params", "n", "median", "95% CI",
                        "throughput", "stop")
 
 
-def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | None = None) -> None:
+def _profile_section(page: Page, run_id: str, ms: list[dict[str, Any]],
+                     run_dir: Path | None) -> None:
+    """What `bench profile summarize` says of the run's profiled cases, top 10 operators each."""
+    from results import profile as prof
+
+    entries = [(m, (m["timing"] or {}).get("profile") or {}) for m in ms]
+    entries = [(m, e) for m, e in entries if e.get("path") or e.get("error")]
+    if not entries:
+        return
+    page.heading(f"Profiles, run {run_id[:8]}", 3)
+    for m, entry in entries:
+        key = m["case_key"]
+        path = entry.get("path")
+        found = prof.find_trace(path, run_id, run_dir) if path else None
+        if found is None:
+            why = entry.get("error") or f"trace missing: {path}"
+            page.add(f"<p><b>{esc(key)}</b> <span class='muted'>{esc(why)}</span></p>")
+            continue
+        s = prof.summarize_file(found, top=10)
+        page.add(f"<p><b>{esc(key)}</b>: {esc(s.kind)} trace, {s.steps} step(s) of "
+                 f"{esc(prof.fmt_s(s.step_s))}, {esc(s.basis)} self time. "
+                 f"<span class='muted'>{esc(s.note)} <code>{esc(str(found))}</code></span></p>")
+        page.table(("operator", "self / step", "share", "count"),
+                   [[o.name, (prof.fmt_s(o.per_step_s), o.per_step_s), (f"{o.share:.1%}", o.share),
+                     (o.count, o.count)] for o in s.ops])
+        if s.ranks:
+            page.table(("rank", "wait", "in the operation", "wait share"),
+                       [[(r.rank, r.rank), (prof.fmt_s(r.wait_s), r.wait_s),
+                         (prof.fmt_s(r.op_s), r.op_s), (f"{r.wait_share:.1%}", r.wait_share)]
+                        for r in s.ranks])
+
+
+def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | None = None,
+           run_dir: Path | None = None) -> None:
     from results.frame import load
     from results.history import case_history
 
@@ -176,6 +209,7 @@ def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | Non
                                                 f"time per call, run {rid[:8]}"),
                     f"latency-{rid[:8]}", "Distribution of per-call times (violin) with the "
                     "median and quartiles (box).")
+        _profile_section(page, rid, ms, run_dir)
     df = load(store, run_ids)
     if not df.empty:
         page.figure(plots.throughput_vs_size(df), "throughput-vs-size",
