@@ -128,6 +128,31 @@ def test_transformer_server_scenario_end_to_end(bench):
     assert m["info"]["server"]["queries"] >= 20 * m["summary"]["n"]
 
 
+def test_transformer_max_qps_scenario_end_to_end(bench):
+    args = [f"{k}={v}" for k, v in ENC.items()] + ["scenario=max-qps", "queries=20",
+                                                   "p99_ms=50,0.001"]
+    # one intra-op thread: with two, a busy machine's preemptions stall the parallel regions
+    # by tens of ms, and the p99 would measure the neighbours
+    res = bench("run", "-w", "transformer-infer", "-b", "torch:cpu",
+                *[a for kv in args for a in ("-p", kv)], "--budget", "0.5", "-q", "--json",
+                env={"OMP_NUM_THREADS": "1"})
+    ok, impossible = res.json()["measurements"]
+    assert ok["status"] == "ok", ok["error"]
+    search = ok["info"]["max_qps_search"]
+    best = ok["metrics"]["max_qps"]
+    held = [r["qps"] for r in search if r["held"]]
+    assert best > 0 and max(held) == best
+    assert all(r["qps"] > best for r in search if not r["held"])
+    # the timed sessions ran at the rate found
+    assert ok["info"]["server"]["qps"] == pytest.approx(best)
+    assert ok["metrics"]["server_p99_latency_s"] > 0
+    # a bound no rate can hold: the case fails and says what to change
+    assert impossible["status"] == "failed"
+    assert "no arrival rate holds p99 <= 0.001 ms" in impossible["error"]
+    assert "raise p99_ms" in impossible["error"]
+    assert res.rc != 0
+
+
 # -- scenarios (pure parts and a synthetic server) ------------------------------------------------
 
 

@@ -7,7 +7,8 @@ callable answering one query, plus the backend's synchronisation):
 - server: queries arrive as a Poisson process at a target rate; a query waits while earlier ones
   are served (one server, first come first served), and its latency runs from its arrival to
   its answer, so queueing counts; the result says whether the p99 latency stayed under a bound;
-- max_qps: the highest arrival rate whose server-scenario p99 stays under the bound (bisection).
+- max-qps: the highest arrival rate whose server-scenario p99 stays under the bound (bisection),
+  then server sessions at that rate are what is timed.
 
 The pure parts (arrival times, percentiles, the bisection) are separate from the timed loop.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-SCENARIOS = ("single-stream", "offline", "server")
+SCENARIOS = ("single-stream", "offline", "server", "max-qps")
 
 
 def poisson_arrivals(qps: float, n: int, seed: int = 0) -> np.ndarray:
