@@ -36,6 +36,7 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
                       ("95% CI", "right"), ("p5", "right"), ("p95", "right"),
                       ("throughput", "right"), ("stop", "left")):
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    blocked = 0
     for r in rows:
         summary = r.get("summary") or r
         case = tuple(escape(x) for x in (
@@ -46,12 +47,20 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
                           f"[red]{r.get('status')}: {escape(str(r.get('error')))}[/red]")
             continue
         unit = (r.get("work") or {}).get("item_unit", "items")
+        timing = r.get("timing") or {}
+        mark = ""
+        if timing.get("block_rule") == "steady_state":
+            blocked += 1
+            mark = f" † (singly {seconds(_float(timing.get('single_call_s')))})"
         table.add_row(
-            *case, str(summary["n"]), seconds(_float(summary["median"])),
+            *case, str(summary["n"]), seconds(_float(summary["median"])) + mark,
             percent(ci_rel_of(summary)), seconds(_float(summary["p5"])),
             seconds(_float(summary["p95"])), headline_metric(r.get("metrics") or {}, unit),
-            (r.get("timing") or {}).get("stop_reason", ""),
+            timing.get("stop_reason", ""),
         )
+    if blocked:
+        table.caption = ("† calls are not alike: the median is per call of back-to-back blocks "
+                         "(≥ min_block_time); the median of single calls follows it")
     return table
 
 
