@@ -461,6 +461,10 @@ def merge_rounds(records: list[dict[str, Any]], planned: PlannedCase) -> dict[st
               "rounds": len(records),
               "round_medians_s": [m["summary"]["median"] for m in records],
               "stop_reason": ",".join(dict.fromkeys(m["timing"]["stop_reason"] for m in records)),
+              # each round checks whether calls are alike; a borderline case may decide apart
+              "block_rule": ",".join(dict.fromkeys(str(m["timing"].get("block_rule"))
+                                                   for m in records)),
+              "round_blocks": [m["timing"].get("block") for m in records],
               "load_before": first["timing"].get("load_before"),
               "first_call_s": first["timing"].get("first_call_s"),
               "compile_s": first["timing"].get("compile_s")}

@@ -195,6 +195,7 @@ def test_cli_rounds_are_stored_and_used(bench):
         assert all(x == pytest.approx(m["params"]["us"] * 1e-6, rel=0.05)
                    for x in t["round_medians_s"])
         assert t["policy"]["rounds"] == 3
+        assert t["block_rule"] == "overhead" and t["round_blocks"] == [1, 1, 1]  # alike calls
     shown = bench("show", runs[0]["run_id"], "--json").json()["measurements"]
     want = [m["summary"]["n"] for m in runs[0]["measurements"]]
     assert [m["summary"]["n"] for m in shown] == want
