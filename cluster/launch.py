@@ -16,12 +16,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from harness.distributed import ENV_ADDR, ENV_TIMEOUT, ENV_TOKEN, free_port
+from harness.distributed import ENV_ADDR, ENV_EXIT_FILE, ENV_TIMEOUT, ENV_TOKEN, free_port
 from harness.errors import UserError
 
 # (rank, world size, local rank) variables, in the order launchers are recognised.
@@ -183,23 +185,32 @@ def launch_command(launcher: str, n: int, args: Sequence[str],
 
 def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
            extra_env: dict[str, str] | None = None) -> int:
-    """Start `n` ranks of `bench ARGS`, wait for them, return rank 0's (or the launcher's) exit
-    code. A rank that exits with an error gives the others a grace period, then they are ended:
-    the job never outlives its ranks' own timeouts by much."""
+    """Start `n` ranks of `bench ARGS`, wait for them, return rank 0's exit code (3 when rank 0
+    succeeded and another rank failed). A rank that exits with an error gives the others a grace
+    period, then they are ended: the job never outlives its ranks' own timeouts by much."""
     env = {**rank_env(launcher, n, timeout), **(extra_env or {})}
     cmd = launch_command(launcher, n, args, env)
-    base = {**os.environ, **env}
     procs: list[subprocess.Popen[bytes]] = []
     if cmd is None:
+        base = {**os.environ, **env}
         for r in range(n):
             rank_vars = {"RANK": str(r), "WORLD_SIZE": str(n), "LOCAL_RANK": str(r),
                          "LOCAL_WORLD_SIZE": str(n)}
             procs.append(subprocess.Popen([sys.executable, "-m", "harness", *args],
                                           env={**base, **rank_vars},
                                           stdout=None if r == 0 else subprocess.DEVNULL))
-    else:
-        procs.append(subprocess.Popen(cmd, env=base))
-    return _wait(procs, grace=min(timeout, 10) + 5)
+        return _wait(procs, grace=min(timeout, 10) + 5)
+    with tempfile.TemporaryDirectory(prefix="bench-exit-") as folder:
+        exit_file = Path(folder) / "rank0"
+        procs.append(subprocess.Popen(cmd, env={**os.environ, **env,
+                                                ENV_EXIT_FILE: str(exit_file)}))
+        code = _wait(procs, grace=min(timeout, 10) + 5)
+        rank0 = exit_file.read_text().strip() if exit_file.is_file() else ""
+    if not rank0.lstrip("-").isdigit():
+        return code  # rank 0 never got to say (killed, or never started): the launcher's code
+    if int(rank0) != 0:
+        return int(rank0)
+    return 3 if code != 0 else 0
 
 
 def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> int:

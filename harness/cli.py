@@ -225,9 +225,9 @@ def _end(code: int, hard: bool) -> None:
     """Exit; after a rank failure without the interpreter's shutdown, where MPI_Finalize or a
     gRPC server could wait for the rank that is gone."""
     if hard:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+        from harness.distributed import exit_now
+
+        exit_now(code)
     sys.exit(code)
 
 
@@ -749,6 +749,20 @@ _register_cluster_commands()
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes end with one line on stderr and exit code 2."""
+    code = 1
+    try:
+        _main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
+    finally:
+        from harness.distributed import report_exit
+
+        report_exit(code)
+
+
+def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="bench", standalone_mode=False)
     except UserError as exc:

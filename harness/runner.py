@@ -33,7 +33,7 @@ from cluster.launch import cluster_record, placement
 from harness import __version__
 from harness.backends.base import Backend, parse_backend
 from harness.config import PlannedCase
-from harness.distributed import Communicator, RankFailure, Solo
+from harness.distributed import Communicator, RankFailure, Solo, exit_now
 from harness.env import env_hash, fingerprint, git_revision, mask_secrets
 from harness.errors import CheckFailed, UserError
 from harness.profiling import ProfileRequest, gpu_counters
@@ -363,8 +363,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         finally:
             sys.stderr.write(f"bench: error: {message}; finished cases kept (run {run_id}, "
                              "partial)\n" if root else f"bench: error: {message}\n")
-            sys.stderr.flush()
-            os._exit(EXIT_RANK_FAILED)
+            exit_now(EXIT_RANK_FAILED)
 
     if comm.size > 1:
         comm.on_fatal = on_fatal  # type: ignore[attr-defined]
