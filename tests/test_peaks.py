@@ -99,6 +99,20 @@ def test_host_backends_use_the_measured_attainable_peak(monkeypatch):
     assert peaks.for_backend(b, "float16")["flops_per_s"] is None  # not measured: no pct_peak
 
 
+@pytest.mark.parametrize("load,cached", [(0.1, True), (3.0, False)])
+def test_attainable_peaks_are_cached_only_from_a_quiet_machine(monkeypatch, tmp_path, load,
+                                                               cached):
+    monkeypatch.setenv(peaks.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(peaks, "_attainable", None)
+    monkeypatch.setattr(peaks, "measure_cpu", lambda: {"flops_per_s": {"float32": 1e9},
+                                                       "bytes_per_s": 1e9, "measured_at": 1e12})
+    monkeypatch.setattr(peaks.os, "getloadavg", lambda: (load * 2, 0.0, 0.0))
+    monkeypatch.setattr(peaks.os, "sched_getaffinity", lambda _pid: {0, 1})
+    got = peaks.attainable_cpu()
+    assert got["load_per_core"] == pytest.approx(load)
+    assert bool(list(tmp_path.glob("attainable-*.json"))) == cached
+
+
 def test_arithmetic_intensity_in_derived_metrics():
     from harness.stats import summarize
     from harness.workmodel import derive_metrics
