@@ -9,7 +9,15 @@ One parameterised workload: `Collective.for_op(name)` makes each registered clas
   Where a size does not split evenly over the ranks it is rounded down (recorded as `size_bytes`).
 - Per sample: the backend's barrier, then each rank times its operation; the figure is the max
   across ranks (harness.timing.DistributedEngine).
-- Metrics: `time_s` (p2p ping-pong: half the round trip), `algbw_gbps = size / time_s` (bi: both
+- p2p bandwidth follows the OSU convention (osu_bw, osu_bibw): one timed call is one *window* of
+  `window` messages in flight (default 64, OSU's window_size). `uni`: rank 0 posts `window`
+  non-blocking sends and waits for them, rank 1 posts `window` receives and waits, then sends a
+  small ack; `bi`: both ranks post `window` receives and `window` sends, then wait for all. The
+  window amortises the per-message latency and the ack's round trip, so small messages report
+  bandwidth rather than latency. A window's messages reuse one receive buffer, as OSU's do.
+  `pingpong` ignores `window` (one message each way per call; recorded as window 1).
+- Metrics: `time_s` (p2p ping-pong: half the round trip; uni/bi: one window), `algbw_gbps` =
+  bytes moved / `time_s` (size; p2p uni: size × window; bi: 2 × size × window, both
   directions), and `busbw_gbps = algbw × factor` with nccl-tests' factors: allreduce 2(n-1)/n;
   allgather, reduce-scatter, alltoall (n-1)/n; broadcast, reduce and p2p 1. Bus bandwidth is the
   figure to hold against a link's peak: it does not depend on n for a bandwidth-optimal algorithm.
@@ -34,6 +42,8 @@ DTYPES = ("float32", "float64", "int32", "int64")
 MODELS = ("mpi", "gloo", "nccl", "grpc", "jax")
 FAULT_ENV = "BENCH_FAULT"  # test hook: corrupt:RANK makes that rank's result wrong before the check
 SPLIT = ("allgather", "reduce-scatter", "alltoall")  # the buffer splits into n chunks
+DEFAULT_WINDOW = 64  # OSU's window_size for osu_bw / osu_bibw
+MAX_WINDOW = 4096
 
 
 def bus_factor(coll: str, n: int) -> float:
@@ -92,6 +102,13 @@ def expected(coll: str, rank: int, n: int, count: int, p: Mapping[str, Any]) -> 
     raise AssertionError(coll)
 
 
+def p2p_window(coll: str, params: Mapping[str, Any]) -> int | None:
+    """Messages per timed call of p2p uni/bi (None: not a windowed operation; pingpong)."""
+    if coll != "p2p" or params.get("mode", "pingpong") == "pingpong":
+        return None
+    return int(params.get("window", DEFAULT_WINDOW))
+
+
 def _corrupt_rank() -> int | None:
     kind, _, rank = os.environ.get(FAULT_ENV, "").partition(":")
     return int(rank) if kind == "corrupt" and rank.isdigit() else None
@@ -120,6 +137,9 @@ class Collective(Workload):
         if coll == "p2p":
             params["mode"] = Param("str", "pingpong", "pingpong: latency (half a round trip); "
                                    "uni / bi: bandwidth one way / both ways", choices=P2P_MODES)
+            params["window"] = Param("int", DEFAULT_WINDOW, "uni/bi: messages in flight per "
+                                     "iteration, as OSU's window_size; pingpong ignores it",
+                                     min=1, max=MAX_WINDOW)
         what = {"p2p": "point-to-point between ranks 0 and 1: ping-pong latency, uni/bi "
                        "bandwidth (OSU)"}.get(coll, f"{coll} across ranks (nccl-tests metrics)")
         return type(f"Collective_{coll.replace('-', '_')}", (cls,),
@@ -145,7 +165,13 @@ class Collective(Workload):
             raise UserError(f"backend {model!r} has immutable arrays: use in_place=false")
 
     def work(self, params: Mapping[str, Any]) -> Work:
-        return Work(items=1, bytes=float(params["size"]), item_unit="ops")
+        window = p2p_window(self.coll, params)
+        if window is None:
+            return Work(items=1, bytes=float(params["size"]), item_unit="ops")
+        # uni/bi: one call is one window of messages (each way, for bi)
+        ways = 2 if params["mode"] == "bi" else 1
+        return Work(items=ways * window, bytes=float(ways * window * params["size"]),
+                    item_unit="messages")
 
     def prepare(self, backend: Backend, params: Mapping[str, Any]) -> Prepared:
         coll, p = self.coll, params
@@ -164,9 +190,12 @@ class Collective(Workload):
         local_count = count // n if coll == "allgather" else count
         inputs = [inputs_of(r, local_count, p["dtype"], op) for r in comm.local]
         bound = comm.prepare(coll, inputs, op=op, root=p.get("root", 0),
-                             in_place=p.get("in_place", False), mode=p.get("mode", "pingpong"))
+                             in_place=p.get("in_place", False), mode=p.get("mode", "pingpong"),
+                             window=p2p_window(coll, p) or 1)
         info: dict[str, Any] = {"ranks": n, "size_bytes": count * itemsize, "count": count,
                                 **bound.info}
+        if coll == "p2p":
+            info["window"] = p2p_window(coll, p) or 1
         if count * itemsize != p["size"]:
             info["rounded_from"] = p["size"]
 
@@ -203,14 +232,17 @@ class Collective(Workload):
         t = median_s
         moved = size
         if self.coll == "p2p":
-            if params["mode"] == "pingpong":
+            window = p2p_window(self.coll, params)
+            if window is None:
                 t = median_s / 2  # one-way latency, as osu_latency reports
-            elif params["mode"] == "bi":
-                moved = 2 * size
+            else:  # one call is one window, as osu_bw / osu_bibw count
+                moved = size * window * (2 if params["mode"] == "bi" else 1)
         algbw = moved / t if t > 0 else 0.0
         out = {"time_s": t, "algbw_gbps": algbw / 1e9,
                "busbw_gbps": algbw * bus_factor(self.coll, n) / 1e9,
                "size_bytes": float(size), "count": float(info["count"]), "ranks": float(n)}
+        if self.coll == "p2p":
+            out["window"] = float(p2p_window(self.coll, params) or 1)
         if "wrong" in info:
             out["wrong"] = float(info["wrong"])
         return out

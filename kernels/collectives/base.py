@@ -52,7 +52,9 @@ class Collectives(ABC):
 
     @abstractmethod
     def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
-                in_place: bool, mode: str) -> Bound: ...
+                in_place: bool, mode: str, window: int = 1) -> Bound:
+        """`mode` and `window` are p2p's: pingpong | uni | bi, and for uni/bi the messages in
+        flight per call (OSU's window_size; the receiver reuses one buffer for all of them)."""
 
     def allreduce_inplace(self, buf: Any) -> None:
         """Sum `buf` (a contiguous host numpy array; torch_dist also takes a tensor) across the

@@ -26,6 +26,7 @@ from kernels.collectives.base import Bound, CollectiveBackend, Collectives
 
 SUPPORTED = ("allreduce", "allgather", "reduce-scatter", "p2p")
 PIECE = 1 << 20  # bytes per message
+OUTBOX = 64 * PIECE  # bytes queued on a stream at most: a send waits while the stream is this full
 HOST_ENV = "BENCH_GRPC_HOST"  # where other ranks reach this one (default: its route to rank 0)
 _REDUCE = {"sum": np.add, "prod": np.multiply, "max": np.maximum, "min": np.minimum}
 
@@ -80,7 +81,9 @@ class GrpcCollectives(Collectives):
     def _stream_to(self, peer: int) -> queue.Queue[Any]:
         """The open client stream to `peer` (made on first use)."""
         if peer not in self.outbox:
-            q: queue.Queue[Any] = queue.Queue()
+            # Bounded, so that a window of large p2p messages does not queue them all in memory;
+            # the peer's server drains its end whatever the peer's main thread does.
+            q: queue.Queue[Any] = queue.Queue(maxsize=OUTBOX // PIECE)
             channel = self.grpc.insecure_channel(self.addrs[peer], options=self.opts)
             stub = self.services.RingStub(channel)
             future = stub.Send.future(iter(q.get, None))
@@ -126,7 +129,8 @@ class GrpcCollectives(Collectives):
 
     def close(self) -> None:
         for q, future, channel in self.calls:
-            q.put(None)
+            with contextlib.suppress(queue.Full):
+                q.put(None, timeout=5)
             with contextlib.suppress(Exception):
                 future.result(timeout=5)
             channel.close()
@@ -155,7 +159,7 @@ class GrpcCollectives(Collectives):
             self._recv(left, buf[seg[(r - s - 1) % n]])
 
     def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
-                in_place: bool, mode: str) -> Bound:
+                in_place: bool, mode: str, window: int = 1) -> Bound:
         if coll not in SUPPORTED:
             raise UserError(f"grpc has no {coll}; it has: {', '.join(SUPPORTED)}")
         n, r, x = self.size, self.rank, inputs[0]
@@ -186,17 +190,24 @@ class GrpcCollectives(Collectives):
         elif coll == "allgather":
             run = lambda: self._allgather(work)  # noqa: E731
         else:
-            run = self._p2p(mode, x, work)
+            run = self._p2p(mode, window, x, work)
         reset()
         return Bound(run=run, results=lambda: [result.copy()], reset=reset,
                      info={"buffers": "host", "algorithm": "ring" if coll != "p2p" else "p2p"})
 
-    def _p2p(self, mode: str, send: np.ndarray, recv: np.ndarray) -> Any:
+    def _p2p(self, mode: str, window: int, send: np.ndarray, recv: np.ndarray) -> Any:
+        """One call: pingpong, one message each way; uni and bi, one OSU window of `window`
+        messages. A send only queues its pieces on the open stream (a thread of grpcio writes
+        them), so `window` sends in a row are a true window: uni sends them all, then waits for
+        rank 1's ack; rank 1 receives them into one reused buffer, then acks. bi: each rank
+        sends while it receives, at most `ahead` messages ahead of its receives (all of the
+        window for small messages), so neither inbox holds more than about OUTBOX bytes."""
         if self.size < 2:
             raise UserError("p2p needs at least 2 ranks (ranks 0 and 1 exchange; others wait)")
         if self.rank > 1:
             return lambda: None
         peer, ack = 1 - self.rank, np.zeros(1, np.int8)
+        slots = range(window)
         if mode == "pingpong":
             first = self.rank == 0
 
@@ -210,16 +221,24 @@ class GrpcCollectives(Collectives):
         elif mode == "uni":
             if self.rank == 0:
                 def run() -> None:
-                    self._send(peer, send)
+                    for _ in slots:
+                        self._send(peer, send)
                     self._recv(peer, ack)
             else:
                 def run() -> None:
-                    self._recv(peer, recv)
+                    for _ in slots:
+                        self._recv(peer, recv)
                     self._send(peer, ack)
         else:
+            ahead = max(1, min(window, OUTBOX // max(1, send.nbytes)))
+
             def run() -> None:
-                self._send(peer, send)
-                self._recv(peer, recv)
+                for i in slots:
+                    self._send(peer, send)
+                    if i >= ahead - 1:
+                        self._recv(peer, recv)
+                for _ in range(ahead - 1):
+                    self._recv(peer, recv)
         return run
 
 

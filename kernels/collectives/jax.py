@@ -49,7 +49,7 @@ class JaxCollectives(Collectives):
                 "device_kind": getattr(self.devices[0], "device_kind", "")}
 
     def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
-                in_place: bool, mode: str) -> Bound:
+                in_place: bool, mode: str, window: int = 1) -> Bound:
         jax, lax, P, n = self.jax, self.jax.lax, self.P, self.size
         if coll not in SUPPORTED:
             raise UserError(f"jax has no {coll}; it has: {', '.join(SUPPORTED)}")

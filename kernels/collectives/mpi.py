@@ -74,7 +74,7 @@ class MpiCollectives(Collectives):
             torch.cuda.synchronize()
 
     def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
-                in_place: bool, mode: str) -> Bound:
+                in_place: bool, mode: str, window: int = 1) -> Bound:
         MPI, comm, n = self.MPI, self.comm, self.size
         x = inputs[0]
         count = x.size if coll != "allgather" else x.size * n
@@ -112,21 +112,26 @@ class MpiCollectives(Collectives):
         elif coll == "alltoall":
             run = lambda: comm.Alltoall(send, recv)  # noqa: E731
         elif coll == "p2p":
-            run = self._p2p(mode, send, recv)
+            run = self._p2p(mode, window, send, recv)
         else:
             raise UserError(f"mpi has no collective {coll!r}")
         reset()
         return Bound(run=run, results=lambda: [self._host(recv)], reset=reset,
                      info={"buffers": "cuda" if self.cuda else "host"})
 
-    def _p2p(self, mode: str, send: Any, recv: Any) -> Any:
-        comm, rank = self.comm, self.rank
+    def _p2p(self, mode: str, window: int, send: Any, recv: Any) -> Any:
+        """One call: pingpong, one message each way; uni and bi, one OSU window (osu_bw: rank 0
+        posts `window` Isend and waits, rank 1 posts `window` Irecv into one reused buffer,
+        waits, and acks; osu_bibw: both ranks post `window` Irecv and `window` Isend)."""
+        MPI, comm, rank = self.MPI, self.comm, self.rank
         if self.size < 2:
             raise UserError("p2p needs at least 2 ranks (ranks 0 and 1 exchange; others wait)")
         if rank > 1:
             return lambda: None
         peer = 1 - rank
         ack = np.zeros(1, np.int8)
+        waitall = MPI.Request.Waitall
+        slots = range(window)
         if mode == "pingpong":
             if rank == 0:
                 def run() -> None:
@@ -139,15 +144,17 @@ class MpiCollectives(Collectives):
         elif mode == "uni":
             if rank == 0:
                 def run() -> None:
-                    comm.Send(send, peer, 1)
+                    waitall([comm.Isend(send, peer, 1) for _ in slots])
                     comm.Recv(ack, peer, 3)
             else:
                 def run() -> None:
-                    comm.Recv(recv, peer, 1)
+                    waitall([comm.Irecv(recv, peer, 1) for _ in slots])
                     comm.Send(ack, peer, 3)
-        else:  # bi: both directions at once
+        else:  # bi: both directions at once, receives posted first
             def run() -> None:
-                comm.Sendrecv(send, peer, 1, recv, peer, 1)
+                reqs = [comm.Irecv(recv, peer, 1) for _ in slots]
+                reqs += [comm.Isend(send, peer, 1) for _ in slots]
+                waitall(reqs)
         return run
 
 

@@ -69,7 +69,7 @@ class TorchDistCollectives(Collectives):
             self.dist.destroy_process_group()
 
     def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
-                in_place: bool, mode: str) -> Bound:
+                in_place: bool, mode: str, window: int = 1) -> Bound:
         torch, dist, n = self.torch, self.dist, self.size
         x = inputs[0]
         count = x.size if coll != "allgather" else x.size * n
@@ -112,13 +112,16 @@ class TorchDistCollectives(Collectives):
         elif coll == "alltoall":
             run = lambda: dist.all_to_all_single(recv, send)  # noqa: E731
         elif coll == "p2p":
-            run = self._p2p(mode, send, recv)
+            run = self._p2p(mode, window, send, recv)
         else:
             raise UserError(f"{self.backend_name} has no collective {coll!r}")
         reset()
         return Bound(run=run, results=lambda: [recv.cpu().numpy()], reset=reset, info=info)
 
-    def _p2p(self, mode: str, send: Any, recv: Any) -> Any:
+    def _p2p(self, mode: str, window: int, send: Any, recv: Any) -> Any:
+        """One call: pingpong, one message each way; uni and bi, one OSU window of `window`
+        messages posted together (batch_isend_irecv: one NCCL group), receives into one reused
+        tensor; uni ends with rank 1's ack, as osu_bw does."""
         dist, rank = self.dist, self.rank
         if self.size < 2:
             raise UserError("p2p needs at least 2 ranks (ranks 0 and 1 exchange; others wait)")
@@ -126,6 +129,11 @@ class TorchDistCollectives(Collectives):
             return lambda: None
         peer = 1 - rank
         ack = self.torch.zeros(1, dtype=self.torch.int8, device=self.device)
+
+        def exchange(ops: list[Any]) -> None:
+            for req in dist.batch_isend_irecv(ops):
+                req.wait()
+
         if mode == "pingpong":
             if rank == 0:
                 def run() -> None:
@@ -137,18 +145,23 @@ class TorchDistCollectives(Collectives):
                     dist.send(send, peer)
         elif mode == "uni":
             if rank == 0:
+                sends = [dist.P2POp(dist.isend, send, peer) for _ in range(window)]
+
                 def run() -> None:
-                    dist.send(send, peer)
+                    exchange(sends)
                     dist.recv(ack, peer)
             else:
+                recvs = [dist.P2POp(dist.irecv, recv, peer) for _ in range(window)]
+
                 def run() -> None:
-                    dist.recv(recv, peer)
+                    exchange(recvs)
                     dist.send(ack, peer)
-        else:
+        else:  # bi: both directions at once, receives posted first
+            ops = ([dist.P2POp(dist.irecv, recv, peer) for _ in range(window)]
+                   + [dist.P2POp(dist.isend, send, peer) for _ in range(window)])
+
             def run() -> None:
-                ops = [dist.P2POp(dist.isend, send, peer), dist.P2POp(dist.irecv, recv, peer)]
-                for req in dist.batch_isend_irecv(ops):
-                    req.wait()
+                exchange(ops)
         return run
 
 
