@@ -1,7 +1,12 @@
 """Collectives without processes: bus-bandwidth factors, the expected results the check uses
-(against an independent per-rank simulation), metrics, size sweeps, bad input, nccl-tests text."""
+(against an independent per-rank simulation), metrics, size sweeps, bad input, nccl-tests text.
+And p2p's OSU window with real ranks (MPI under mpirun, Gloo and gRPC under the local launcher)."""
 
 from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -100,8 +105,39 @@ def test_metrics_follow_factors():
     assert m["busbw_gbps"] == pytest.approx(0.75) and m["wrong"] == 0
     ping = P2P().extra_metrics({"mode": "pingpong"}, 2e-3, {**info, "ranks": 2})
     assert ping["time_s"] == 1e-3  # half the round trip
-    bi = P2P().extra_metrics({"mode": "bi"}, 1e-3, {**info, "ranks": 2})
+    bi = P2P().extra_metrics({"mode": "bi", "window": 1}, 1e-3, {**info, "ranks": 2})
     assert bi["algbw_gbps"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("mode,ways", [("uni", 1), ("bi", 2)])
+@pytest.mark.parametrize("window", [1, 64])
+def test_p2p_window_counts_every_message_of_the_window(mode, ways, window):
+    """OSU: one timed call is one window; bandwidth = size x window (x 2 both ways) / time."""
+    info = {"ranks": 2, "size_bytes": 1024, "count": 256}
+    p = {"size": 1024, "dtype": "float32", "mode": mode, "window": window}
+    m = P2P().extra_metrics(p, 1e-4, info)
+    assert m["time_s"] == 1e-4  # one window, not one message
+    assert m["algbw_gbps"] == pytest.approx(1024 * window * ways / 1e-4 / 1e9)
+    assert m["busbw_gbps"] == m["algbw_gbps"] and m["window"] == window
+    work = P2P().work(p)
+    assert work.bytes == 1024 * window * ways and work.items == window * ways
+    assert work.item_unit == "messages"
+
+
+def test_p2p_window_defaults_to_osu_and_pingpong_ignores_it():
+    spec = P2P.params["window"]
+    assert (spec.default, spec.min, spec.type) == (64, 1, "int")
+    info = {"ranks": 2, "size_bytes": 1024, "count": 256}
+    # pingpong: one message each way per call whatever the window; recorded as window 1
+    for window in (1, 8, 64):
+        p = {"size": 1024, "dtype": "float32", "mode": "pingpong", "window": window}
+        P2P().validate(p, "mpi:cpu")
+        m = P2P().extra_metrics(p, 2e-3, info)
+        assert m["time_s"] == 1e-3 and m["window"] == 1
+        assert m["algbw_gbps"] == pytest.approx(1024 / 1e-3 / 1e9)
+        assert P2P().work(p).bytes == 1024
+    uni = P2P().extra_metrics({"mode": "uni"}, 1e-3, info)  # no window given: OSU's 64
+    assert uni["window"] == 64 and uni["algbw_gbps"] == pytest.approx(64 * 1024 / 1e-3 / 1e9)
 
 
 def test_each_collective_has_its_own_parameters():
@@ -110,7 +146,7 @@ def test_each_collective_has_its_own_parameters():
     assert set(Broadcast.params) == {"size", "dtype", "root"}
     assert set(ReduceScatter.params) == {"size", "dtype", "op"}
     assert set(AllToAll.params) == {"size", "dtype"}
-    assert set(P2P.params) == {"size", "dtype", "mode"}
+    assert set(P2P.params) == {"size", "dtype", "mode", "window"}
 
 
 def test_validate_refuses_partial_elements_and_unsupported_ops():
@@ -176,3 +212,84 @@ def test_collectives_suite_plans_every_operation():
                          "alltoall", "p2p"}
     assert {p.case.backend for p in planned} == {"mpi:cpu"}
     assert len(planned) == 6 * 5 + 2 * 5
+
+
+# ---- p2p's window with real ranks
+
+HAVE_MPI = shutil.which("mpirun") is not None and importlib.util.find_spec("mpi4py") is not None
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+HAVE_GRPC = (importlib.util.find_spec("grpc") is not None
+             and importlib.util.find_spec("grpc_tools") is not None)
+FAST = ("--budget", "0.2", "--target-ci", "0.05")
+
+
+def _json_out(stdout: str) -> dict:
+    """The JSON document rank 0 printed (a launcher may add lines of its own around it)."""
+    start = stdout.index("{\n")
+    return json.loads(stdout[start:stdout.rindex("}") + 1])
+
+
+def _check_windows(data: dict, cases: int) -> dict[tuple[str, int, int], dict]:
+    """Every case checked and its bandwidth counted per window; the metrics by (mode, size,
+    window)."""
+    assert data["status"] == "complete" and len(data["measurements"]) == cases
+    out = {}
+    for m in data["measurements"]:
+        assert m["status"] == "ok", m["error"]
+        x, p = m["metrics"], m["params"]
+        assert x["wrong"] == 0 and x["ranks"] == 2 and x["window"] == p["window"]
+        assert m["info"]["window"] == p["window"]
+        ways = 2 if p["mode"] == "bi" else 1
+        assert x["time_s"] == m["summary"]["median"]  # one call is one window
+        want = x["size_bytes"] * p["window"] * ways / x["time_s"] / 1e9
+        assert x["algbw_gbps"] == pytest.approx(want, rel=1e-9)
+        assert x["busbw_gbps"] == pytest.approx(x["algbw_gbps"], rel=1e-9)
+        assert x["bytes_per_s"] == pytest.approx(x["algbw_gbps"] * 1e9, rel=1e-9)
+        out[p["mode"], p["size"], p["window"]] = x
+    return out
+
+
+@pytest.mark.skipif(not HAVE_MPI, reason="needs mpirun and mpi4py")
+def test_mpi_p2p_window_is_checked_and_lifts_small_message_bandwidth(workdir, bench):
+    res = bench("run", "-w", "p2p", "-b", "mpi", "-p", "mode=uni,bi", "-p", "window=1,64",
+                "-p", "size=1KiB,4000B", "--budget", "0.5", "--target-ci", "0.02",
+                "--launcher", "mpirun", "-n", "2", "--json", "-q", timeout=180)
+    assert res.rc == 0, res.stderr
+    got = _check_windows(_json_out(res.stdout), 8)
+    # 1 KiB over shared memory: one message per call is latency-bound (the ack's round trip
+    # each time); 64 in flight amortise it. Measured on a 2-core machine: 0.43 vs 1.6 GB/s.
+    one, window = got["uni", 1024, 1], got["uni", 1024, 64]
+    assert window["algbw_gbps"] > 1.5 * one["algbw_gbps"], (one, window)
+    assert window["time_s"] > 4 * one["time_s"]  # a call really carries many messages
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="gloo needs torch: pip install 'accelbench[torch]'")
+def test_gloo_p2p_window_is_checked(workdir, bench):
+    res = bench("run", "-w", "p2p", "-b", "gloo", "-p", "mode=uni,bi", "-p", "window=1,64",
+                "-p", "size=1KiB", *FAST, "-n", "2", "--json", "-q", timeout=180)
+    assert res.rc == 0, res.stderr
+    _check_windows(_json_out(res.stdout), 4)
+
+
+@pytest.mark.skipif(not HAVE_GRPC, reason="needs grpcio and grpcio-tools: "
+                    "pip install 'accelbench[grpc]'")
+def test_grpc_p2p_window_is_checked(workdir, bench):
+    # 2 MiB x 64 is more than a stream's outbox holds: bi then sends at most 32 messages
+    # ahead of its receives, and uni's sends wait for the stream to drain
+    res = bench("run", "-w", "p2p", "-b", "grpc", "-p", "mode=uni,bi", "-p", "window=1,64",
+                "-p", "size=1KiB,2MiB", *FAST, "-n", "2", "--json", "-q", timeout=240)
+    assert res.rc == 0, res.stderr
+    _check_windows(_json_out(res.stdout), 8)
+
+
+@pytest.mark.parametrize("window,needle", [("0", "below the minimum"),
+                                           ("5000", "above the maximum"),
+                                           ("x", "expected an integer")])
+def test_bad_window_is_one_line(bench_inproc, workdir, window, needle):
+    res = bench_inproc("run", "-w", "p2p", "-b", "mpi", "-p", "mode=uni", "-p",
+                       f"window={window}", "--budget", "0.2", "-q")
+    assert res.rc == 2, (res.stdout, res.stderr)
+    assert len(res.err_lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    line = res.err_lines[0]
+    assert line.startswith("bench: error: ") and "'window'" in line and needle in line, line
+    assert not (workdir / "bench-runs").exists()
