@@ -3,7 +3,11 @@ starting the ranks ourselves: `bench run --launcher local|mpirun|srun|torchrun -
 
 The launching `bench` starts N copies of the same command line with ``BENCH_LAUNCHED`` set (so
 they measure instead of launching again), the address of rank 0's control channel and a random
-token for it (harness.distributed), and ``MASTER_ADDR``/``MASTER_PORT`` for torch.distributed.
+token for it (harness.distributed), ``MASTER_ADDR``/``MASTER_PORT`` for torch.distributed, and
+``BENCH_JAX_COORDINATOR`` (host:port; the host is MASTER_ADDR's, the port a free one of its own,
+never MASTER_PORT, which torchrun's store holds) for jax.distributed's coordinator on rank 0. A
+``BENCH_JAX_COORDINATOR`` already set where `bench` is started is kept (e.g. a port a firewall
+lets through).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.backends.jax import ENV_JAX_COORDINATOR
 from harness.distributed import ENV_ADDR, ENV_EXIT_FILE, ENV_TIMEOUT, ENV_TOKEN, free_port
 from harness.errors import UserError
 
@@ -132,16 +137,21 @@ def rank_env(launcher: str, n: int, timeout: float) -> dict[str, str]:
     host = os.environ.get("BENCH_CONTROL_HOST") or rank0_host(launcher)
     threads = {} if "OMP_NUM_THREADS" in os.environ else {
         "OMP_NUM_THREADS": str(max(1, len(os.sched_getaffinity(0)) // n))}
+    control, master = free_port(), free_port()
+    jax_port = free_port()
+    while jax_port in (control, master):
+        jax_port = free_port()
     return {
         **tty,
         **threads,
         ENV_LAUNCHED: launcher,
         ENV_WORLD: str(n),
-        ENV_ADDR: f"{host}:{free_port()}",
+        ENV_ADDR: f"{host}:{control}",
         ENV_TOKEN: secrets.token_hex(16),
         ENV_TIMEOUT: f"{timeout:g}",
         "MASTER_ADDR": host,
-        "MASTER_PORT": str(free_port()),
+        "MASTER_PORT": str(master),
+        ENV_JAX_COORDINATOR: os.environ.get(ENV_JAX_COORDINATOR) or f"{host}:{jax_port}",
     }
 
 
