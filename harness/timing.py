@@ -8,7 +8,8 @@ Calls of one operation are not always alike: a 64x64 torch matmul on a CPU takes
 the time and ~14 us every 6-8 calls (allocator and thread work), so the median of single calls
 reports the fast calls only, 25% under the cost per call in steady state. After warm-up the engine
 compares the two for operations shorter than `min_block_time`: the median of calls timed (nearly)
-singly, and the median cost per call of blocks `min_block_time` long. When they differ by more than
+singly, and the cost per call of the fastest of five blocks `min_block_time` long (the fastest, so
+that a busy machine's interruptions do not count as the operation's). When they differ by more than
 5%, every sample becomes such a block (block rule "steady_state", as blocked_autorange's are);
 otherwise calls stay timed singly, which keeps the machine's interruptions out of the median.
 Both figures are recorded.
@@ -82,7 +83,8 @@ class Timing:
     device_samples: list[float] | None = None
     block_rule: str = BLOCK_OVERHEAD
     # From the check after warm-up (None when not made): median seconds per call timed singly
-    # (in blocks of the overhead rule) and in back-to-back blocks of min_block_time.
+    # (in blocks of the overhead rule), and per call of the fastest back-to-back block of
+    # min_block_time.
     single_call_s: float | None = None
     back_to_back_call_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -169,8 +171,8 @@ class Engine:
                            block: int) -> tuple[int, str, float, float | None, int]:
         """Compare calls timed singly with back-to-back blocks of min_block_time.
 
-        Returns (block, rule, single-call median, back-to-back median per call, calls made);
-        the block is the long one when the medians differ by more than STEADY_STATE_TOL."""
+        Returns (block, rule, single-call median, back-to-back cost per call, calls made); the
+        block is the long one when the two differ by more than STEADY_STATE_TOL."""
         span = self.policy.min_block_time
         singles: list[float] = []
         start = clock()
@@ -182,7 +184,9 @@ class Engine:
         if long_block <= block:  # a sample already spans min_block_time: nothing to compare
             return block, BLOCK_OVERHEAD, single, None, calls
         blocks = [_time_block(op, sync, long_block) for _ in range(5)]
-        back_to_back = float(np.median(blocks))
+        # The fastest block: what slows every block is the operation's own; what slows some
+        # (another process, an interrupt) is the machine's and must not make calls look unlike.
+        back_to_back = float(np.min(blocks))
         calls += len(blocks) * long_block
         if single > 0 and abs(back_to_back / single - 1) > STEADY_STATE_TOL:
             return long_block, BLOCK_STEADY, single, back_to_back, calls
@@ -196,9 +200,11 @@ class Engine:
         block = self.block_for(first)
         warm_start = time.perf_counter()
         warm_times: list[float] = []
+        recent: list[float] = []  # seconds per call of every warm-up sample, restarts or not
         warm_calls = 1
         while True:
             t = _time_block(op, sync, block)
+            recent.append(t)
             warm_calls += block
             new_block = self.block_for(t)
             if new_block > block or new_block < block // 2:
@@ -212,7 +218,8 @@ class Engine:
             if len(warm_times) >= 2 and elapsed + t * block * 10 > policy.warmup_budget:
                 break  # long operations: a couple of settled calls is all the budget allows
         rule, single, back_to_back = BLOCK_OVERHEAD, None, None
-        if t * block < policy.min_block_time:
+        typical = float(np.median(recent[-9:]))  # one preempted sample must not decide
+        if typical * block < policy.min_block_time:
             block, rule, single, back_to_back, calls = self.steady_state_block(op, sync, block)
             warm_calls += calls
         warmup_s = time.perf_counter() - warm_start

@@ -40,7 +40,7 @@ def test_run_spin_json(spun):
         assert m["timing"]["block_rule"] == "overhead"
         if us < 1000:
             assert m["timing"]["single_call_s"] == pytest.approx(us * 1e-6, rel=0.05)
-            assert m["timing"]["back_to_back_call_s"] == pytest.approx(us * 1e-6, rel=0.05)
+            assert m["timing"]["back_to_back_call_s"] == pytest.approx(us * 1e-6, rel=0.1)
     run_file = cwd / data["run_file"]
     assert run_file.name == f"{data['run_id']}.jsonl" and run_file.is_file()
     assert not list((cwd / "bench-runs").glob("*.part"))
