@@ -3,7 +3,8 @@
 - `mpi.py`        mpi4py on numpy buffers (GPU buffers when the MPI is CUDA-aware)
 - `torch_dist.py` torch.distributed: `gloo` (CPU) and `nccl` (GPU)
 - `grpc.py`       a ring over grpcio streams (collective.proto)
-- `jax.py`        XLA collectives across the devices of one process (psum & co.)
+- `jax.py`        XLA collectives (psum & co.) across the devices of one process or of
+                  several (jax.distributed)
 
 Each module defines a `Collectives` subclass; mpi, torch_dist and grpc also register a backend
 (`mpi:cpu`, `gloo:cpu`, `nccl:cuda`, `grpc:cpu`) whose `collectives()` returns it. For `jax:*`
