@@ -248,7 +248,9 @@ def test_min_time_is_sampled_even_when_the_target_is_met_early(numpy_cpu: Backen
                           min_time=0.08, warmup_min_time=0.04)
     timing = Engine(numpy_cpu, policy).measure(spin_op(numpy_cpu, 20.0))
     assert timing.stop_reason == STOP_CI
-    assert sum(timing.samples) >= 0.08 * 0.9  # ~4000 calls of 20 us, not the first 10
+    # ~4000 calls of 20 us, not the first 10 (0.2 ms); the rest of the 0.08 s goes on the
+    # stopping rule's checks, more of it on a busy machine
+    assert sum(timing.samples) >= 0.08 * 0.5
     assert timing.warmup_s >= 0.04
 
 
