@@ -42,10 +42,17 @@ class Param:
     # Backend models the parameter applies to (None: all). On other models it is left out of the
     # case, so it never changes their case keys; giving it explicitly there is an error.
     models: tuple[str, ...] | None = None
+    # (other parameter, its values) where this one applies, e.g. ("mode", ("uni", "bi")).
+    # Elsewhere it is left out of the case, so a sweep over it does not repeat that case.
+    when: tuple[str, tuple[Any, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
             raise ValueError(f"Param type must be one of {_TYPES}, got {self.type!r}")
+
+    def applies(self, values: dict[str, Any]) -> bool:
+        """Whether this parameter belongs in a case with these (other) values."""
+        return self.when is None or values.get(self.when[0]) in self.when[1]
 
     def parse(self, value: Any, where: str) -> Any:
         """Convert a CLI string or TOML value to this type and check it; UserError if wrong."""
@@ -120,4 +127,6 @@ class Param:
             bits.append(f"<= {self.max}")
         if self.models is not None:
             bits.append("only on " + "|".join(self.models))
+        if self.when is not None:
+            bits.append(f"only with {self.when[0]}=" + "|".join(map(str, self.when[1])))
         return ", ".join(bits)

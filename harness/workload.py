@@ -154,5 +154,6 @@ def make_case(workload_name: str, backend: str | None, raw: Mapping[str, Any], w
             if pname in raw
             else spec.default
         )
+    values = {k: v for k, v in values.items() if cls.params[k].applies(values)}
     cls().validate(values, backend)
     return Case(workload_name, backend, tuple(sorted(values.items())))

@@ -140,6 +140,18 @@ def test_p2p_window_defaults_to_osu_and_pingpong_ignores_it():
     assert uni["window"] == 64 and uni["algbw_gbps"] == pytest.approx(64 * 1024 / 1e-3 / 1e9)
 
 
+def test_window_is_not_part_of_a_pingpong_case():
+    from harness.config import expand
+
+    cases = expand(["p2p"], ["mpi:cpu"], {"mode": ["pingpong", "uni"], "window": ["1", "64"]},
+                   "test")
+    # a sweep over the window does not repeat the pingpong case
+    assert [c.key for c in cases] == ["p2p[mpi:cpu](dtype=float32,mode=pingpong,size=1048576)",
+                                      "p2p[mpi:cpu](dtype=float32,mode=uni,size=1048576,window=1)",
+                                      "p2p[mpi:cpu](dtype=float32,mode=uni,size=1048576,window=64)"]
+    assert "only with mode=uni|bi" in P2P.params["window"].describe()
+
+
 def test_each_collective_has_its_own_parameters():
     assert set(AllReduce.params) == {"size", "dtype", "op", "in_place"}
     assert set(Reduce.params) == {"size", "dtype", "op", "in_place", "root"}

@@ -109,6 +109,21 @@ def test_transformer_scenarios_work_model():
     assert work(scenario="server", queries=7).items == 14
 
 
+def test_transformer_case_keys_carry_only_their_scenario_parameters():
+    from harness.config import expand
+
+    cases = expand(["transformer-infer"], ["torch:cpu"],
+                   {"scenario": ["single-stream", "offline", "server", "max-qps"],
+                    "qps": ["10", "20"]}, "test")
+    params = [dict(c.params) for c in cases]
+    assert [p["scenario"] for p in params] == ["single-stream", "offline", "server", "server",
+                                              "max-qps"]
+    assert not {"qps", "p99_ms", "queries"} & set(params[0])
+    assert "queries" in params[1] and not {"qps", "p99_ms"} & set(params[1])
+    assert {p.get("qps") for p in params[2:4]} == {10.0, 20.0}
+    assert "p99_ms" in params[4] and "qps" not in params[4]
+
+
 def test_transformer_server_scenario_end_to_end(bench):
     from harness.workload import Workload
 

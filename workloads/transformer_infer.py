@@ -42,12 +42,13 @@ class TransformerInfer(PeakMetrics, Workload):
         "batch": Param("int", 8, "sequences per query", min=1, max=4096),
         "scenario": Param("str", "single-stream", "inference scenario",
                           choices=scenarios.SCENARIOS),
-        "queries": Param("int", 32, "offline: sequences per call; server: queries per session",
-                         min=1, max=1_000_000),
-        "qps": Param("float", 20.0, "server: Poisson arrival rate (queries/s); max-qps "
-                     "searches for it", min=0.001, max=1e6),
+        "queries": Param("int", 32, "offline: sequences per call; server, max-qps: queries "
+                         "per session", min=1, max=1_000_000,
+                         when=("scenario", ("offline", "server", "max-qps"))),
+        "qps": Param("float", 20.0, "server: Poisson arrival rate (queries/s)", min=0.001,
+                     max=1e6, when=("scenario", ("server",))),
         "p99_ms": Param("float", 100.0, "server, max-qps: p99 latency bound (ms)", min=0.001,
-                        max=1e6),
+                        max=1e6, when=("scenario", ("server", "max-qps"))),
     }
     models = ("torch", "jax", "onnxruntime")
     default_backend = "torch:cpu"
@@ -119,9 +120,8 @@ class TransformerInfer(PeakMetrics, Workload):
                     out = query()
                 return out
         else:
-            qps = params["qps"]
-            if scenario == "max-qps":
-                qps = self._search_max_qps(query, sync, params, info)
+            qps = (self._search_max_qps(query, sync, params, info) if scenario == "max-qps"
+                   else params["qps"])
             latencies: list[np.ndarray] = []
             elapsed = [0.0]
 
