@@ -8,9 +8,10 @@ Calls of one operation are not always alike: a 64x64 torch matmul on a CPU takes
 the time and ~14 us every 6-8 calls (allocator and thread work), so the median of single calls
 reports the fast calls only, 25% under the cost per call in steady state. After warm-up the engine
 compares the two for operations shorter than `min_block_time`: the median of calls timed (nearly)
-singly, and the cost per call of the fastest of five blocks `min_block_time` long (the fastest, so
-that a busy machine's interruptions do not count as the operation's). When they differ by more than
-5%, every sample becomes such a block (block rule "steady_state", as blocked_autorange's are);
+singly, and the cost per call of five blocks `min_block_time` long. When even the fastest block is
+more than 5% slower per call (slow calls that every block has are the operation's; those only some
+have are the busy machine's), or the median block more than 5% faster (an async device pipelining
+calls), every sample becomes such a block (block rule "steady_state", as blocked_autorange's are);
 otherwise calls stay timed singly, which keeps the machine's interruptions out of the median.
 Both figures are recorded.
 """
@@ -83,8 +84,7 @@ class Timing:
     device_samples: list[float] | None = None
     block_rule: str = BLOCK_OVERHEAD
     # From the check after warm-up (None when not made): median seconds per call timed singly
-    # (in blocks of the overhead rule), and per call of the fastest back-to-back block of
-    # min_block_time.
+    # (in blocks of the overhead rule), and per call of back-to-back blocks of min_block_time.
     single_call_s: float | None = None
     back_to_back_call_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -184,11 +184,15 @@ class Engine:
         if long_block <= block:  # a sample already spans min_block_time: nothing to compare
             return block, BLOCK_OVERHEAD, single, None, calls
         blocks = [_time_block(op, sync, long_block) for _ in range(5)]
-        # The fastest block: what slows every block is the operation's own; what slows some
-        # (another process, an interrupt) is the machine's and must not make calls look unlike.
-        back_to_back = float(np.min(blocks))
+        back_to_back = float(np.median(blocks))
         calls += len(blocks) * long_block
-        if single > 0 and abs(back_to_back / single - 1) > STEADY_STATE_TOL:
+        # Slower back to back only if even the fastest block is: what slows every block is the
+        # operation's own; what slows some (another process, an interrupt) is the machine's.
+        # Faster back to back (an async device pipelining calls) if the typical block is:
+        # interruptions only ever slow a block down.
+        slower = min(blocks) > single * (1 + STEADY_STATE_TOL)
+        faster = back_to_back < single * (1 - STEADY_STATE_TOL)
+        if single > 0 and (slower or faster):
             return long_block, BLOCK_STEADY, single, back_to_back, calls
         return block, BLOCK_OVERHEAD, single, back_to_back, calls
 
