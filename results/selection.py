@@ -45,6 +45,23 @@ def busy_warning(store: Store, run: dict[str, Any], label: str) -> str | None:
             f"{cores} usable cores): differences may be the machine's, not the code's")
 
 
+def timed_apart_warning(store: Store, base_id: str, head_id: str,
+                        keys: list[str]) -> str | None:
+    """A warning for cases one run timed in steady-state blocks and the other singly: their
+    ratio sets a single-call median against a cost per call back to back."""
+    def steady(run_id: str) -> dict[str, bool]:
+        return {m["case_key"]: "steady_state" in str((m["timing"] or {}).get("block_rule"))
+                for m in store.measurements([run_id])}
+
+    b, h = steady(base_id), steady(head_id)
+    apart = [k for k in keys if k in b and k in h and b[k] != h[k]]
+    if not apart:
+        return None
+    shown = ", ".join(apart[:3]) + (f" and {len(apart) - 3} more" if len(apart) > 3 else "")
+    return (f"{len(apart)} case(s) timed differently in the two runs (single calls in one, "
+            f"back-to-back blocks in the other: their calls changed character): {shown}")
+
+
 def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 0.05,
                  fdr: float = 0.05) -> RunComparison:
     if not 0 < threshold < 1:
@@ -60,7 +77,9 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
         raise UserError(f"runs {base_id[:8]} and {head_id[:8]} share no measured case "
                         f"({len(result.only_base)} vs {len(result.only_head)} cases); compare "
                         "runs of the same suite or selection")
-    warnings = [w for w in (busy_warning(store, base, "BASE"), busy_warning(store, head, "HEAD"))
+    warnings = [w for w in (busy_warning(store, base, "BASE"), busy_warning(store, head, "HEAD"),
+                            timed_apart_warning(store, base_id, head_id,
+                                                [c.case_key for c in result.cases]))
                 if w]
     return RunComparison(result, base, head,
                          environment_diff(base.get("env") or {}, head.get("env") or {}), warnings)

@@ -143,6 +143,26 @@ def test_cli_compare_a_a_and_a_b(bench, three_runs, workdir):
         "regression"] == 3
 
 
+def test_compare_warns_when_a_case_was_timed_differently(bench):
+    plugin = str(Path(PLUGIN).parent / "periodic.py")
+    runs = []
+    for extra in (("--min-block-time", "0"), ()):  # singly, then in steady-state blocks
+        r = bench("run", "--plugin", plugin, "-w", "periodic-op", "--budget", "0.3", "--json",
+                  "-q", *extra)
+        assert r.rc == 0, r.stderr
+        m = r.json()["measurements"][0]
+        runs.append((r.json()["run_id"], m["timing"]["block_rule"], m["summary"]["median"]))
+    (single, rule_a, fast), (blocked, rule_b, cost) = runs
+    assert (rule_a, rule_b) == ("overhead", "steady_state")
+    assert cost > 1.5 * fast  # ~20 us per call back to back against ~10 us for most calls
+    res = bench("compare", single, blocked, "--format", "json")
+    assert res.rc == 0, res.stderr
+    (warning,) = [w for w in res.json()["warnings"] if "timed differently" in w]
+    assert "1 case(s)" in warning and "periodic-op" in warning
+    same = bench("compare", blocked, blocked, "--format", "json").json()["warnings"]
+    assert not any("timed differently" in w for w in same)
+
+
 def test_cli_compare_bad_input(bench, three_runs):
     a1, _, _ = three_runs
     other = bench("run", "-w", "spin", "-p", "us=20", "--budget", "0.2", "--json", "-q")
