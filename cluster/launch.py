@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.jax import ENV_JAX_COORDINATOR
-from harness.distributed import ENV_ADDR, ENV_EXIT_FILE, ENV_TIMEOUT, ENV_TOKEN, free_port
+from harness.distributed import ENV_ADDR, ENV_TIMEOUT, ENV_TOKEN, free_port
 from harness.errors import UserError
+from harness.exiting import ENV_EXIT_FILE
 
 # (rank, world size, local rank) variables, in the order launchers are recognised.
 _LAUNCHERS = {

@@ -225,7 +225,7 @@ def _end(code: int, hard: bool) -> None:
     """Exit; after a rank failure without the interpreter's shutdown, where MPI_Finalize or a
     gRPC server could wait for the rank that is gone."""
     if hard:
-        from harness.distributed import exit_now
+        from harness.exiting import exit_now
 
         exit_now(code)
     sys.exit(code)
@@ -757,7 +757,7 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         raise
     finally:
-        from harness.distributed import report_exit
+        from harness.exiting import report_exit
 
         report_exit(code)
 

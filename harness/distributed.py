@@ -27,18 +27,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 from harness.errors import UserError
+from harness.exiting import exit_now
 
 ENV_ADDR = "BENCH_CONTROL_ADDR"
 ENV_TOKEN = "BENCH_CONTROL_TOKEN"
 ENV_TIMEOUT = "BENCH_RANK_TIMEOUT"
-# Where rank 0 leaves its exit code for the launching `bench`: mpirun and srun exit with the
-# status of the first rank that failed (137 for a killed rank), not with rank 0's verdict
-# (3: a rank died, and rank 0's message names it).
-ENV_EXIT_FILE = "BENCH_EXIT_FILE"
 DEFAULT_TIMEOUT = 60.0
 HEARTBEAT_S = 0.25
 _LEN = struct.Struct("!I")
@@ -437,24 +433,3 @@ def world(rank: int = 0, size: int = 1, timeout: float | None = None) -> Solo | 
 def current() -> Solo | ControlChannel:
     """The communicator made by `world()`, or a Solo world when none was made."""
     return _WORLD if _WORLD is not None else Solo()
-
-
-def report_exit(code: int) -> None:
-    """In rank 0 of a job that a launching `bench` started: leave the exit code for it."""
-    path = os.environ.get(ENV_EXIT_FILE)
-    if not path:
-        return
-    from cluster.launch import placement
-
-    if placement().rank == 0:
-        with contextlib.suppress(OSError):
-            Path(path).write_text(f"{code}\n")
-
-
-def exit_now(code: int) -> NoReturn:
-    """Exit without the interpreter's shutdown (where MPI_Finalize or a gRPC server could wait
-    for a rank that is gone), after telling the launching `bench`."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    report_exit(code)
-    os._exit(code)

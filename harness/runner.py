@@ -33,9 +33,10 @@ from cluster.launch import cluster_record, placement
 from harness import __version__
 from harness.backends.base import Backend, parse_backend
 from harness.config import PlannedCase
-from harness.distributed import Communicator, RankFailure, Solo, exit_now
+from harness.distributed import Communicator, RankFailure, Solo
 from harness.env import env_hash, fingerprint, git_revision, mask_secrets
 from harness.errors import CheckFailed, UserError
+from harness.exiting import exit_now
 from harness.profiling import ProfileRequest, gpu_counters
 from harness.stats import summarize
 from harness.timing import DistributedEngine, Engine

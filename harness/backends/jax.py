@@ -173,7 +173,8 @@ def _problem(jax: Any, kind: str, rank: int) -> str | None:
 def join_processes(jax: Any, kind: str) -> int:
     """Join this rank's JAX to the other ranks' (jax.distributed.initialize) in a job of several
     ranks; the number of JAX processes (1 for a job of one rank)."""
-    from harness.distributed import ControlChannel, current, exit_now
+    from harness.distributed import ControlChannel, current
+    from harness.exiting import exit_now
 
     comm = current()
     if comm.size <= 1 or not isinstance(comm, ControlChannel):
