@@ -33,9 +33,10 @@ class RunComparison:
     warnings: list[str] = field(default_factory=list)
 
 
-def busy_warning(store: Store, run: dict[str, Any], label: str) -> str | None:
+def busy_warning(measurements: list[dict[str, Any]], run: dict[str, Any],
+                 label: str) -> str | None:
     """A warning when the machine was busier than its cores during the run's cases."""
-    loads = [v for m in store.measurements([run["run_id"]])
+    loads = [v for m in measurements
              for k in ("load_before", "load_after")
              if isinstance(v := (m["timing"] or {}).get(k), (int, float))]
     cores = ((run.get("env") or {}).get("cpu") or {}).get("usable_cores")
@@ -45,15 +46,15 @@ def busy_warning(store: Store, run: dict[str, Any], label: str) -> str | None:
             f"{cores} usable cores): differences may be the machine's, not the code's")
 
 
-def timed_apart_warning(store: Store, base_id: str, head_id: str,
+def timed_apart_warning(base: list[dict[str, Any]], head: list[dict[str, Any]],
                         keys: list[str]) -> str | None:
     """A warning for cases one run timed in steady-state blocks and the other singly: their
     ratio sets a single-call median against a cost per call back to back."""
-    def steady(run_id: str) -> dict[str, bool]:
+    def steady(measurements: list[dict[str, Any]]) -> dict[str, bool]:
         return {m["case_key"]: "steady_state" in str((m["timing"] or {}).get("block_rule"))
-                for m in store.measurements([run_id])}
+                for m in measurements}
 
-    b, h = steady(base_id), steady(head_id)
+    b, h = steady(base), steady(head)
     apart = [k for k in keys if k in b and k in h and b[k] != h[k]]
     if not apart:
         return None
@@ -77,8 +78,10 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
         raise UserError(f"runs {base_id[:8]} and {head_id[:8]} share no measured case "
                         f"({len(result.only_base)} vs {len(result.only_head)} cases); compare "
                         "runs of the same suite or selection")
-    warnings = [w for w in (busy_warning(store, base, "BASE"), busy_warning(store, head, "HEAD"),
-                            timed_apart_warning(store, base_id, head_id,
+    base_ms, head_ms = store.measurements([base_id]), store.measurements([head_id])
+    warnings = [w for w in (busy_warning(base_ms, base, "BASE"),
+                            busy_warning(head_ms, head, "HEAD"),
+                            timed_apart_warning(base_ms, head_ms,
                                                 [c.case_key for c in result.cases]))
                 if w]
     return RunComparison(result, base, head,
