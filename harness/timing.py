@@ -5,7 +5,7 @@ Operations shorter than ~100x the per-sample overhead (clock reads plus synchron
 timed in blocks of `block` calls, so that overhead stays under 1% of each sample.
 
 Calls of one operation are not always alike: a 64x64 torch matmul on a CPU takes ~4.6 us most of
-the time and ~14 us every 6-8 calls (allocator and thread work), so the median of single calls
+the time and ~14 us every 6-8 calls (with one thread or two), so the median of single calls
 reports the fast calls only, 25% under the cost per call in steady state. After warm-up the engine
 compares the two for operations shorter than `min_block_time`: the median of calls timed (nearly)
 singly, and the cost per call of five blocks `min_block_time` long. When even the fastest block is

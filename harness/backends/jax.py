@@ -20,6 +20,7 @@ Compute workloads (gemm, ...) use this process's own devices (`jax.local_devices
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 import os
 import socket
@@ -122,7 +123,8 @@ def _port_taken(port: int) -> str | None:
                 s.bind((host, port))
             return None
         except OSError as exc:
-            if family == socket.AF_INET6 and exc.errno in (97, 99):  # no IPv6 here: try IPv4
+            no_ipv6 = exc.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL)
+            if family == socket.AF_INET6 and no_ipv6:  # try IPv4
                 continue
             return exc.strerror or str(exc)
     return None
