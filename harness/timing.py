@@ -398,3 +398,78 @@ class DistributedEngine(Engine):
             overhead_s=self.overhead,
             extra=extra,
         )
+
+
+# --------------------------------------------------------------------------------------------
+# The warm-up and calibration rules over a sampler, for operations that run elsewhere (the
+# workers of `bench ab`): the same rules as Engine.measure's, driven by any clock.
+
+Sampler = Callable[[int], float]  # runs `block` calls ending with the sync; seconds per call
+
+
+@dataclass
+class Calibration:
+    """What warm-up decided for one operation."""
+
+    block: int
+    block_rule: str
+    first_call_s: float
+    warmup_s: float
+    warmup_calls: int
+    single_call_s: float | None = None
+    back_to_back_call_s: float | None = None
+
+
+def block_for(overhead_s: float, per_call_s: float, overhead_frac: float) -> int:
+    """Calls per sample so the per-sample overhead is at most overhead_frac of the sample."""
+    return _calls_to_fill(overhead_s / overhead_frac, per_call_s)
+
+
+def settled(times: list[float]) -> bool:
+    return _settled(times)
+
+
+def calibrate(sampler: Sampler, policy: TimingPolicy, overhead_s: float,
+              clock: Callable[[], float] = time.perf_counter) -> Calibration:
+    """First call, warm-up until per-call times settle, and the steady-state block check."""
+    first = sampler(1)
+    block = block_for(overhead_s, first, policy.overhead_frac)
+    warm_start = clock()
+    warm_times: list[float] = []
+    recent: list[float] = []
+    calls = 1
+    while True:
+        t = sampler(block)
+        recent.append(t)
+        calls += block
+        new_block = block_for(overhead_s, t, policy.overhead_frac)
+        if new_block > block or new_block < block // 2:
+            block, warm_times = new_block, []
+        else:
+            warm_times.append(t)
+        elapsed = clock() - warm_start
+        long_enough = elapsed >= min(policy.warmup_min_time, policy.warmup_budget)
+        if (settled(warm_times) and long_enough) or elapsed >= policy.warmup_budget:
+            break
+        if len(warm_times) >= 2 and elapsed + t * block * 10 > policy.warmup_budget:
+            break
+    rule, single, back_to_back = BLOCK_OVERHEAD, None, None
+    typical = float(np.median(recent[-9:]))
+    span = policy.min_block_time
+    if typical * block < span:
+        singles: list[float] = []
+        start = clock()
+        while len(singles) < 5 or (clock() - start < 5 * span and len(singles) < 10_000):
+            singles.append(sampler(block))
+        single = float(np.median(singles))
+        calls += len(singles) * block
+        long_block = _calls_to_fill(span, float(np.mean(singles)))
+        if long_block > block:
+            blocks = [sampler(long_block) for _ in range(5)]
+            back_to_back = float(np.median(blocks))
+            calls += 5 * long_block
+            slower = min(blocks) > single * (1 + STEADY_STATE_TOL)
+            faster = back_to_back < single * (1 - STEADY_STATE_TOL)
+            if single > 0 and (slower or faster):
+                block, rule = long_block, BLOCK_STEADY
+    return Calibration(block, rule, first, clock() - warm_start, calls, single, back_to_back)

@@ -1,0 +1,206 @@
+"""One side of `bench ab`: a worker process that runs turns of cases when its parent asks.
+
+The parent (harness.ab) starts this file *by path* with the side's interpreter, so the code under
+test — workloads, backends, plugins — is that interpreter's accelbench installation, while the
+way turns are timed is the parent's (this file). It speaks JSON lines: one request on stdin, one
+reply on stdout. Whatever the code under test prints goes to stderr, never into the replies.
+
+Requests (``op``): ``hello``; ``load`` (plugins, cases, check) prepares and checks every case
+once; ``overhead`` (case) times empty timed regions; ``time`` (case, block, samples, max_s) runs
+`samples` samples of `block` calls each, every one ending with the backend's synchronisation, and
+returns seconds per call; ``metrics`` (case, median_s) asks the workload for its extra metrics;
+``close``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from typing import Any
+
+PROTOCOL = 1
+clock = time.perf_counter_ns
+
+
+def _own_path_out() -> None:
+    """This file's folder must not shadow top-level modules (it holds config.py, env.py...)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+
+
+def _describe(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = f" ({os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.cases: list[dict[str, Any]] = []  # per case: workload, backend, prepared, sync
+
+    def hello(self, _req: dict[str, Any]) -> dict[str, Any]:
+        import harness
+
+        return {"protocol": PROTOCOL, "version": getattr(harness, "__version__", "unknown"),
+                "python": sys.version.split()[0], "executable": sys.executable,
+                "pid": os.getpid(), "harness_path": os.path.dirname(harness.__file__)}
+
+    def load(self, req: dict[str, Any]) -> dict[str, Any]:
+        from harness.backends.base import Backend, parse_backend
+        from harness.errors import CheckFailed
+        from harness.registry import load_plugin
+        from harness.workload import registry
+
+        for plugin in req.get("plugins", []):
+            load_plugin(plugin)
+        backends: dict[str, Any] = {}
+        out = []
+        for spec in req["cases"]:
+            entry: dict[str, Any] = {"key": spec["key"], "status": "ok", "error": None,
+                                     "work": None, "info": {}, "setup_s": None}
+            slot: dict[str, Any] = {"prepared": None, "workload": None, "sync": None,
+                                    "params": spec["params"]}
+            try:
+                backend = backends.get(spec["backend"])
+                if backend is None:
+                    backend = backends[spec["backend"]] = parse_backend(spec["backend"])
+                    backend.setup()
+                workload = registry.get(spec["workload"])()
+                slot["workload"] = workload
+                work = workload.work(spec["params"])
+                entry["work"] = {k: getattr(work, k) for k in
+                                 ("items", "flops", "bytes", "item_unit")}
+                t0 = time.perf_counter()
+                prepared = workload.prepare(backend, spec["params"])
+                entry["setup_s"] = time.perf_counter() - t0
+                slot["prepared"] = prepared
+                if type(backend).synchronize is not Backend.synchronize:
+                    slot["sync"] = backend.synchronize
+                if req.get("check", True) and prepared.check is not None:
+                    prepared.check()
+                entry["info"] = prepared.info or {}
+            except CheckFailed as exc:
+                entry.update(status="failed", error=f"check failed: {exc}")
+            except Exception as exc:  # this side cannot run the case: say so, keep the others
+                entry.update(status="failed", error=_describe(exc))
+            if entry["status"] != "ok":
+                slot["prepared"] = None
+            self.cases.append(slot)
+            out.append(entry)
+        env, git = None, None
+        try:
+            from pathlib import Path
+
+            import harness
+            from harness.env import fingerprint, git_revision
+
+            env = fingerprint([b.describe() for b in backends.values()])
+            git = git_revision(Path(harness.__file__).resolve().parent.parent)
+        except Exception as exc:  # an older installation: the run says so instead
+            env = {"error": f"no environment fingerprint: {_describe(exc)}"}
+        return {"cases": out, "env": env, "git": git}
+
+    def _slot(self, req: dict[str, Any]) -> dict[str, Any]:
+        slot = self.cases[int(req["case"])]
+        if slot["prepared"] is None:
+            raise RuntimeError(f"case {req['case']} is not prepared on this side")
+        return slot
+
+    def overhead(self, req: dict[str, Any]) -> dict[str, Any]:
+        sync = self._slot(req)["sync"]
+        costs = []
+        for _ in range(200):
+            t0 = clock()
+            if sync is not None:
+                sync(None)
+            costs.append(clock() - t0)
+        costs.sort()
+        resolution = time.get_clock_info("perf_counter").resolution
+        return {"overhead_s": max(costs[len(costs) // 2] * 1e-9, resolution)}
+
+    def time(self, req: dict[str, Any]) -> dict[str, Any]:
+        slot = self._slot(req)
+        op, sync = slot["prepared"].op, slot["sync"]
+        block, samples = int(req["block"]), int(req["samples"])
+        limit_ns = float(req.get("max_s", 1e9)) * 1e9
+        out = []
+        start = clock()
+        for _ in range(samples):
+            if sync is None and block == 1:
+                t0 = clock()
+                op()
+                out.append((clock() - t0) * 1e-9)
+            elif sync is None:
+                t0 = clock()
+                for _ in range(block):
+                    op()
+                out.append((clock() - t0) * 1e-9 / block)
+            else:
+                t0 = clock()
+                r = None
+                for _ in range(block):
+                    r = op()
+                sync(r)
+                out.append((clock() - t0) * 1e-9 / block)
+            if clock() - start > limit_ns:
+                break
+        return {"t": out}
+
+    def metrics(self, req: dict[str, Any]) -> dict[str, Any]:
+        slot = self._slot(req)
+        extra = slot["workload"].extra_metrics(slot["params"], float(req["median_s"]),
+                                               slot["prepared"].info or {})
+        return {"metrics": {k: float(v) for k, v in extra.items()}}
+
+    def close(self, _req: dict[str, Any]) -> dict[str, Any]:
+        for slot in self.cases:
+            prepared = slot["prepared"]
+            if prepared is not None and prepared.close is not None:
+                try:
+                    prepared.close()
+                except Exception:  # closing must not hide the results already sent
+                    pass
+        return {"closed": True}
+
+
+def main() -> None:
+    _own_path_out()
+    # Ctrl-C reaches the whole process group: the parent decides, and closes us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # the code under test prints to stderr, not into the replies
+    sys.stdout = sys.stderr
+    worker = Worker()
+
+    def reply(obj: dict[str, Any]) -> None:
+        replies.write(json.dumps(obj) + "\n")
+        replies.flush()
+
+    try:
+        import harness  # noqa: F401  (this interpreter's installation)
+    except ImportError as exc:
+        reply({"error": f"accelbench is not installed for this interpreter ({exc})",
+               "kind": "not_installed"})
+        sys.exit(3)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        handler = getattr(worker, str(req.get("op")), None)
+        if handler is None or str(req.get("op")).startswith("_"):
+            reply({"error": f"unknown request {req.get('op')!r}", "kind": "protocol"})
+            continue
+        try:
+            reply({"ok": True, **handler(req)})
+        except Exception as exc:
+            reply({"error": _describe(exc), "kind": "failed"})
+        if req.get("op") == "close":
+            break
+
+
+if __name__ == "__main__":
+    main()
