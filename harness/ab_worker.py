@@ -8,12 +8,14 @@ reply on stdout. Whatever the code under test prints goes to stderr, never into 
 Requests (``op``): ``hello``; ``load`` (plugins, cases, check) prepares and checks every case
 once; ``overhead`` (case) times empty timed regions; ``time`` (case, block, samples, max_s) runs
 `samples` samples of `block` calls each, every one ending with the backend's synchronisation, and
-returns seconds per call; ``metrics`` (case, median_s) asks the workload for its extra metrics;
+returns seconds per call (with ``canary``, also the canary time around
+the turn); ``metrics`` (case, median_s) asks the workload for its extra metrics;
 ``close``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -36,6 +38,19 @@ def _describe(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)
     where = f" ({os.path.basename(tb[-1].filename)}:{tb[-1].lineno})" if tb else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _canary(loops: int) -> float:
+    """The faster of two runs of harness.noise's fixed loop (one interrupt must not decide
+    alone); a turn reports the slower of its canaries before and after."""
+    best = float("inf")
+    for _ in range(2):
+        t0 = clock()
+        s = 0
+        for i in range(loops):
+            s += i * i
+        best = min(best, (clock() - t0) * 1e-9)
+    return best
 
 
 class Worker:
@@ -127,6 +142,8 @@ class Worker:
         op, sync = slot["prepared"].op, slot["sync"]
         block, samples = int(req["block"]), int(req["samples"])
         limit_ns = float(req.get("max_s", 1e9)) * 1e9
+        loops = int(req.get("canary", 0))
+        before = _canary(loops) if loops else None
         out = []
         start = clock()
         for _ in range(samples):
@@ -148,7 +165,9 @@ class Worker:
                 out.append((clock() - t0) * 1e-9 / block)
             if clock() - start > limit_ns:
                 break
-        return {"t": out}
+        if before is None:
+            return {"t": out}
+        return {"t": out, "canary_s": max(before, _canary(loops))}
 
     def metrics(self, req: dict[str, Any]) -> dict[str, Any]:
         slot = self._slot(req)
@@ -160,10 +179,8 @@ class Worker:
         for slot in self.cases:
             prepared = slot["prepared"]
             if prepared is not None and prepared.close is not None:
-                try:
+                with contextlib.suppress(Exception):  # must not hide results already sent
                     prepared.close()
-                except Exception:  # closing must not hide the results already sent
-                    pass
         return {"closed": True}
 
 

@@ -742,6 +742,9 @@ def _register_cluster_commands() -> None:
 
     register(cli)
     register_profile(cli)
+    from harness.cli_ab import register as register_ab
+
+    register_ab(cli, store_option, run_dir_option)
 
 
 _register_cluster_commands()

@@ -115,6 +115,29 @@ def inject_fault(rank: int, index: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL if spec[0] == "kill" else signal.SIGSTOP)
 
 
+def run_header(run_id: str, env: dict[str, Any], argv: Sequence[str] | None,
+               suite: str | None, tags: dict[str, str] | None, *, launcher: str = "local",
+               world_size: int = 1, git: dict[str, Any] | bool | None = True,
+               pid: int | None = None, harness_version: str = __version__) -> dict[str, Any]:
+    """The header of a run file: what ran, where, from which code (`git` True: this folder's)."""
+    return {
+        "run_id": run_id,
+        "started_at": now(),
+        "command": mask_secrets(shlex.join(argv if argv is not None else sys.argv)),
+        "suite": suite,
+        "tags": tags or {},
+        "git": git_revision() if git is True else git or None,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "host": socket.gethostname(),
+        "pid": pid if pid is not None else os.getpid(),
+        "harness_version": harness_version,
+        "launcher": launcher,
+        "world_size": world_size,
+        "env_hash": env_hash(env),
+        "env": env,
+    }
+
+
 def setup_backends(plan: Sequence[PlannedCase]) -> dict[str, Backend]:
     """Import and select every backend the plan needs, before anything is written."""
     backends: dict[str, Backend] = {}
@@ -326,22 +349,8 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         env = fingerprint([b.describe() for b in backends.values()])
         env["cluster"] = cluster_record(where, comm.size)
         env["fabric"] = fabric.detect()
-        header = {
-            "run_id": run_id,
-            "started_at": now(),
-            "command": mask_secrets(shlex.join(argv if argv is not None else sys.argv)),
-            "suite": suite,
-            "tags": tags or {},
-            "git": git_revision(),
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "harness_version": __version__,
-            "launcher": where.launcher,
-            "world_size": comm.size,
-            "env_hash": env_hash(env),
-            "env": env,
-        }
+        header = run_header(run_id, env, argv, suite, tags, launcher=where.launcher,
+                            world_size=comm.size)
         writer = RunFileWriter(run_dir, header)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     lock = threading.Lock()

@@ -109,3 +109,34 @@ def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any]) -> Ta
         table.caption = (f"unmatched: {len(cmp.only_base)} case(s) only in base, "
                          f"{len(cmp.only_head)} only in head")
     return table
+
+
+def ab_table(cmp: Any, rows: dict[str, dict[str, Any]], base: dict[str, Any],
+             head: dict[str, Any], failed: dict[str, str]) -> Table:
+    """`bench ab`: the paired verdict per case, with its pairs and disturbed pairs."""
+    from results.compare import IMPROVEMENT, NOISE, REGRESSION
+
+    counts = cmp.counts()
+    title = (f"paired A/B {base['run_id'][:8]} (base) → {head['run_id'][:8]} (head): "
+             f"{counts[REGRESSION]} regression(s), {counts[IMPROVEMENT]} improvement(s), "
+             f"{counts[NOISE]} noise, {counts['unchanged']} unchanged (threshold "
+             f"±{cmp.threshold:.0%}, FDR {cmp.fdr:.0%})")
+    table = Table(title=title, title_justify="left")
+    for col, just in (("case", "left"), ("base", "right"), ("head", "right"),
+                      ("change", "right"), ("95% CI", "right"), ("pairs", "right"),
+                      ("disturbed", "right"), ("floor", "right"), ("verdict", "left")):
+        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
+    style = {REGRESSION: "red", IMPROVEMENT: "green", NOISE: "yellow"}
+    for c in cmp.worst_first():
+        s = style.get(c.verdict, "")
+        row = rows.get(c.case_key, {})
+        floor = row.get("floor")
+        table.add_row(escape(c.case_key), seconds(c.base_median), seconds(c.head_median),
+                      f"{c.change * 100:+.2f}%",
+                      f"[{(c.ci_low - 1) * 100:+.2f}%, {(c.ci_high - 1) * 100:+.2f}%]",
+                      str(row.get("pairs", "")), str(row.get("disturbed", "")),
+                      f"{floor * 100:.2f}%" if floor is not None and floor < 1e6 else "-",
+                      f"[{s}]{c.verdict}[/{s}]" if s else c.verdict)
+    for key, why in failed.items():
+        table.add_row(escape(key), "", "", "", "", "", "", "", f"[red]failed[/red]: {escape(why)}")
+    return table

@@ -1,0 +1,525 @@
+"""`bench ab`: one paired experiment of two sides (installations or environments) of one plan.
+
+Each side is a worker process (harness/ab_worker.py, started with that side's interpreter and
+environment) that prepares every case once, checks it, and then times what this parent asks for.
+Per case the parent calibrates both sides (warm-up and block size, harness.timing.calibrate),
+then alternates them in short turns — a turn is a few tens of milliseconds of samples of one
+side — in random order within each pair, watching the machine between turns
+(harness.noise.MachineWatch). A pair during which the machine was disturbed is measured again,
+a bounded number of times. The case stops when the interval of the paired ratio
+(results.paired) is within ±target_ci, or a side's budget of timed turns runs out.
+
+Both sides are stored as ordinary runs (tags ``ab=<id>``, ``ab_side=base|head``), so `bench show`,
+`report` and `history` work on them. Signals end the experiment with every finished case kept
+(`partial`, 128 + signal); a worker that dies ends it with the dead side named (exit 3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from harness.config import PlannedCase
+from harness.errors import UserError
+from harness.noise import CANARY_LOOPS, MachineWatch, Verdict
+from harness.stats import summarize
+from harness.timing import STOP_BUDGET, STOP_CI, STOP_MAX, TimingPolicy, calibrate
+from harness.workmodel import Work, derive_metrics
+
+WORKER = Path(__file__).with_name("ab_worker.py")
+SIDES = ("base", "head")
+TURN_S = 0.02  # a turn: samples of one side spanning about this long (never seconds)
+MAX_REDO = 2  # a disturbed pair is measured again at most this many times
+MAX_PAIRS = 20_000
+EXIT_OK, EXIT_CASE_FAILED, EXIT_WORKER_DIED = 0, 1, 3
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the experiment: an interpreter and the environment it runs with."""
+
+    name: str  # base | head
+    python: str = sys.executable
+    env: tuple[tuple[str, str], ...] = ()
+
+
+class WorkerDied(Exception):
+    def __init__(self, side: str, detail: str) -> None:
+        super().__init__(f"the {side} worker died ({detail})")
+        self.side = side
+
+
+class WorkerError(Exception):
+    """A request the worker could not serve (a workload's own failure)."""
+
+
+class Worker:
+    """A side's worker process and its request/reply channel."""
+
+    def __init__(self, side: Side, timeout: float) -> None:
+        self.side, self.timeout = side, timeout
+        python = side.python
+        env = {**os.environ, **dict(side.env)}
+        try:
+            self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+        except OSError as exc:
+            raise UserError(f"--{side.name}-python {python}: cannot start it "
+                            f"({exc.strerror}); give the path of a Python interpreter") from None
+        self._buffer = ""
+        hello = self.request("hello", timeout=max(timeout, 60.0))
+        self.info = hello
+
+    def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerDied(self.side.name, self._exit_detail()) from None
+        line = self._readline(timeout if timeout is not None else self.timeout)
+        reply = json.loads(line)
+        if "error" in reply:
+            if reply.get("kind") == "not_installed":
+                raise UserError(
+                    f"--{self.side.name}-python {self.side.python}: {reply['error']}; install "
+                    f"it there: {self.side.python} -m pip install -e 'CHECKOUT[torch]'")
+            raise WorkerError(reply["error"])
+        return reply
+
+    def _readline(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while "\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise WorkerDied(self.side.name, f"no reply in {timeout:g} s")
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16).decode()
+            if not chunk:
+                raise WorkerDied(self.side.name, self._exit_detail())
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split("\n", 1)
+        return line
+
+    def _exit_detail(self) -> str:
+        try:
+            code = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return "it stopped answering"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(WorkerDied, WorkerError, OSError, ValueError):
+                self.request("close", timeout=10)
+        self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+
+
+@dataclass
+class SideCase:
+    """One side's part of one case."""
+
+    status: str = "ok"
+    error: str | None = None
+    work: dict[str, Any] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    setup_s: float | None = None
+    samples: list[float] = field(default_factory=list)
+    turn_medians: list[float] = field(default_factory=list)
+    calibration: Any = None
+    overhead_s: float = 0.0
+    timed_s: float = 0.0  # wall time of this side's turns, discarded ones too
+
+
+@dataclass
+class CaseResult:
+    """The paired measurement of one case."""
+
+    index: int
+    planned: PlannedCase
+    sides: dict[str, SideCase]
+    log_ratios: list[float] = field(default_factory=list)
+    stop_reason: str = ""
+    pairs_disturbed: int = 0  # pairs found disturbed and measured again
+    disturbed_kept: int = 0  # pairs kept although disturbed (the re-measure bound was hit)
+    turn_samples: int = 0
+    block: int = 1
+    block_rule: str = ""
+    reasons: dict[str, int] = field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.planned.case.key
+
+    @property
+    def compared(self) -> bool:
+        return all(s.status == "ok" for s in self.sides.values()) and len(self.log_ratios) > 0
+
+    @property
+    def failed_on(self) -> list[str]:
+        return [n for n, s in self.sides.items() if s.status != "ok"]
+
+
+class Reporter:
+    """Progress of `bench ab` on stderr."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+    def case_finished(self, i: int, total: int, r: CaseResult, est: Any) -> None:
+        if r.failed_on:
+            errs = "; ".join(f"{n}: {r.sides[n].error}" for n in r.failed_on)
+            self.line(f"[{i + 1}/{total}] {r.key}  FAILED on {errs}")
+            return
+        if est is None:
+            self.line(f"[{i + 1}/{total}] {r.key}  no pairs measured")
+            return
+        self.line(f"[{i + 1}/{total}] {r.key}  head/base {est.ratio:.4f} "
+                  f"[{est.ci_low:.4f}, {est.ci_high:.4f}]  pairs={est.pairs} "
+                  f"disturbed={r.pairs_disturbed}  ({r.stop_reason})")
+
+
+class Interrupted(BaseException):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+class Experiment:
+    """Runs the plan on both sides, pair by pair."""
+
+    def __init__(self, plan: Sequence[PlannedCase], sides: Sequence[Side], *,
+                 plugins: Sequence[str] = (), check: bool = True, threshold: float = 0.05,
+                 timeout: float = 60.0, seed: int | None = None,
+                 reporter: Reporter | None = None, turn_s: float = TURN_S,
+                 watch: MachineWatch | None = None) -> None:
+        self.plan, self.sides = list(plan), list(sides)
+        self.plugins, self.check, self.threshold = list(plugins), check, threshold
+        self.timeout, self.turn_s = timeout, turn_s
+        self.ab_id = str(uuid.uuid4())
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
+        self.rng = random.Random(self.seed)
+        self.reporter = reporter or Reporter(quiet=True)
+        self.watch = watch or MachineWatch()
+        self.workers: dict[str, Worker] = {}
+        self.loaded: dict[str, dict[str, Any]] = {}
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start both workers and prepare every case on each (before anything is written)."""
+        specs = [{"key": p.case.key, "workload": p.case.workload, "backend": p.case.backend,
+                  "params": p.case.param_dict} for p in self.plan]
+        plugins = [str(Path(p).resolve()) for p in self.plugins]
+        for side in self.sides:
+            worker = Worker(side, self.timeout)
+            self.workers[side.name] = worker
+            try:
+                self.loaded[side.name] = worker.request(
+                    "load", timeout=max(self.timeout, 600.0), plugins=plugins, cases=specs,
+                    check=self.check)
+            except WorkerError as exc:  # a plugin that does not load there
+                raise UserError(f"the {side.name} side cannot load the plan: {exc}") from None
+        for side in self.sides:
+            info = self.workers[side.name].info
+            self.reporter.line(f"{side.name}: accelbench {info.get('version')} in "
+                               f"{info.get('harness_path')} (Python {info.get('python')}"
+                               + (f"; {' '.join(f'{k}={v}' for k, v in side.env)}"
+                                  if side.env else "") + ")")
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+
+    # -- one case --------------------------------------------------------------------------------
+
+    def _sampler(self, worker: Worker, index: int) -> Callable[[int], float]:
+        def sample(block: int) -> float:
+            return float(worker.request("time", case=index, block=block, samples=1)["t"][0])
+        return sample
+
+    def _turn(self, worker: Worker, index: int, block: int, samples: int,
+              canary: int = 0) -> tuple[list[float], float, float]:
+        """(seconds per call of each sample, wall time of the turn, its canary time)."""
+        t0 = time.perf_counter()
+        reply = worker.request("time", case=index, block=block, samples=samples,
+                               max_s=max(4 * self.turn_s, 1.0), canary=canary)
+        return ([float(x) for x in reply["t"]], time.perf_counter() - t0,
+                float(reply.get("canary_s", 0.0)))
+
+    def measure(self, index: int) -> CaseResult:
+        planned = self.plan[index]
+        policy: TimingPolicy = planned.policy
+        result = CaseResult(index, planned, {}, started_at=_now())
+        for side in self.sides:
+            entry = self.loaded[side.name]["cases"][index]
+            result.sides[side.name] = SideCase(status=entry["status"], error=entry["error"],
+                                               work=entry["work"], info=entry["info"] or {},
+                                               setup_s=entry.get("setup_s"))
+        if result.failed_on:
+            result.finished_at = _now()
+            return result
+        order = list(self.sides)
+        self.rng.shuffle(order)  # which side calibrates first
+        for side in order:
+            sc, worker = result.sides[side.name], self.workers[side.name]
+            try:
+                sc.overhead_s = float(worker.request("overhead", case=index)["overhead_s"])
+                sc.calibration = calibrate(self._sampler(worker, index), policy, sc.overhead_s)
+            except WorkerError as exc:
+                sc.status, sc.error = "failed", str(exc)
+        if result.failed_on:
+            result.finished_at = _now()
+            return result
+        cals = [result.sides[s.name].calibration for s in self.sides]
+        result.block = max(c.block for c in cals)
+        result.block_rule = ",".join(dict.fromkeys(c.block_rule for c in cals))
+        per_call = []
+        for side in self.sides:
+            t, _, _ = self._turn(self.workers[side.name], index, result.block, 3)
+            per_call.append(float(np.median(t)))
+        per_sample = max(max(per_call) * result.block, 1e-9)
+        result.turn_samples = int(min(100_000, max(1, round(self.turn_s / per_sample))))
+        try:
+            self._pairs(result, policy)
+        except WorkerError as exc:
+            for sc in result.sides.values():
+                sc.status, sc.error = "failed", f"during the turns: {exc}"
+        result.finished_at = _now()
+        return result
+
+    def _pairs(self, r: CaseResult, policy: TimingPolicy) -> None:
+        from results.paired import estimate
+
+        base, head = self.sides[0].name, self.sides[1].name
+        min_pairs = max(6, policy.min_samples)
+        max_pairs = min(MAX_PAIRS, max(min_pairs, policy.max_samples))
+        start = time.perf_counter()
+        redo = 0
+        next_check = min_pairs
+        r.stop_reason = STOP_MAX
+        while len(r.log_ratios) < max_pairs:
+            order = [base, head] if self.rng.random() < 0.5 else [head, base]
+            readings = [self.watch.read()]
+            turns: dict[str, list[float]] = {}
+            canaries = []
+            for name in order:
+                t, wall, canary = self._turn(self.workers[name], r.index, r.block,
+                                             r.turn_samples, CANARY_LOOPS)
+                r.sides[name].timed_s += wall
+                turns[name] = t
+                canaries.append(canary)
+                readings.append(self.watch.read())
+            verdict: Verdict = self.watch.judge(readings, canaries)
+            if verdict.disturbed:
+                r.pairs_disturbed += 1
+                for reason in verdict.reasons:
+                    word = {"CPU": "pressure"}.get(reason.split()[0], reason.split()[0])
+                    r.reasons[word] = r.reasons.get(word, 0) + 1
+            if verdict.disturbed and redo < MAX_REDO:
+                redo += 1  # measure this pair again
+            else:
+                if verdict.disturbed:
+                    r.disturbed_kept += 1
+                redo = 0
+                for name in (base, head):
+                    r.sides[name].samples.extend(turns[name])
+                    r.sides[name].turn_medians.append(float(np.median(turns[name])))
+                r.log_ratios.append(math.log(max(r.sides[head].turn_medians[-1], 1e-300))
+                                    - math.log(max(r.sides[base].turn_medians[-1], 1e-300)))
+            n = len(r.log_ratios)
+            spent = max(sc.timed_s for sc in r.sides.values())
+            if n >= next_check:
+                est = estimate(r.log_ratios, self.threshold)
+                elapsed = time.perf_counter() - start
+                if (est.half_width <= policy.target_ci
+                        and elapsed >= min(policy.min_time, policy.budget)):
+                    r.stop_reason = STOP_CI
+                    return
+                next_check = n + max(1, n // 10)
+            if n >= min_pairs and spent >= policy.budget:
+                r.stop_reason = STOP_BUDGET
+                return
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def side_measurement(self, r: CaseResult, side: str, est: Any) -> dict[str, Any]:
+        """The measurement this side's run stores: the shape `bench run` writes."""
+        planned, sc = r.planned, r.sides[side]
+        case = planned.case
+        record: dict[str, Any] = {
+            "case_key": case.key, "workload": case.workload, "backend": case.backend,
+            "params": case.param_dict, "started_at": r.started_at, "status": "ok",
+            "error": None, "work": sc.work or {}, "info": sc.info,
+        }
+        if sc.status != "ok" or not sc.samples:
+            other = [n for n in r.failed_on if n != side]
+            error = sc.error or (f"not compared: failed on the {other[0]} side"
+                                 if other else "no pairs measured")
+            record.update(status="failed", error=error, finished_at=r.finished_at)
+            return record
+        summary = summarize(sc.samples)
+        work = Work(**(sc.work or {}))
+        metrics = derive_metrics(summary, work)
+        with contextlib.suppress(WorkerError, WorkerDied):  # the figures stand without them
+            metrics.update(self.workers[side].request("metrics", case=r.index,
+                                                      median_s=summary.median)["metrics"])
+        if est is not None:
+            metrics.update(ab_ratio=est.ratio, ab_ci_low=est.ci_low, ab_ci_high=est.ci_high,
+                           ab_floor=est.floor)
+        cal = sc.calibration
+        record.update(
+            summary=summary.to_dict(), metrics=metrics,
+            timing={
+                "stop_reason": r.stop_reason, "block": r.block, "block_rule": r.block_rule,
+                "single_call_s": cal.single_call_s if cal else None,
+                "back_to_back_call_s": cal.back_to_back_call_s if cal else None,
+                "setup_s": sc.setup_s, "first_call_s": cal.first_call_s if cal else None,
+                "compile_s": max(0.0, cal.first_call_s - summary.median) if cal else None,
+                "warmup_s": cal.warmup_s if cal else None,
+                "warmup_calls": cal.warmup_calls if cal else None,
+                "overhead_s": sc.overhead_s, "policy": planned.policy.to_dict(),
+                "ab": {"id": self.ab_id, "side": side, "pairs": len(r.log_ratios),
+                       "disturbed": r.pairs_disturbed, "disturbed_kept": r.disturbed_kept,
+                       "disturbed_by": r.reasons, "turn_samples": r.turn_samples,
+                       "turn_medians_s": sc.turn_medians, "timed_s": sc.timed_s,
+                       "seed": self.seed},
+            },
+            samples=sc.samples, device_samples=None, finished_at=r.finished_at,
+        )
+        return record
+
+
+@dataclass
+class ABOutcome:
+    ab_id: str
+    status: str
+    exit_code: int
+    results: list[CaseResult]
+    run_ids: dict[str, str]
+    run_files: dict[str, Path]
+    error: str | None = None
+    seed: int = 0
+    store: Any = None
+
+
+def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
+           open_store: Callable[[], Any] | None, tags: dict[str, str], argv: Sequence[str],
+           suite: str | None = None, plugins: Sequence[str] = (), check: bool = True,
+           threshold: float = 0.05, timeout: float = 60.0, reporter: Reporter | None = None,
+           seed: int | None = None) -> ABOutcome:
+    """Run the experiment and store both sides as runs; every finished case is kept.
+
+    `open_store` is called once both workers have prepared every case, so that a side that
+    cannot start leaves nothing behind."""
+    from harness.runner import run_header
+    from results.paired import estimate
+    from results.runfile import RunFileWriter, read_run_file
+
+    reporter = reporter or Reporter()
+    exp = Experiment(plan, sides, plugins=plugins, check=check, threshold=threshold,
+                     timeout=timeout, seed=seed, reporter=reporter)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    for sig in previous:
+        signal.signal(sig, on_signal)
+    writers: dict[str, Any] = {}
+    results: list[CaseResult] = []
+    store = None
+    status, code, error = "complete", EXIT_OK, None
+    try:
+        try:
+            exp.start()
+        except WorkerDied as exc:
+            raise UserError(f"{exc}; run it by hand to see why: {exc.side} side") from None
+        store = open_store() if open_store is not None else None
+        for side in sides:
+            loaded = exp.loaded[side.name]
+            hello = exp.workers[side.name].info
+            run_id = str(uuid.uuid4())
+            side_tags = {**tags, "ab": exp.ab_id, "ab_side": side.name}
+            env = loaded.get("env") or {}
+            header = run_header(run_id, env, argv, suite, side_tags, git=loaded.get("git"),
+                                pid=hello.get("pid"),
+                                harness_version=str(hello.get("version", "unknown")))
+            header["ab"] = {"id": exp.ab_id, "side": side.name, "python": hello.get("executable"),
+                            "env": dict(side.env), "seed": exp.seed}
+            writers[side.name] = RunFileWriter(run_dir, header)
+        reporter.line(f"bench ab {exp.ab_id}: {len(plan)} case(s), base "
+                      f"{writers['base'].run_id[:8]} vs head {writers['head'].run_id[:8]}")
+        for i in range(len(plan)):
+            r = exp.measure(i)
+            results.append(r)
+            est = estimate(r.log_ratios, threshold) if r.compared else None
+            for side in sides:
+                writers[side.name].append(exp.side_measurement(r, side.name, est))
+            reporter.case_finished(i, len(plan), r, est)
+            if r.failed_on:
+                status, code = "failed", EXIT_CASE_FAILED
+    except WorkerDied as exc:
+        status, code, error = "partial", EXIT_WORKER_DIED, str(exc)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        status, code = "partial", 128 + int(signum)
+    finally:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            exp.close()
+            paths: dict[str, Path] = {}
+            for name, writer in writers.items():
+                paths[name] = writer.finish(status, _now())
+                if store is not None:
+                    store.ingest(read_run_file(paths[name]))
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    return ABOutcome(exp.ab_id, status, code, results,
+                     {n: w.run_id for n, w in writers.items()}, paths, error, exp.seed, store)

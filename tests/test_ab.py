@@ -1,0 +1,171 @@
+"""`bench ab` end to end: real worker processes, a plugin workload whose per-case work a knob
+scales (tests/fixtures/plugins/knob.py), the real store. Slowdowns are 50% of a spin, whose
+time the clock keeps on any machine, so the verdicts asserted here do not depend on its speed."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import bench_command
+
+KNOB = str(Path(__file__).parent / "fixtures" / "plugins" / "knob.py")
+FAST = ("--budget", "0.3", "--target-ci", "0.01")
+CASES = ("--plugin", KNOB, "-w", "knob", "-p", "us=200", "-p", "case=0,1,2")
+
+
+def _json(res):
+    assert res.rc in (0, 1, 3), res.stderr
+    return json.loads(res.stdout)
+
+
+def test_env_sides_find_the_slowed_case_and_store_two_linked_runs(bench, workdir) -> None:
+    res = bench("ab", *CASES, "--head-env", "AB_SLOW=1=1.5", *FAST, "--format", "json")
+    assert res.rc == 0, res.stderr
+    data = res.json()
+    by = {c["case_key"]: c for c in data["cases"]}
+    slowed = by["knob[numpy:cpu](case=1,kind=spin,us=200.0)"]
+    assert slowed["verdict"] == "regression"
+    assert 1.3 < slowed["ratio"] < 1.7 and slowed["ci_low"] <= slowed["ratio"] <= slowed["ci_high"]
+    for key in ("knob[numpy:cpu](case=0,kind=spin,us=200.0)",
+                "knob[numpy:cpu](case=2,kind=spin,us=200.0)"):
+        assert by[key]["verdict"] in ("unchanged", "noise")
+    for c in data["cases"]:
+        assert c["pairs"] >= 10 and c["disturbed"] >= 0
+        assert {c["base_run_id"], c["head_run_id"]} == {data["base"]["run_id"],
+                                                       data["head"]["run_id"]}
+    runs = {r["run_id"]: r for r in bench("runs", "--json").json()}
+    base, head = runs[data["base"]["run_id"]], runs[data["head"]["run_id"]]
+    assert base["tags"] == {"ab": data["ab_id"], "ab_side": "base"}
+    assert head["tags"] == {"ab": data["ab_id"], "ab_side": "head"}
+    assert base["status"] == head["status"] == "complete"
+    shown = bench("show", data["head"]["run_id"], "--json").json()
+    m = next(x for x in shown["measurements"] if "case=1" in x["case_key"])
+    assert m["timing"]["ab"]["side"] == "head" and m["timing"]["ab"]["pairs"] == slowed["pairs"]
+    assert len(m["timing"]["ab"]["turn_medians_s"]) == slowed["pairs"]
+    assert m["metrics"]["ab_ratio"] == pytest.approx(slowed["ratio"])
+
+
+def test_fail_on_regression_gives_ci_an_exit_code(bench) -> None:
+    res = bench("ab", *CASES[:-1], "case=0,1", "--head-env", "AB_SLOW=1=1.5", *FAST,
+                "--fail-on", "regression", "--format", "markdown")
+    assert res.rc == 1
+    assert "accelbench ab (paired)" in res.stdout and "regression" in res.stdout
+    assert res.err_lines[-1] == "bench ab: 1 case(s) fail the gate (--fail-on regression)"
+
+
+def test_two_interpreters_are_two_sides(bench) -> None:
+    here = Path(sys.executable)
+    other = here.with_name("python3") if here.name != "python3" else here.with_name("python")
+    if not other.exists():
+        pytest.skip(f"no second name for this interpreter beside {here}")
+    res = bench("ab", *CASES[:-1], "case=0", "--base-python", str(here), "--head-python",
+                str(other), *FAST, "--format", "json")
+    assert res.rc == 0, res.stderr
+    (case,) = res.json()["cases"]
+    assert case["verdict"] in ("unchanged", "noise")
+
+
+def test_calibrate_stores_the_noise_floor_and_later_runs_warn_below_it(bench) -> None:
+    cal = bench("ab", *CASES[:-1], "case=0", "--calibrate", *FAST, "--format", "json")
+    assert cal.rc == 0, cal.stderr
+    data = cal.json()
+    assert data["calibrate"] is True
+    (case,) = data["cases"]
+    assert 0 < case["floor"] < 0.5
+    runs = bench("runs", "--json").json()
+    assert all(r["tags"].get("ab_calibration") == "1" for r in runs)
+    res = bench("ab", *CASES[:-1], "case=0", "--head-env", "UNUSED=1", *FAST,
+                "--threshold", "0.00001", "--format", "json")
+    assert res.rc == 0, res.stderr
+    warnings = res.json()["warnings"]
+    assert any("below the noise floor" in w for w in warnings)
+    ok = bench("ab", *CASES[:-1], "case=0", "--head-env", "UNUSED=1", *FAST,
+               "--threshold", "0.4", "--format", "json")
+    assert not any("noise floor" in w for w in ok.json()["warnings"])
+
+
+def test_a_check_failing_on_one_side_is_reported_not_compared(bench) -> None:
+    res = bench("ab", *CASES, "--head-env", "AB_FAIL_CHECK=1", *FAST, "--format", "json")
+    assert res.rc == 1
+    by = {c["case_key"]: c for c in res.json()["cases"]}
+    failed = by["knob[numpy:cpu](case=1,kind=spin,us=200.0)"]
+    assert failed["verdict"] == "failed" and "head" in failed["error"]
+    assert "check failed" in failed["error"]
+    assert sum(c["verdict"] != "failed" for c in by.values()) == 2
+
+
+def test_a_worker_that_dies_ends_the_run_partial_naming_the_side(bench) -> None:
+    res = bench("ab", *CASES, "--head-env", "AB_DIE=1", *FAST, "--format", "json")
+    assert res.rc == 3
+    assert "the head worker died (killed by SIGKILL)" in res.stderr
+    assert "Traceback" not in res.stderr
+    runs = bench("runs", "--json").json()
+    assert sorted(r["status"] for r in runs) == ["partial", "partial"]
+    for r in runs:
+        shown = bench("show", r["run_id"], "--json").json()
+        assert [m["status"] for m in shown["measurements"]] == ["ok"]  # case 0 kept
+
+
+def test_sigint_keeps_finished_cases_and_exits_130(workdir) -> None:
+    proc = subprocess.Popen([*bench_command(), "ab", *CASES, "--head-env", "X=1",
+                             "--budget", "3", "--target-ci", "0.00001"], cwd=workdir,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if line.startswith("[1/3]") or time.monotonic() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    files = sorted((workdir / "bench-runs").glob("*.jsonl"))
+    assert len(files) == 2
+    for f in files:
+        records = [json.loads(x) for x in f.read_text().splitlines()]
+        assert records[-1]["status"] == "partial"
+        assert sum(r["kind"] == "measurement" for r in records) >= 1
+
+
+BAD = [
+    (("-w", "spin"), "both sides are the same"),
+    (("-w", "spin", "--calibrate", "--head-env", "A=1"), "--calibrate measures"),
+    (("-w", "spin", "--base-python", "/nonexistent/python"), "/nonexistent/python: no such"),
+    (("-w", "spin", "--base-python", "no-such-python-here"), "no such interpreter on PATH"),
+    (("-w", "spin", "--head-env", "1BAD=x"), "--head-env '1BAD=x'"),
+    (("-w", "spin", "--head-env", "NOEQUALS"), "write NAME=VALUE"),
+    (("-w", "spin", "--head-env", "A=1", "--tag", "ab=x"), "set by bench ab itself"),
+    (("-w", "spin", "--head-env", "A=1", "--format", "html"), "--format html needs -o"),
+    (("--head-env", "A=1"), "nothing to compare"),
+    (("-w", "nosuch", "--head-env", "A=1"), "nosuch"),
+    (("-w", "spin", "--head-env", "A=1", "--target-ci", "nan"), "not a finite number"),
+    (("-w", "spin", "--head-env", "A=1", "--budget", "inf"), "not a finite number"),
+    (("-w", "spin", "--head-env", "A=1", "--threshold", "1.5"), "1.5"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_writes_nothing(bench, workdir, args, message) -> None:
+    res = bench("ab", *args)
+    assert res.rc == 2, res.stderr
+    assert res.err_lines[0].startswith("bench: error:") and message in res.err_lines[0]
+    assert "Traceback" not in res.stderr
+    assert not (workdir / "bench-runs").exists() and not (workdir / "bench.db").exists()
+
+
+def test_an_interpreter_without_accelbench_is_named_with_the_fix(bench, workdir) -> None:
+    system = Path("/usr/bin/python3")
+    probe = subprocess.run([str(system), "-c", "import harness"], capture_output=True)
+    if not system.exists() or probe.returncode == 0:
+        pytest.skip("needs a Python without accelbench at /usr/bin/python3")
+    res = bench("ab", "-w", "spin", "--base-python", str(system), *FAST)
+    assert res.rc == 2
+    assert res.err_lines == [res.err_lines[0]] or len(res.err_lines) <= 3  # progress lines
+    line = next(x for x in res.err_lines if x.startswith("bench: error:"))
+    assert "accelbench is not installed" in line and "pip install" in line
+    assert not list((workdir / "bench-runs").glob("*.jsonl"))

@@ -1,0 +1,87 @@
+"""The machine watch of `bench ab` (harness/noise.py) with scripted readings: which pairs are
+disturbed is decided exactly, whatever the machine running the test."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.noise import MIN_HISTORY, MachineWatch, Reading, canary
+
+
+def _watch() -> MachineWatch:
+    return MachineWatch(clock=lambda: 0.0, pressure=lambda: 0.0, ticks=lambda: (0.0, 0.0))
+
+
+def _pair(t0: float, turn: float, pressure_shares: tuple[float, float],
+          steal_shares: tuple[float, float] = (0.0, 0.0)) -> list[Reading]:
+    """Readings before, between and after two turns of `turn` seconds, with the pressure and
+    steal shares each turn saw (ticks: 100 per turn)."""
+    readings, wall, p_us, steal, total = [], t0, 0.0, 0.0, 0.0
+    readings.append(Reading(wall, p_us, (steal, total)))
+    for share, st in zip(pressure_shares, steal_shares, strict=True):
+        wall += turn
+        p_us += share * turn * 1e6
+        steal += st * 100
+        total += 100
+        readings.append(Reading(wall, p_us, (steal, total)))
+    return readings
+
+
+def _settle(w: MachineWatch, pairs: int = MIN_HISTORY + 4, level: float = 0.0) -> None:
+    for i in range(pairs):
+        w.judge(_pair(i, 0.02, (level, level + 0.01 * (i % 2))), [1e-4, 1.01e-4])
+
+
+def test_nothing_is_called_unusual_before_a_history_exists() -> None:
+    w = _watch()
+    v = w.judge(_pair(0, 0.02, (0.0, 0.9)), [1e-4, 3e-4])
+    assert not v.disturbed
+
+
+def test_a_pair_whose_turns_saw_different_pressure_is_disturbed() -> None:
+    w = _watch()
+    _settle(w)
+    v = w.judge(_pair(100, 0.02, (0.0, 0.6)), [1e-4, 1e-4])
+    assert v.disturbed and "CPU pressure" in v.reasons[0]
+    assert v.pressure == pytest.approx(0.6)
+
+
+def test_a_steadily_busy_machine_is_not_disturbed_if_both_turns_saw_it() -> None:
+    w = _watch()
+    _settle(w, level=0.7)
+    v = w.judge(_pair(100, 0.02, (0.72, 0.7)), [1e-4, 1.02e-4])
+    assert not v.disturbed
+
+
+def test_a_canary_slower_in_one_turn_is_disturbed() -> None:
+    w = _watch()
+    _settle(w)
+    v = w.judge(_pair(100, 0.02, (0.0, 0.0)), [1e-4, 1.5e-4])
+    assert v.disturbed and "canary 1.50x" in v.reasons[0]
+
+
+def test_steal_in_one_turn_only_is_disturbed() -> None:
+    w = _watch()
+    _settle(w)
+    v = w.judge(_pair(100, 0.02, (0.0, 0.0), (0.0, 0.3)), [1e-4, 1e-4])
+    assert v.disturbed and v.reasons[0].startswith("steal")
+
+
+def test_usual_gap_adapts_to_a_machine_that_is_always_this_noisy() -> None:
+    w = _watch()
+    for i in range(60):  # canary gaps of 0-20% are this machine's normal
+        w.judge(_pair(i, 0.02, (0.0, 0.0)), [1e-4, 1e-4 * (1 + 0.2 * (i % 11) / 10)])
+    assert not w.judge(_pair(99, 0.02, (0.0, 0.0)), [1e-4, 1.22e-4]).disturbed
+    assert w.judge(_pair(99, 0.02, (0.0, 0.0)), [1e-4, 3e-4]).disturbed
+
+
+def test_missing_witnesses_are_skipped() -> None:
+    w = MachineWatch(clock=lambda: 0.0, pressure=lambda: None, ticks=lambda: None)
+    assert w.available == {"pressure": False, "steal": False}
+    r = [Reading(0.0, None, None)] * 3
+    v = w.judge(r, [1e-4, 1e-4])
+    assert not v.disturbed and v.pressure is None and v.steal is None
+
+
+def test_canary_runs_and_returns_seconds() -> None:
+    assert 0 < canary(100) < 1.0
