@@ -146,7 +146,9 @@ def history_trend(points: Sequence[tuple[str, float, float, float]], case: str,
     hi = np.array([p[3] for p in points]) * 1e6
     lo = np.where(np.isfinite(lo), lo, med)
     hi = np.where(np.isfinite(hi), hi, med)
-    ax.errorbar(xs, med, yerr=[med - lo, hi - med], marker="o", capsize=3)
+    # Rounding can put a bound a hair past the median; matplotlib refuses negative errors.
+    ax.errorbar(xs, med, yerr=[np.clip(med - lo, 0, None), np.clip(hi - med, 0, None)],
+                marker="o", capsize=3)
     for c in changes:
         ax.axvline(c - 0.5, color="red", ls="--", lw=1)
     ax.set_xticks(xs, [p[0] for p in points], rotation=45, ha="right", fontsize=7)
