@@ -3,11 +3,16 @@
 Each side is a worker process (harness/ab_worker.py, started with that side's interpreter and
 environment) that prepares every case once, checks it, and then times what this parent asks for.
 Per case the parent calibrates both sides (warm-up and block size, harness.timing.calibrate),
-then alternates them in short turns — a turn is a few tens of milliseconds of samples of one
-side — in random order within each pair, watching the machine between turns
+then alternates them in short turns — a turn is about ten milliseconds of samples of one side
+— in random order within each pair, watching the machine between turns
 (harness.noise.MachineWatch). A pair during which the machine was disturbed is measured again,
 a bounded number of times. The case stops when the interval of the paired ratio
-(results.paired) is within ±target_ci, or a side's budget of timed turns runs out.
+(results.paired) is within ±target_ci, or the case's budget of timed turns (both sides
+together, as a plain run's budget covers its one side) runs out.
+
+Each side runs in WORKERS processes, and the pairs go through every pairing of base and head
+processes in turn: two processes of the same code can differ by a few percent (memory layout,
+placement), and the interval allows for what the pairings show of that.
 
 Both sides are stored as ordinary runs (tags ``ab=<id>``, ``ab_side=base|head``), so `bench show`,
 `report` and `history` work on them. Signals end the experiment with every finished case kept
@@ -44,7 +49,8 @@ from harness.workmodel import Work, derive_metrics
 
 WORKER = Path(__file__).with_name("ab_worker.py")
 SIDES = ("base", "head")
-TURN_S = 0.02  # a turn: samples of one side spanning about this long (never seconds)
+TURN_S = 0.01  # a turn: samples of one side spanning about this long (never seconds)
+WORKERS = 2  # worker processes per side: processes of one code differ by a few percent
 MAX_REDO = 2  # a disturbed pair is measured again at most this many times
 MAX_PAIRS = 20_000
 EXIT_OK, EXIT_CASE_FAILED, EXIT_WORKER_DIED = 0, 1, 3
@@ -83,16 +89,24 @@ class Worker:
             raise UserError(f"--{side.name}-python {python}: cannot start it "
                             f"({exc.strerror}); give the path of a Python interpreter") from None
         self._buffer = ""
-        hello = self.request("hello", timeout=max(timeout, 60.0))
-        self.info = hello
+        self.info: dict[str, Any] = {}
+
+    def handshake(self) -> None:
+        self.info = self.request("hello", timeout=max(self.timeout, 60.0))
 
     def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.send(op, **fields)
+        return self.receive(timeout)
+
+    def send(self, op: str, **fields: Any) -> None:
+        assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps({"op": op, **fields}) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             raise WorkerDied(self.side.name, self._exit_detail()) from None
+
+    def receive(self, timeout: float | None = None) -> dict[str, Any]:
         line = self._readline(timeout if timeout is not None else self.timeout)
         reply = json.loads(line)
         if "error" in reply:
@@ -168,6 +182,7 @@ class CaseResult:
     planned: PlannedCase
     sides: dict[str, SideCase]
     log_ratios: list[float] = field(default_factory=list)
+    groups: list[int] = field(default_factory=list)  # worker combination of each pair
     stop_reason: str = ""
     pairs_disturbed: int = 0  # pairs found disturbed and measured again
     disturbed_kept: int = 0  # pairs kept although disturbed (the re-measure bound was hit)
@@ -234,16 +249,16 @@ class Experiment:
                  plugins: Sequence[str] = (), check: bool = True, threshold: float = 0.05,
                  timeout: float = 60.0, seed: int | None = None,
                  reporter: Reporter | None = None, turn_s: float = TURN_S,
-                 watch: MachineWatch | None = None) -> None:
+                 workers: int = WORKERS, watch: MachineWatch | None = None) -> None:
         self.plan, self.sides = list(plan), list(sides)
         self.plugins, self.check, self.threshold = list(plugins), check, threshold
-        self.timeout, self.turn_s = timeout, turn_s
+        self.timeout, self.turn_s, self.per_side = timeout, turn_s, workers
         self.ab_id = str(uuid.uuid4())
         self.seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
         self.rng = random.Random(self.seed)
         self.reporter = reporter or Reporter(quiet=True)
         self.watch = watch or MachineWatch()
-        self.workers: dict[str, Worker] = {}
+        self.workers: dict[str, list[Worker]] = {}
         self.loaded: dict[str, dict[str, Any]] = {}
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -253,25 +268,38 @@ class Experiment:
         specs = [{"key": p.case.key, "workload": p.case.workload, "backend": p.case.backend,
                   "params": p.case.param_dict} for p in self.plan]
         plugins = [str(Path(p).resolve()) for p in self.plugins]
+        for side in self.sides:  # start every process first: they prepare side by side
+            self.workers[side.name] = [Worker(side, self.timeout) for _ in range(self.per_side)]
+        everyone = [w for ws in self.workers.values() for w in ws]
+        for w in everyone:
+            w.handshake()
+        for w in everyone:
+            w.send("load", plugins=plugins, cases=specs, check=self.check)
         for side in self.sides:
-            worker = Worker(side, self.timeout)
-            self.workers[side.name] = worker
-            try:
-                self.loaded[side.name] = worker.request(
-                    "load", timeout=max(self.timeout, 600.0), plugins=plugins, cases=specs,
-                    check=self.check)
-            except WorkerError as exc:  # a plugin that does not load there
-                raise UserError(f"the {side.name} side cannot load the plan: {exc}") from None
+            for k, w in enumerate(self.workers[side.name]):
+                try:
+                    loaded = w.receive(timeout=max(self.timeout, 600.0))
+                except WorkerError as exc:  # a plugin that does not load there
+                    raise UserError(f"the {side.name} side cannot load the plan: "
+                                    f"{exc}") from None
+                if k == 0:
+                    self.loaded[side.name] = loaded
+                else:  # a case that fails on one process of a side fails on that side
+                    for mine, theirs in zip(self.loaded[side.name]["cases"], loaded["cases"],
+                                            strict=True):
+                        if mine["status"] == "ok" and theirs["status"] != "ok":
+                            mine.update(status=theirs["status"], error=theirs["error"])
         for side in self.sides:
-            info = self.workers[side.name].info
+            info = self.workers[side.name][0].info
             self.reporter.line(f"{side.name}: accelbench {info.get('version')} in "
                                f"{info.get('harness_path')} (Python {info.get('python')}"
                                + (f"; {' '.join(f'{k}={v}' for k, v in side.env)}"
                                   if side.env else "") + ")")
 
     def close(self) -> None:
-        for worker in self.workers.values():
-            worker.close()
+        for workers in self.workers.values():
+            for worker in workers:
+                worker.close()
 
     # -- one case --------------------------------------------------------------------------------
 
@@ -303,8 +331,8 @@ class Experiment:
             return result
         order = list(self.sides)
         self.rng.shuffle(order)  # which side calibrates first
-        for side in order:
-            sc, worker = result.sides[side.name], self.workers[side.name]
+        for side in order:  # the first process of each side decides the block
+            sc, worker = result.sides[side.name], self.workers[side.name][0]
             try:
                 sc.overhead_s = float(worker.request("overhead", case=index)["overhead_s"])
                 sc.calibration = calibrate(self._sampler(worker, index), policy, sc.overhead_s)
@@ -318,7 +346,7 @@ class Experiment:
         result.block_rule = ",".join(dict.fromkeys(c.block_rule for c in cals))
         per_call = []
         for side in self.sides:
-            t, _, _ = self._turn(self.workers[side.name], index, result.block, 3)
+            t, _, _ = self._turn(self.workers[side.name][0], index, result.block, 3)
             per_call.append(float(np.median(t)))
         per_sample = max(max(per_call) * result.block, 1e-9)
         result.turn_samples = int(min(100_000, max(1, round(self.turn_s / per_sample))))
@@ -334,6 +362,8 @@ class Experiment:
         from results.paired import estimate
 
         base, head = self.sides[0].name, self.sides[1].name
+        nb, nh = len(self.workers[base]), len(self.workers[head])
+        combos: list[tuple[int, int]] = []
         min_pairs = max(6, policy.min_samples)
         max_pairs = min(MAX_PAIRS, max(min_pairs, policy.max_samples))
         start = time.perf_counter()
@@ -341,12 +371,17 @@ class Experiment:
         next_check = min_pairs
         r.stop_reason = STOP_MAX
         while len(r.log_ratios) < max_pairs:
+            if not combos:  # every pairing of the sides' processes, in random order
+                combos = [(i, j) for i in range(nb) for j in range(nh)]
+                self.rng.shuffle(combos)
+            combo = combos[-1]
+            use = {base: combo[0], head: combo[1]}
             order = [base, head] if self.rng.random() < 0.5 else [head, base]
             readings = [self.watch.read()]
             turns: dict[str, list[float]] = {}
             canaries = []
             for name in order:
-                t, wall, canary = self._turn(self.workers[name], r.index, r.block,
+                t, wall, canary = self._turn(self.workers[name][use[name]], r.index, r.block,
                                              r.turn_samples, CANARY_LOOPS)
                 r.sides[name].timed_s += wall
                 turns[name] = t
@@ -364,15 +399,17 @@ class Experiment:
                 if verdict.disturbed:
                     r.disturbed_kept += 1
                 redo = 0
+                combos.pop()
+                r.groups.append(combo[0] * nh + combo[1])
                 for name in (base, head):
                     r.sides[name].samples.extend(turns[name])
                     r.sides[name].turn_medians.append(float(np.median(turns[name])))
                 r.log_ratios.append(math.log(max(r.sides[head].turn_medians[-1], 1e-300))
                                     - math.log(max(r.sides[base].turn_medians[-1], 1e-300)))
             n = len(r.log_ratios)
-            spent = max(sc.timed_s for sc in r.sides.values())
+            spent = sum(sc.timed_s for sc in r.sides.values())
             if n >= next_check:
-                est = estimate(r.log_ratios, self.threshold)
+                est = estimate(r.log_ratios, self.threshold, groups=r.groups)
                 elapsed = time.perf_counter() - start
                 if (est.half_width <= policy.target_ci
                         and elapsed >= min(policy.min_time, policy.budget)):
@@ -404,7 +441,7 @@ class Experiment:
         work = Work(**(sc.work or {}))
         metrics = derive_metrics(summary, work)
         with contextlib.suppress(WorkerError, WorkerDied):  # the figures stand without them
-            metrics.update(self.workers[side].request("metrics", case=r.index,
+            metrics.update(self.workers[side][0].request("metrics", case=r.index,
                                                       median_s=summary.median)["metrics"])
         if est is not None:
             metrics.update(ab_ratio=est.ratio, ab_ci_low=est.ci_low, ab_ci_high=est.ci_high,
@@ -425,7 +462,9 @@ class Experiment:
                        "disturbed": r.pairs_disturbed, "disturbed_kept": r.disturbed_kept,
                        "disturbed_by": r.reasons, "turn_samples": r.turn_samples,
                        "turn_medians_s": sc.turn_medians, "timed_s": sc.timed_s,
-                       "seed": self.seed},
+                       "seed": self.seed, "workers": len(self.workers[side]),
+                       "pair_workers": r.groups,
+                       "invocation_sd": est.invocation_sd if est is not None else None},
             },
             samples=sc.samples, device_samples=None, finished_at=r.finished_at,
         )
@@ -449,7 +488,8 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
            open_store: Callable[[], Any] | None, tags: dict[str, str], argv: Sequence[str],
            suite: str | None = None, plugins: Sequence[str] = (), check: bool = True,
            threshold: float = 0.05, timeout: float = 60.0, reporter: Reporter | None = None,
-           seed: int | None = None) -> ABOutcome:
+           seed: int | None = None, workers: int = WORKERS,
+           turn_s: float = TURN_S) -> ABOutcome:
     """Run the experiment and store both sides as runs; every finished case is kept.
 
     `open_store` is called once both workers have prepared every case, so that a side that
@@ -460,7 +500,8 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
 
     reporter = reporter or Reporter()
     exp = Experiment(plan, sides, plugins=plugins, check=check, threshold=threshold,
-                     timeout=timeout, seed=seed, reporter=reporter)
+                     timeout=timeout, seed=seed, reporter=reporter, workers=workers,
+                     turn_s=turn_s)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -482,7 +523,7 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
         store = open_store() if open_store is not None else None
         for side in sides:
             loaded = exp.loaded[side.name]
-            hello = exp.workers[side.name].info
+            hello = exp.workers[side.name][0].info
             run_id = str(uuid.uuid4())
             side_tags = {**tags, "ab": exp.ab_id, "ab_side": side.name}
             env = loaded.get("env") or {}
@@ -497,7 +538,7 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
         for i in range(len(plan)):
             r = exp.measure(i)
             results.append(r)
-            est = estimate(r.log_ratios, threshold) if r.compared else None
+            est = estimate(r.log_ratios, threshold, groups=r.groups) if r.compared else None
             for side in sides:
                 writers[side.name].append(exp.side_measurement(r, side.name, est))
             reporter.case_finished(i, len(plan), r, est)

@@ -106,7 +106,7 @@ def register(cli: click.Group, store_option: Any, run_dir_option: Any) -> None:
                   help="Stop a case when the paired ratio's 95% interval is within ± this "
                        "[default 0.01].")
     @click.option("--budget", type=finite(min_value=0.0, min_open=True), metavar="SECONDS",
-                  help="Seconds of timed turns per case and side [default 5].")
+                  help="Seconds of timed turns per case, both sides together [default 5].")
     @click.option("--min-block-time", type=finite(min_value=0.0), metavar="SECONDS",
                   help="A sample of a short operation spans at least this long, as in "
                        "`bench run` [default 0.001].")
@@ -136,6 +136,12 @@ def register(cli: click.Group, store_option: Any, run_dir_option: Any) -> None:
                   metavar="SECONDS", help="End the run when a worker does not answer for this "
                                           "long.")
     @click.option("--seed", type=click.IntRange(min=0), help="Seed of the random turn order.")
+    @click.option("--workers", type=click.IntRange(min=1, max=8), default=2, show_default=True,
+                  help="Worker processes per side; pairs go through every pairing, so an "
+                       "offset between two processes of one code is averaged and allowed for.")
+    @click.option("--turn", "turn_s", type=finite(min_value=0.0005, max_value=1.0),
+                  default=0.01, show_default=True, metavar="SECONDS",
+                  help="Length of a turn (samples of one side between switches).")
     @click.option("--no-store", is_flag=True, help="Write the run files only.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
     @store_option
@@ -147,7 +153,8 @@ def register(cli: click.Group, store_option: Any, run_dir_option: Any) -> None:
            min_block_time: float | None, min_samples: int | None, max_samples: int | None,
            threshold: float, fdr: float, fmt: str, output: Path | None, fail_on: str,
            tags: tuple[str, ...], check: bool, timeout: float, seed: int | None,
-           no_store: bool, quiet: bool, store: str | None, run_dir: Path) -> None:
+           workers: int, turn_s: float, no_store: bool, quiet: bool, store: str | None,
+           run_dir: Path) -> None:
         """Did HEAD get slower than BASE? One paired experiment on this machine.
 
         Both sides run the same cases as worker processes: two installations (--base-python,
@@ -228,7 +235,7 @@ def register(cli: click.Group, store_option: Any, run_dir_option: Any) -> None:
                          tags=tag_values,
                          argv=["bench", *sys.argv[1:]], suite=suite_name, plugins=plugins,
                          check=check, threshold=threshold, timeout=timeout,
-                         reporter=Reporter(quiet), seed=seed)
+                         reporter=Reporter(quiet), seed=seed, workers=workers, turn_s=turn_s)
         if outcome.error:
             click.echo(f"bench: error: {outcome.error}; finished cases kept (runs "
                        f"{outcome.run_ids.get('base', '?')[:8]}, "
@@ -258,7 +265,7 @@ def _comparison(outcome: Any, threshold: float, fdr: float) -> Any:
 
         cases.append(PairedCase(r.key, float(np.median(b.samples)), float(np.median(h.samples)),
                                 len(b.samples), len(h.samples),
-                                estimate(r.log_ratios, threshold)))
+                                estimate(r.log_ratios, threshold, groups=r.groups)))
     return verdicts(cases, threshold, fdr), {c.case_key: c.estimate for c in cases}
 
 

@@ -137,6 +137,7 @@ class PairedEstimate:
     ci_high: float
     p_value: float  # of "the change lies within the threshold", two-sided
     pairs: int
+    invocation_sd: float = 0.0  # of the log-ratio, from the offset between worker processes
 
     @property
     def half_width(self) -> float:
@@ -157,16 +158,64 @@ class PairedEstimate:
         return {**asdict(self), "half_width": self.half_width, "floor": self.floor}
 
 
-def estimate(log_ratios: Sequence[float], threshold: float = 0.05,
-             level: float = 0.95) -> PairedEstimate:
-    """Hodges–Lehmann ratio, its signed-rank interval and the within-threshold p-value."""
+def invocation_variance(log_ratios: np.ndarray, groups: np.ndarray,
+                        level: float = 0.95) -> tuple[float, int]:
+    """Between-invocation variance of the combined log-ratio, and the number of groups used.
+
+    Each group is one combination of a base and a head worker process. Processes of the same
+    code differ by a few percent on some machines (memory layout, placement: Mytkowicz et al.
+    2009, Kalibera & Jones 2013), and pairs within one combination share that offset, so the
+    pairs alone understate the uncertainty. The per-combination Hodges–Lehmann estimates are
+    pooled as a random-effects meta-analysis (DerSimonian–Laird): the heterogeneity beyond what
+    their own intervals explain is the invocation variance tau^2; none, and the pairs' interval
+    stands. In a balanced W x W design the combined offset (mean of W base and W head processes'
+    offsets) has variance tau^2 / W."""
+    z = float(ndtri(0.5 + level / 2))
+    est, var = [], []
+    for g in np.unique(groups):
+        d = log_ratios[groups == g]
+        e, lo, hi = hodges_lehmann(d, level)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            continue
+        est.append(e)
+        var.append(max(((hi - lo) / (2 * z)) ** 2, 1e-12))
+    k = len(est)
+    if k < 2:
+        return 0.0, k
+    w = 1 / np.asarray(var)
+    e = np.asarray(est)
+    mean = float(np.sum(w * e) / np.sum(w))
+    q = float(np.sum(w * (e - mean) ** 2))
+    tau2 = max(0.0, (q - (k - 1)) / float(np.sum(w) - np.sum(w ** 2) / np.sum(w)))
+    workers = max(1, round(math.sqrt(k)))
+    return tau2 / workers, k
+
+
+def estimate(log_ratios: Sequence[float], threshold: float = 0.05, level: float = 0.95,
+             groups: Sequence[int] | None = None) -> PairedEstimate:
+    """Hodges–Lehmann ratio, its signed-rank interval and the within-threshold p-value.
+
+    With `groups` (the worker combination of each pair), the interval and the p-value also
+    allow for the offset between worker processes (see invocation_variance)."""
     d = np.asarray(log_ratios, dtype=float)
     est, lo, hi = hodges_lehmann(d, level)
     up, down = math.log1p(threshold), math.log1p(-threshold)
-    p_up = signed_rank_p(d, up, greater=True)  # H0: ratio <= 1 + threshold
-    p_down = signed_rank_p(d, down, greater=False)  # H0: ratio >= 1 - threshold
+    inv = 0.0
+    if groups is not None and d.size:
+        inv, _ = invocation_variance(d, np.asarray(groups), level)
+    if inv > 0 and math.isfinite(lo) and math.isfinite(hi):
+        z = float(ndtri(0.5 + level / 2))
+        lo = est - math.hypot(est - lo, z * math.sqrt(inv))
+        hi = est + math.hypot(hi - est, z * math.sqrt(inv))
+        se = (hi - lo) / (2 * z)
+        p_up = float(ndtr(-(est - up) / se))
+        p_down = float(ndtr((est - down) / se))
+    else:
+        p_up = signed_rank_p(d, up, greater=True)  # H0: ratio <= 1 + threshold
+        p_down = signed_rank_p(d, down, greater=False)  # H0: ratio >= 1 - threshold
     return PairedEstimate(math.exp(est), math.exp(lo), math.exp(hi),
-                          min(1.0, 2 * min(p_up, p_down)), int(d.size))
+                          min(1.0, 2 * min(p_up, p_down)), int(d.size),
+                          math.sqrt(inv))
 
 
 @dataclass(frozen=True)
