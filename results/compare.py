@@ -171,6 +171,15 @@ def compare(base: Mapping[str, Sequence[float]], head: Mapping[str, Sequence[flo
     )
 
 
+def round_spread(medians: Any) -> float | None:
+    """How far a case moved between its rounds: half the range of the round medians, as a
+    fraction of their median (None without two rounds)."""
+    if not isinstance(medians, list) or len(medians) < 2:
+        return None
+    mid = float(np.median(medians))
+    return (max(medians) - min(medians)) / 2 / mid if mid else None
+
+
 def environment_diff(base: Mapping[str, Any],
                      head: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """Differences between two environment fingerprints, as (dotted key, base, head)."""

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from results.compare import Comparison, compare, environment_diff
+from results.compare import Comparison, compare, environment_diff, round_spread
+from results.noise_floor import floor_warning, latest_floors
 from results.runfile import PART, SUFFIX, read_run_file
 from results.store import Store
 
@@ -63,6 +64,27 @@ def timed_apart_warning(base: list[dict[str, Any]], head: list[dict[str, Any]],
             f"back-to-back blocks in the other: their calls changed character): {shown}")
 
 
+def unpaired_warning(base: dict[str, Any], head: dict[str, Any], base_ms: list[dict[str, Any]],
+                     head_ms: list[dict[str, Any]], keys: list[str]) -> str | None:
+    """Unpaired runs cannot resolve changes below how far cases move between runs; say so."""
+    b_tags, h_tags = base.get("tags") or {}, head.get("tags") or {}
+    if b_tags.get("ab") and b_tags.get("ab") == h_tags.get("ab"):
+        return None  # the two sides of one `bench ab`
+    wanted = set(keys)
+    spreads = [v for m in (*base_ms, *head_ms) if m["case_key"] in wanted
+               if (v := round_spread((m.get("timing") or {}).get("round_medians_s")))
+               is not None]
+    if spreads:
+        spreads.sort()
+        seen = (f"here cases moved by a median {spreads[len(spreads) // 2]:.1%} (up to "
+                f"{spreads[-1]:.1%}) between rounds")
+    else:
+        seen = "measured without --rounds, these runs cannot show how far cases move"
+    return (f"unpaired runs: on a shared machine they cannot resolve changes below the runs' "
+            f"between-round spread ({seen}); for a verdict that holds, measure both sides in "
+            "one paired run with `bench ab`")
+
+
 def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 0.05,
                  fdr: float = 0.05) -> RunComparison:
     if not 0 < threshold < 1:
@@ -79,7 +101,11 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
                         f"({len(result.only_base)} vs {len(result.only_head)} cases); compare "
                         "runs of the same suite or selection")
     base_ms, head_ms = store.measurements([base_id]), store.measurements([head_id])
-    warnings = [w for w in (busy_warning(base_ms, base, "BASE"),
+    keys = [c.case_key for c in result.cases]
+    floor_run, floors = latest_floors(store, str(head.get("host") or ""))
+    warnings = [w for w in (unpaired_warning(base, head, base_ms, head_ms, keys),
+                            floor_warning(floor_run, floors, threshold, keys),
+                            busy_warning(base_ms, base, "BASE"),
                             busy_warning(head_ms, head, "HEAD"),
                             timed_apart_warning(base_ms, head_ms,
                                                 [c.case_key for c in result.cases]))

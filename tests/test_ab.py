@@ -169,3 +169,27 @@ def test_an_interpreter_without_accelbench_is_named_with_the_fix(bench, workdir)
     line = next(x for x in res.err_lines if x.startswith("bench: error:"))
     assert "accelbench is not installed" in line and "pip install" in line
     assert not list((workdir / "bench-runs").glob("*.jsonl"))
+
+
+def test_unpaired_compare_says_what_it_cannot_resolve_and_rounds_show_their_spread(bench):
+    for _ in range(2):
+        res = bench("run", *CASES[:-1], "case=0", "--budget", "0.2", "--rounds", "2", "-q")
+        assert res.rc == 0, res.stderr
+        assert "rounds" in res.stdout.splitlines()[2]  # the column beside the 95% CI
+    out = bench("compare", "latest~1", "latest", "--format", "json").json()
+    (w,) = [w for w in out["warnings"] if w.startswith("unpaired runs")]
+    assert "between rounds" in w and "bench ab" in w
+    ab = bench("ab", *CASES[:-1], "case=0", "--head-env", "X=1", *FAST, "--format", "json")
+    sides = ab.json()
+    paired = bench("compare", sides["base"]["run_id"], sides["head"]["run_id"], "--format",
+                   "json").json()
+    assert not any(w.startswith("unpaired") for w in paired["warnings"])
+
+
+def test_compare_warns_below_the_calibrated_floor(bench):
+    assert bench("ab", *CASES[:-1], "case=0", "--calibrate", *FAST, "-q").rc == 0
+    for _ in range(2):
+        assert bench("run", *CASES[:-1], "case=0", "--budget", "0.2", "-q").rc == 0
+    out = bench("compare", "latest~1", "latest", "--threshold", "0.00001", "--format",
+                "json").json()
+    assert any("below the noise floor" in w for w in out["warnings"])

@@ -8,6 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from results.compare import round_spread
 from results.report.units import headline_metric, percent, seconds
 from results.runfile import jsonable
 
@@ -30,10 +31,14 @@ def ci_rel_of(summary: dict[str, Any]) -> float | None:
 def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None) -> Table:
     """rows: dicts with case_key, status, error, summary (or flat summary columns), metrics,
     work and timing."""
+    rows = list(rows)
+    spreads = {id(r): round_spread((r.get("timing") or {}).get("round_medians_s")) for r in rows}
+    with_rounds = any(v is not None for v in spreads.values())
     table = Table(title=title, title_justify="left")
     for col, just in (("workload", "left"), ("backend", "left"), ("params", "left"),
                       ("n", "right"), ("median", "right"),
-                      ("95% CI", "right"), ("p5", "right"), ("p95", "right"),
+                      ("95% CI", "right"), *((("rounds", "right"),) if with_rounds else ()),
+                      ("p5", "right"), ("p95", "right"),
                       ("throughput", "right"), ("stop", "left")):
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     blocked = 0
@@ -43,7 +48,7 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
             r["workload"], r["backend"],
             " ".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items()))))
         if r.get("status") != "ok":
-            table.add_row(*case, "", "", "", "", "", "",
+            table.add_row(*case, "", "", "", *(("",) if with_rounds else ()), "", "", "",
                           f"[red]{r.get('status')}: {escape(str(r.get('error')))}[/red]")
             continue
         unit = (r.get("work") or {}).get("item_unit", "items")
@@ -54,7 +59,10 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
             mark = f" † (singly {seconds(_float(timing.get('single_call_s')))})"
         table.add_row(
             *case, str(summary["n"]), seconds(_float(summary["median"])) + mark,
-            percent(ci_rel_of(summary)), seconds(_float(summary["p5"])),
+            percent(ci_rel_of(summary)),
+            *((percent(spreads[id(r)]) if spreads[id(r)] is not None else "",)
+              if with_rounds else ()),
+            seconds(_float(summary["p5"])),
             seconds(_float(summary["p95"])), headline_metric(r.get("metrics") or {}, unit),
             timing.get("stop_reason", ""),
         )
