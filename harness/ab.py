@@ -3,7 +3,7 @@
 Each side is a worker process (harness/ab_worker.py, started with that side's interpreter and
 environment) that prepares every case once, checks it, and then times what this parent asks for.
 Per case the parent calibrates both sides (warm-up and block size, harness.timing.calibrate),
-then alternates them in short turns — a turn is about ten milliseconds of samples of one side
+then alternates them in short turns — a turn is about five milliseconds of samples of one side
 — in random order within each pair, watching the machine between turns
 (harness.noise.MachineWatch). A pair during which the machine was disturbed is measured again,
 a bounded number of times. The case stops when the interval of the paired ratio
@@ -49,7 +49,7 @@ from harness.workmodel import Work, derive_metrics
 
 WORKER = Path(__file__).with_name("ab_worker.py")
 SIDES = ("base", "head")
-TURN_S = 0.01  # a turn: samples of one side spanning about this long (never seconds)
+TURN_S = 0.005  # a turn: samples of one side spanning about this long (never seconds)
 WORKERS = 2  # worker processes per side: processes of one code differ by a few percent
 MAX_REDO = 2  # a disturbed pair is measured again at most this many times
 MAX_PAIRS = 20_000

@@ -140,7 +140,7 @@ def register(cli: click.Group, store_option: Any, run_dir_option: Any) -> None:
                   help="Worker processes per side; pairs go through every pairing, so an "
                        "offset between two processes of one code is averaged and allowed for.")
     @click.option("--turn", "turn_s", type=finite(min_value=0.0005, max_value=1.0),
-                  default=0.01, show_default=True, metavar="SECONDS",
+                  default=0.005, show_default=True, metavar="SECONDS",
                   help="Length of a turn (samples of one side between switches).")
     @click.option("--no-store", is_flag=True, help="Write the run files only.")
     @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")

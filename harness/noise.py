@@ -11,8 +11,10 @@ pair whose two turns saw different machines. Three witnesses compare the turns o
 - **steal** (``/proc/stat``): the share of CPU time the hypervisor gave to another tenant.
 
 The gap between a pair's two turns is judged against the usual gap on this machine now (the
-median and robust spread of recent pairs, never below a fixed tolerance), since machines of one
-kind differ by 2x and drift. A pair beyond it is `disturbed`; the caller measures it again.
+median and robust spread of recent quiet pairs, never below a fixed tolerance), since machines of
+one kind differ by 2x and drift. A steadily busy machine shows no gap; one that flips between a
+fast and a slow state (a hyperthread sibling that comes and goes, another tenant's bursts) does.
+A pair beyond it is `disturbed`; the caller measures it again.
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ class MachineWatch:
     def judge(self, readings: list[Reading], canaries: list[float]) -> Verdict:
         """Did the two turns of a pair see different machines? `readings` are taken before,
         between and after the turns; `canaries` are the turns' canary times. "Usual" learns
-        from every pair, so a machine that is steadily this busy is not flagged forever."""
+        from quiet pairs; until it has, a gap beyond the fixed tolerance is unusual. A machine
+        that is steadily busy shows no gap between the turns of a pair, so it is not flagged."""
         v = Verdict(False)
         gaps: list[tuple[str, float, _Usual, float]] = []
         if len(canaries) == 2 and min(canaries) > 0:
@@ -143,10 +146,13 @@ class MachineWatch:
             gaps.append((f"steal {min(steal):.0%} vs {max(steal):.0%} in the two turns",
                          max(steal) - min(steal), self.steal_gap, STEAL_TOL))
         for reason, gap, usual, tol in gaps:
-            if usual.ready() and gap > max(tol, usual.median() + 4 * usual.spread()):
+            limit = max(tol, usual.median() + 4 * usual.spread()) if usual.ready() else tol
+            if gap > limit:
                 v.reasons.append(reason)
-            usual.add(gap)
         v.disturbed = bool(v.reasons)
+        if not v.disturbed:  # "usual" is what quiet pairs show
+            for _, gap, usual, _ in gaps:
+                usual.add(gap)
         return v
 
     @staticmethod

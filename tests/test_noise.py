@@ -32,10 +32,11 @@ def _settle(w: MachineWatch, pairs: int = MIN_HISTORY + 4, level: float = 0.0) -
         w.judge(_pair(i, 0.02, (level, level + 0.01 * (i % 2))), [1e-4, 1.01e-4])
 
 
-def test_nothing_is_called_unusual_before_a_history_exists() -> None:
+def test_before_a_history_exists_only_the_fixed_tolerance_applies() -> None:
     w = _watch()
+    assert not w.judge(_pair(0, 0.02, (0.0, 0.05)), [1e-4, 1.05e-4]).disturbed
     v = w.judge(_pair(0, 0.02, (0.0, 0.9)), [1e-4, 3e-4])
-    assert not v.disturbed
+    assert v.disturbed and len(v.reasons) == 2
 
 
 def test_a_pair_whose_turns_saw_different_pressure_is_disturbed() -> None:
@@ -69,10 +70,18 @@ def test_steal_in_one_turn_only_is_disturbed() -> None:
 
 def test_usual_gap_adapts_to_a_machine_that_is_always_this_noisy() -> None:
     w = _watch()
-    for i in range(60):  # canary gaps of 0-20% are this machine's normal
-        w.judge(_pair(i, 0.02, (0.0, 0.0)), [1e-4, 1e-4 * (1 + 0.2 * (i % 11) / 10)])
-    assert not w.judge(_pair(99, 0.02, (0.0, 0.0)), [1e-4, 1.22e-4]).disturbed
-    assert w.judge(_pair(99, 0.02, (0.0, 0.0)), [1e-4, 3e-4]).disturbed
+    for i in range(60):  # canary gaps of 0-9% are this machine's normal
+        w.judge(_pair(i, 0.02, (0.0, 0.0)), [1e-4, 1e-4 * (1 + 0.09 * (i % 11) / 10)])
+    assert not w.judge(_pair(99, 0.02, (0.0, 0.0)), [1e-4, 1.12e-4]).disturbed
+    assert w.judge(_pair(99, 0.02, (0.0, 0.0)), [1e-4, 1.5e-4]).disturbed
+
+
+def test_a_machine_flipping_between_states_does_not_teach_usual() -> None:
+    w = _watch()
+    _settle(w)
+    for i in range(40):  # half the pairs see a 2x gap: those stay disturbed
+        v = w.judge(_pair(i, 0.02, (0.0, 0.0)), [1e-4, 2e-4 if i % 2 else 1e-4])
+        assert v.disturbed == bool(i % 2)
 
 
 def test_missing_witnesses_are_skipped() -> None:
