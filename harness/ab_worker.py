@@ -41,16 +41,13 @@ def _describe(exc: BaseException) -> str:
 
 
 def _canary(loops: int) -> float:
-    """The faster of two runs of harness.noise's fixed loop (one interrupt must not decide
-    alone); a turn reports the slower of its canaries before and after."""
-    best = float("inf")
-    for _ in range(2):
-        t0 = clock()
-        s = 0
-        for i in range(loops):
-            s += i * i
-        best = min(best, (clock() - t0) * 1e-9)
-    return best
+    """Seconds of harness.noise's fixed loop; a turn reports the slower of its canaries before
+    and after."""
+    t0 = clock()
+    s = 0
+    for i in range(loops):
+        s += i * i
+    return (clock() - t0) * 1e-9
 
 
 class Worker:

@@ -3,7 +3,7 @@
 A paired ratio cancels whatever slows both turns of a pair alike; what it cannot absorb is a
 pair whose two turns saw different machines. Three witnesses compare the turns of each pair:
 
-- a **canary**: a fixed pure-Python loop of ~0.1 ms that each worker runs just before and just
+- a **canary**: a fixed pure-Python loop of ~0.05 ms that each worker runs just before and just
   after its turn, in its own process (so it sees the core, the frequency and the contention the
   turn saw); a turn's canary is the slower of the two;
 - **CPU pressure** (``/proc/pressure/cpu``, "some"): the share of each turn's wall time during
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CANARY_LOOPS = 4000  # ~0.1-0.3 ms of bytecode on the machines this ran on
+CANARY_LOOPS = 1500  # ~40-100 us of bytecode on the machines this ran on: ~2% of a turn
 HISTORY = 256  # readings that make "usual" (about 85 pairs)
 MIN_HISTORY = 8  # before this many, nothing is called unusual
 CANARY_TOL = 0.10  # a gap in canary time (log ratio) below this is never unusual
