@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.backends.base import Backend, DeviceTimer
 from harness.timing import (
     ALONE,
     BLOCK_OVERHEAD,
@@ -24,6 +25,7 @@ from harness.timing import (
     STOP_CI,
     STOP_MAX,
     Calibration,
+    DistributedEngine,
     RankZeroDecides,
     Sampled,
     TimingPolicy,
@@ -34,6 +36,7 @@ from harness.timing import (
     sample,
     settled,
 )
+from workloads.spin import _spin
 
 
 class FakeClock:
@@ -494,3 +497,64 @@ def test_alone_decides_after_every_sample() -> None:
     assert ALONE.decides and ALONE.every_sample
     assert ALONE.gather([1.0, 2.0]) == [[1.0, 2.0]]
     assert ALONE.decide(lambda a, b: a + b, 1, 2) == 3
+
+
+class _TimedHost(Backend):
+    """A host backend with a device timer that reports 1 ms of device time per call."""
+
+    model = "timedhost"
+    package = "numpy"
+    extra = "all"
+    devices = ("cpu",)
+
+    def __init__(self, calls: list[int]) -> None:
+        super().__init__("cpu")
+        self.calls = calls
+
+    def _setup(self) -> None:
+        pass
+
+    def device_timer(self) -> DeviceTimer | None:
+        calls = self.calls
+
+        class Timer(DeviceTimer):
+            def start(self) -> None:
+                self.mark = calls[0]
+
+            def stop(self) -> float:
+                return (calls[0] - self.mark) * 1e-3
+
+        return Timer()
+
+
+def test_distributed_engine_shares_decisions_and_keeps_device_time() -> None:
+    policy = TimingPolicy(target_ci=1e-9, budget=60.0, min_samples=5, max_samples=30,
+                          warmup_budget=0.05)
+
+    def body(comm: ThreadComm) -> tuple[Any, int]:
+        calls = [0]
+        backend = _TimedHost(calls)
+        backend.setup()
+
+        def op() -> None:  # a slow call every 7: the steady-state check would catch it
+            calls[0] += 1
+            _spin(80_000 if calls[0] % 7 == 0 else 10_000)
+
+        engine = DistributedEngine(backend, policy, comm)
+        timing = engine.measure(op)
+        return timing, calls[0]
+
+    (t0, c0), (t1, c1) = run_ranks(2, body)
+    assert t0.stop_reason == t1.stop_reason == STOP_MAX
+    assert len(t0.samples) == len(t1.samples) == 30 and t0.block == t1.block
+    assert c0 == c1 == t0.warmup_calls + 30 * t0.block  # every rank made the same calls
+    # collectives keep OSU's rule: no steady-state check
+    assert t0.block_rule == t1.block_rule == BLOCK_OVERHEAD and t0.single_call_s is None
+    assert t0.extra["ranks"] == 2 and len(t0.extra["rank_medians"]) == 2
+    assert t0.samples == [max(a, b) for a, b in zip(t0.extra["rank_samples"],
+                                                     t1.extra["rank_samples"], strict=True)]
+    assert t0.first_call_s == max(t0.extra["first_call_ranks"])
+    # device time per call, the max across ranks on rank 0, each rank's own elsewhere
+    assert t0.device_samples == pytest.approx([1e-3] * 30)
+    assert t1.device_samples == pytest.approx([1e-3] * 30)
+    assert len(t0.extra["rank_device_samples"]) == 2
