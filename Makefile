@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= torch,jax,onnx,opencl,mpi,grpc,postgres,dev
 
-.PHONY: quick test lint bench-overhead clean
+.PHONY: quick test lint bench-overhead bench-accuracy clean
 
 $(BIN)/bench: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: lint
 
 bench-overhead: $(BIN)/bench
 	$(BIN)/python benchmarks/harness_overhead.py
+
+bench-accuracy: $(BIN)/bench
+	$(BIN)/python benchmarks/engine_accuracy.py
 
 clean:
 	rm -rf $(VENV) bench.db bench-runs .pytest_cache

@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,10 @@ from harness.stats import ci_rel, median_ci
 
 clock = time.perf_counter_ns
 
+Sampler = Callable[[int], float]  # runs `block` calls ending with the device sync; s per call
+Clock = Callable[[], float]  # seconds, for the engine's decisions (budgets, warm-up time)
+T = TypeVar("T")
+
 STOP_CI = "ci_target"  # the median's CI reached the target
 STOP_BUDGET = "budget"  # the time budget ran out first
 STOP_MAX = "max_samples"  # the sample cap was reached first
@@ -38,6 +42,8 @@ STOP_MAX = "max_samples"  # the sample cap was reached first
 BLOCK_OVERHEAD = "overhead"  # as few calls per sample as keep the overhead under overhead_frac
 BLOCK_STEADY = "steady_state"  # samples span min_block_time: single calls misrepresent the cost
 STEADY_STATE_TOL = 0.05  # singles vs back-to-back cost per call: beyond this, time in long blocks
+SETTLE_WINDOW = 5  # warm-up has settled when the median of the last 5 is within
+SETTLE_TOL = 0.05  # 5% of the median of the 5 before
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,336 @@ class Timing:
         return max(0.0, self.first_call_s - steady)
 
 
+
+@dataclass
+class Calibration:
+    """What warm-up decided: the block, its rule, and the figures the decision rests on."""
+
+    block: int  # calls per sample
+    block_rule: str
+    first_call_s: float  # the first call alone (with many ranks: the max across them)
+    warmup_s: float
+    warmup_calls: int  # calls made before timed sampling, the first call included
+    single_call_s: float | None = None  # from the steady-state check (None when not made)
+    back_to_back_call_s: float | None = None
+    # Median seconds per call of the last (up to 9) warm-up samples: the figure the overhead
+    # rule held the block against, and the steady-state check's "typical" sample.
+    typical_call_s: float | None = None
+
+
+@dataclass
+class Sampled:
+    """What the timed-sampling phase took."""
+
+    samples: list[float]  # the figure per sample: this process's, or the max across ranks
+    stop_reason: str
+    local: list[float]  # this process's own samples
+    ranks: list[list[float]] | None = None  # every process's samples, where the decisions are made
+
+
+# --------------------------------------------------------------------------------------------
+# Pure rules
+
+
+def _calls_to_fill(seconds: float, per_call: float) -> int:
+    if per_call <= 0:
+        return 1 << 20
+    return max(1, math.ceil(seconds / per_call))
+
+
+def block_for(overhead_s: float, per_call_s: float, overhead_frac: float) -> int:
+    """Calls per sample so the per-sample overhead is at most overhead_frac of the sample:
+    the smallest block with overhead_s <= overhead_frac * block * per_call_s."""
+    return _calls_to_fill(overhead_s / overhead_frac, per_call_s)
+
+
+def settled(times: list[float], window: int = SETTLE_WINDOW, tol: float = SETTLE_TOL) -> bool:
+    """The median of the last `window` times is within `tol` of the median of the window before."""
+    if len(times) < 2 * window:
+        return False
+    last = float(np.median(times[-window:]))
+    prev = float(np.median(times[-2 * window : -window]))
+    return abs(last - prev) <= tol * prev
+
+
+_settled = settled  # the old private name
+
+
+def _ci_width(samples: list[float]) -> float:
+    x = np.sort(np.asarray(samples))
+    lo, hi = median_ci(x)
+    return ci_rel(float(np.median(x)), lo, hi)
+
+
+def _worst(gathered: list[list[float]]) -> list[float]:
+    """Per sample, the max across processes (the figure of a sample that all of them ran)."""
+    if len(gathered) == 1:
+        return list(gathered[0])
+    return [max(col) for col in zip(*gathered, strict=True)]
+
+
+# --------------------------------------------------------------------------------------------
+# Who decides
+
+
+class Decider:
+    """How a measurement's decisions are made and shared: here, by this process alone.
+
+    The engine's loops call `gather` with the samples taken since the last decision and then
+    `decide(make, *args)`, which returns make(*args) run where decisions are made: only a
+    process whose `decides` is true ever runs it (and reads the clock for it). Deciding alone
+    is free, so it happens after every sample."""
+
+    decides = True
+    every_sample = True
+
+    def gather(self, values: list[float]) -> list[list[float]] | None:
+        return [values]
+
+    def decide(self, make: Callable[..., T], *args: Any) -> T:
+        return make(*args)
+
+
+class RankZeroDecides(Decider):
+    """Ranks that sample together: rank 0 decides on every rank's samples and broadcasts.
+
+    Every rank runs the same loops and takes the same number of samples; only rank 0 reads its
+    clock for a decision, so the ranks cannot disagree. A decision costs a gather and a bcast,
+    so warm-up decides after rounds of 5 samples and sampling at the stopping rule's checks."""
+
+    every_sample = False
+
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm
+        self.decides = comm.rank == 0
+
+    def gather(self, values: list[float]) -> list[list[float]] | None:
+        return self.comm.gather(values)
+
+    def decide(self, make: Callable[..., T], *args: Any) -> T:
+        return self.comm.bcast(make(*args) if self.decides else None)
+
+
+ALONE = Decider()
+
+
+# --------------------------------------------------------------------------------------------
+# The core: calibration (first call, warm-up, steady-state check), then timed sampling
+
+
+class _Warmup:
+    """The decisions of warm-up and of the steady-state check, made on one series of
+    per-call times (the max across ranks where there are many)."""
+
+    def __init__(self, policy: TimingPolicy, overhead_s: float, clock: Clock) -> None:
+        self.policy, self.overhead, self.clock = policy, overhead_s, clock
+        self.start = self.singles_start = 0.0
+        self.block = 1
+        self.window: list[float] = []  # the settle window: samples since the last restart
+        self.recent: list[float] = []  # every warm-up sample, restarts or not
+        self.typical: float | None = None
+        self.singles: list[float] = []
+
+    def begin(self, firsts: list[list[float]]) -> int:
+        """The first block, from the first call (the slowest rank's)."""
+        self.start = self.clock()
+        self.block = self.block_for(max(f[0] for f in firsts))
+        return self.block
+
+    def block_for(self, per_call: float) -> int:
+        return block_for(self.overhead, per_call, self.policy.overhead_frac)
+
+    def observe(self, times: list[float]) -> tuple[int, bool, bool]:
+        """One round of warm-up samples: (block, warm-up done, steady-state check to make)."""
+        policy, now = self.policy, self.clock()
+        self.recent += times
+        up = self.block_for(float(np.median(times)))
+        if up > self.block:  # too few calls per sample for the overhead: restart the window
+            self.block, self.window = up, []
+        else:
+            self.window += times
+            # Fewer calls would do, by more than half: judged on the median of the window's
+            # last 5 samples, never on one slow (preempted) sample.
+            down = self.block_for(float(np.median(self.window[-SETTLE_WINDOW:])))
+            if len(self.window) >= SETTLE_WINDOW and down < self.block // 2:
+                self.block, self.window = down, []
+        elapsed = now - self.start
+        long_enough = elapsed >= min(policy.warmup_min_time, policy.warmup_budget)
+        done = ((settled(self.window) and long_enough) or elapsed >= policy.warmup_budget
+                # long operations: a couple of settled calls is all the budget allows
+                or (len(self.window) >= 2
+                    and elapsed + max(times) * self.block * 10 > policy.warmup_budget))
+        if not done:
+            return self.block, False, False
+        # One preempted sample must not decide: the typical sample of the last nine.
+        self.typical = float(np.median(self.recent[-9:]))
+        # The overhead rule holds at the end of warm-up whatever the restarts did.
+        self.block = max(self.block, self.block_for(self.typical))
+        check = self.typical * self.block < policy.min_block_time
+        self.singles_start = now
+        return self.block, True, check
+
+    # The steady-state check: calls timed (nearly) singly, then five back-to-back blocks.
+
+    def more_singles(self, times: list[float]) -> bool:
+        self.singles += times
+        return len(self.singles) < 5 or (
+            self.clock() - self.singles_start < 5 * self.policy.min_block_time
+            and len(self.singles) < 10_000)
+
+    def long_block(self) -> int:
+        return _calls_to_fill(self.policy.min_block_time, float(np.mean(self.singles)))
+
+    def judge(self, blocks: list[float] | None) -> tuple[int, str, float, float | None]:
+        """(block, rule, single-call median, back-to-back cost per call)."""
+        single = float(np.median(self.singles))
+        if blocks is None:  # a sample already spans min_block_time: nothing to compare
+            return self.block, BLOCK_OVERHEAD, single, None
+        back_to_back = float(np.median(blocks))
+        # Slower back to back only if even the fastest block is: what slows every block is the
+        # operation's own; what slows some (another process, an interrupt) is the machine's.
+        # Faster back to back (an async device pipelining calls) if the typical block is:
+        # interruptions only ever slow a block down.
+        slower = min(blocks) > single * (1 + STEADY_STATE_TOL)
+        faster = back_to_back < single * (1 - STEADY_STATE_TOL)
+        if single > 0 and (slower or faster):
+            return self.long_block(), BLOCK_STEADY, single, back_to_back
+        return self.block, BLOCK_OVERHEAD, single, back_to_back
+
+
+def _calibrate(sampler: Sampler, policy: TimingPolicy, overhead_s: float, clock: Clock,
+               decide: Decider) -> tuple[Calibration, list[list[float]] | None]:
+    """calibrate() with the decisions made by `decide`; also returns every process's first
+    call where the decisions are made."""
+    per_round = 1 if decide.every_sample else 5
+    calls = 0
+    state = _Warmup(policy, overhead_s, clock)  # fed and consulted only where decisions are made
+
+    def take(n: int, block: int) -> list[float] | None:
+        """n samples of `block` calls; the series to decide on (None where nobody decides)."""
+        nonlocal calls
+        local = [sampler(block) for _ in range(n)]
+        calls += n * block
+        gathered = decide.gather(local)
+        return _worst(gathered) if gathered is not None else None
+
+    local_first = sampler(1)
+    calls = 1
+    firsts = decide.gather([local_first])
+    local_start = clock()
+    block = decide.decide(state.begin, firsts)
+    while True:
+        block, done, check = decide.decide(state.observe, take(per_round, block))
+        if done:
+            break
+    rule, single, back_to_back = BLOCK_OVERHEAD, None, None
+    if check:
+        while decide.decide(state.more_singles, take(per_round, block)):
+            pass
+        long_block = decide.decide(state.long_block)
+        blocks = take(5, long_block) if long_block > block else None
+        block, rule, single, back_to_back = decide.decide(state.judge, blocks)
+    # warm-up time counts from the end of the first call (on the deciding rank, its clock's)
+    warmup_s = clock() - (state.start if decide.decides else local_start)
+    cal = Calibration(block=block, block_rule=rule,
+                      # the first call's figure: the slowest rank's where this process decides
+                      first_call_s=(max(f[0] for f in firsts) if firsts is not None
+                                    else local_first),
+                      warmup_s=warmup_s, warmup_calls=calls, single_call_s=single,
+                      back_to_back_call_s=back_to_back,
+                      typical_call_s=state.typical if decide.decides else None)
+    return cal, firsts
+
+
+def calibrate(sampler: Sampler, policy: TimingPolicy, overhead_s: float,
+              clock: Callable[[], float] = time.perf_counter) -> Calibration:
+    """The first call, warm-up and the steady-state check, in this process.
+
+    Warm-up runs samples of `block` calls until the median of the last 5 per-call times is
+    within 5% of the 5 before and it has lasted warmup_min_time, or warmup_budget is spent;
+    the block starts from the first call and restarts the settle window whenever the overhead
+    rule asks for more calls per sample (or, on the window's median, for less than half). At
+    the end the block meets the overhead rule against the typical warm-up sample:
+    overhead_s <= overhead_frac * block * typical_call_s. Operations whose sample is shorter
+    than min_block_time then get the steady-state check (see the module docstring)."""
+    return _calibrate(sampler, policy, overhead_s, clock, ALONE)[0]
+
+
+class _Stopper:
+    """The stopping rule, on one series per process (the figure: the max across them)."""
+
+    def __init__(self, policy: TimingPolicy, progress: Callable[[int, float], None] | None,
+                 clock: Clock, every_sample: bool) -> None:
+        self.policy, self.progress, self.clock = policy, progress, clock
+        self.start = clock()
+        self.every_sample = every_sample
+        self.ranks: list[list[float]] = []
+        self.next_check = max(1, min(policy.min_samples, policy.max_samples))
+
+    def figure(self) -> list[float]:
+        return _worst(self.ranks) if self.ranks else []
+
+    def decide(self, gathered: list[list[float]]) -> tuple[str | None, int]:
+        """(stop reason or None, the sample count at which to decide next)."""
+        policy, now = self.policy, self.clock()
+        if not self.ranks:
+            self.ranks = [[] for _ in gathered]
+        for mine, new in zip(self.ranks, gathered, strict=True):
+            mine.extend(new)
+        n = len(self.ranks[0])
+        elapsed = now - self.start
+        stop = None
+        if n >= self.next_check:
+            width = _ci_width(self.figure())
+            if self.progress:
+                self.progress(n, width)
+            if width <= policy.target_ci and elapsed >= min(policy.min_time, policy.budget):
+                stop = STOP_CI
+            per_sample = max(elapsed / n, 1e-9)
+            step = max(1, min(n // 10, int(policy.budget / 10 / per_sample)),
+                       policy.min_samples - n)
+            self.next_check = min(n + step, policy.max_samples)
+        if stop is None and n >= policy.min_samples and elapsed >= policy.budget:
+            stop = STOP_BUDGET
+        if stop is None and n >= policy.max_samples:
+            stop = STOP_MAX
+        return stop, (n + 1 if self.every_sample else self.next_check)
+
+
+def sample(sampler: Sampler, block: int, policy: TimingPolicy,
+           clock: Callable[[], float] = time.perf_counter,
+           progress: Callable[[int, float], None] | None = None, *,
+           decide: Decider = ALONE) -> Sampled:
+    """Timed samples of `block` calls until the stopping rule says stop.
+
+    The rule, checked at min_samples and then every ~10% more samples (and at least ~10 times
+    per budget): stop when the median's 95% CI half-width is within target_ci and sampling has
+    lasted min_time (STOP_CI); else when the budget is spent, never before min_samples
+    (STOP_BUDGET); else at max_samples (STOP_MAX). Deciding alone, the budget and the cap are
+    checked after every sample; with `decide` a RankZeroDecides, only at the checks, on the
+    max-across-ranks series, and every rank stops at the same sample."""
+    stopper = _Stopper(policy, progress, clock, decide.every_sample)
+    local: list[float] = []
+    sent = 0
+    next_decision = stopper.next_check if not decide.every_sample else 1
+    while True:
+        local.append(sampler(block))
+        if len(local) < next_decision:
+            continue
+        gathered = decide.gather(local[sent:])
+        sent = len(local)
+        stop, next_decision = decide.decide(stopper.decide, gathered)
+        if stop:
+            break
+    if not decide.decides:
+        return Sampled(samples=local, stop_reason=stop, local=local)
+    return Sampled(samples=stopper.figure(), stop_reason=stop, local=local, ranks=stopper.ranks)
+
+
+# --------------------------------------------------------------------------------------------
+# The engines: a backend's operation made into a sampler, then calibrate + sample
+
+
 def device_sync(backend: Backend) -> Callable[[Any], None] | None:
     """The backend's synchronisation, or None for a host backend that never needs one."""
     if type(backend).synchronize is Backend.synchronize:
@@ -137,18 +473,14 @@ def _time_block(op: Callable[[], Any], sync: Callable[[Any], None] | None, block
     return (clock() - t0) * 1e-9 / block
 
 
-def _calls_to_fill(seconds: float, per_call: float) -> int:
-    if per_call <= 0:
-        return 1 << 20
-    return max(1, math.ceil(seconds / per_call))
-
-
-def _settled(times: list[float], window: int = 5, tol: float = 0.05) -> bool:
-    if len(times) < 2 * window:
-        return False
-    last = float(np.median(times[-window:]))
-    prev = float(np.median(times[-2 * window : -window]))
-    return abs(last - prev) <= tol * prev
+def _with_device_timer(sampler: Sampler, timer: Any, device: list[float]) -> Sampler:
+    """The sampler, with each sample's device time (per call) appended to `device`."""
+    def timed(block: int) -> float:
+        timer.start()
+        t = sampler(block)
+        device.append(timer.stop() / block)
+        return t
+    return timed
 
 
 class Engine:
@@ -165,113 +497,54 @@ class Engine:
 
     def block_for(self, per_call: float) -> int:
         """Calls per sample so the per-sample overhead is at most overhead_frac of the sample."""
-        return _calls_to_fill(self.overhead / self.policy.overhead_frac, per_call)
+        return block_for(self.overhead, per_call, self.policy.overhead_frac)
 
-    def steady_state_block(self, op: Callable[[], Any], sync: Callable[[Any], None] | None,
-                           block: int) -> tuple[int, str, float, float | None, int]:
-        """Compare calls timed singly with back-to-back blocks of min_block_time.
+    def _recheck_overhead(self, cal: Calibration, decide: Decider) -> Calibration:
+        """The overhead again, at the end of warm-up: on a machine whose speed moves by tens of
+        percent within seconds, the figure taken before warm-up may be the low one. The larger
+        is kept, and the block grows if the overhead rule asks for it."""
+        fresh = sample_overhead(self.backend)
+        typical = cal.typical_call_s
 
-        Returns (block, rule, single-call median, back-to-back cost per call, calls made); the
-        block is the long one when the two differ by more than STEADY_STATE_TOL."""
-        span = self.policy.min_block_time
-        singles: list[float] = []
-        start = clock()
-        while len(singles) < 5 or (clock() - start < 5e9 * span and len(singles) < 10_000):
-            singles.append(_time_block(op, sync, block))
-        single = float(np.median(singles))
-        calls = len(singles) * block
-        long_block = _calls_to_fill(span, float(np.mean(singles)))
-        if long_block <= block:  # a sample already spans min_block_time: nothing to compare
-            return block, BLOCK_OVERHEAD, single, None, calls
-        blocks = [_time_block(op, sync, long_block) for _ in range(5)]
-        back_to_back = float(np.median(blocks))
-        calls += len(blocks) * long_block
-        # Slower back to back only if even the fastest block is: what slows every block is the
-        # operation's own; what slows some (another process, an interrupt) is the machine's.
-        # Faster back to back (an async device pipelining calls) if the typical block is:
-        # interruptions only ever slow a block down.
-        slower = min(blocks) > single * (1 + STEADY_STATE_TOL)
-        faster = back_to_back < single * (1 - STEADY_STATE_TOL)
-        if single > 0 and (slower or faster):
-            return long_block, BLOCK_STEADY, single, back_to_back, calls
-        return block, BLOCK_OVERHEAD, single, back_to_back, calls
+        def bigger() -> int:
+            if fresh <= self.overhead or cal.block_rule != BLOCK_OVERHEAD or typical is None:
+                return cal.block
+            return max(cal.block, block_for(fresh, typical, self.policy.overhead_frac))
+
+        self.overhead = max(self.overhead, fresh)
+        cal.block = decide.decide(bigger)
+        return cal
 
     def measure(self, op: Callable[[], Any]) -> Timing:
         policy, sync = self.policy, device_sync(self.backend)
 
-        first = _time_block(op, sync, 1)
-        # Warm-up: calibrate the block size, then run until per-call times settle.
-        block = self.block_for(first)
-        warm_start = time.perf_counter()
-        warm_times: list[float] = []
-        recent: list[float] = []  # seconds per call of every warm-up sample, restarts or not
-        warm_calls = 1
-        while True:
-            t = _time_block(op, sync, block)
-            recent.append(t)
-            warm_calls += block
-            new_block = self.block_for(t)
-            if new_block > block or new_block < block // 2:
-                block, warm_times = new_block, []  # mis-calibrated: restart the settle window
-            else:
-                warm_times.append(t)
-            elapsed = time.perf_counter() - warm_start
-            long_enough = elapsed >= min(policy.warmup_min_time, policy.warmup_budget)
-            if (_settled(warm_times) and long_enough) or elapsed >= policy.warmup_budget:
-                break
-            if len(warm_times) >= 2 and elapsed + t * block * 10 > policy.warmup_budget:
-                break  # long operations: a couple of settled calls is all the budget allows
-        rule, single, back_to_back = BLOCK_OVERHEAD, None, None
-        typical = float(np.median(recent[-9:]))  # one preempted sample must not decide
-        if typical * block < policy.min_block_time:
-            block, rule, single, back_to_back, calls = self.steady_state_block(op, sync, block)
-            warm_calls += calls
-        warmup_s = time.perf_counter() - warm_start
+        def run(block: int) -> float:
+            return _time_block(op, sync, block)
 
+        cal = self._recheck_overhead(calibrate(run, policy, self.overhead, time.perf_counter),
+                                     ALONE)
         timer = self.backend.device_timer()
-        samples: list[float] = []
         device: list[float] | None = [] if timer else None
-        start = time.perf_counter()
-        next_check = policy.min_samples
-        reason = STOP_MAX
-        while len(samples) < policy.max_samples:
-            if timer is not None:
-                timer.start()
-            samples.append(_time_block(op, sync, block))
-            if timer is not None and device is not None:
-                device.append(timer.stop() / block)
-            n = len(samples)
-            if n >= next_check:
-                width = self._ci_width(samples)
-                if self.progress:
-                    self.progress(n, width)
-                if width <= policy.target_ci and (
-                        time.perf_counter() - start >= min(policy.min_time, policy.budget)):
-                    reason = STOP_CI
-                    break
-                next_check = n + max(1, n // 10)
-            if n >= policy.min_samples and time.perf_counter() - start >= policy.budget:
-                reason = STOP_BUDGET
-                break
+        sampler = run if timer is None or device is None else (
+            _with_device_timer(run, timer, device))
+        taken = sample(sampler, cal.block, policy, time.perf_counter, self.progress)
         return Timing(
-            samples=samples,
-            block=block,
-            stop_reason=reason,
-            first_call_s=first,
-            warmup_s=warmup_s,
-            warmup_calls=warm_calls,
+            samples=taken.samples,
+            block=cal.block,
+            stop_reason=taken.stop_reason,
+            first_call_s=cal.first_call_s,
+            warmup_s=cal.warmup_s,
+            warmup_calls=cal.warmup_calls,
             overhead_s=self.overhead,
             device_samples=device,
-            block_rule=rule,
-            single_call_s=single,
-            back_to_back_call_s=back_to_back,
+            block_rule=cal.block_rule,
+            single_call_s=cal.single_call_s,
+            back_to_back_call_s=cal.back_to_back_call_s,
         )
 
     @staticmethod
     def _ci_width(samples: list[float]) -> float:
-        x = np.sort(np.asarray(samples))
-        lo, hi = median_ci(x)
-        return ci_rel(float(np.median(x)), lo, hi)
+        return _ci_width(samples)
 
 
 class DistributedEngine(Engine):
@@ -281,121 +554,74 @@ class DistributedEngine(Engine):
     region), then each rank times `block` calls of its op. The sample's figure is the max across
     ranks (min and mean across ranks are kept too). Rank 0 makes every decision — block size,
     end of warm-up, the stopping rule on the max-across-ranks series, the budget — and
-    broadcasts it on `comm`, so all ranks run the same number of iterations. Samples travel to
-    rank 0 at the stopping rule's check points (and at least ~10 times per budget).
+    broadcasts it on `comm` (RankZeroDecides), so all ranks run the same number of iterations:
+    the same calibrate/sample core as Engine, deciding on rank 0. Samples travel to rank 0 at
+    the stopping rule's check points (and at least ~10 times per budget). Device time, where
+    the backend reads it, is kept per sample and per call; its figure is the max across ranks.
     """
 
     def __init__(self, backend: Backend, policy: TimingPolicy, comm: Any,
                  barrier: Callable[[], None] | None = None,
-                 progress: Callable[[int, float], None] | None = None) -> None:
+                 progress: Callable[[int, float], None] | None = None,
+                 steady_state: bool = False) -> None:
         super().__init__(backend, policy, progress)
         self.comm = comm
         self.barrier = barrier or comm.barrier
-
-    def _sample(self, op: Callable[[], Any], sync: Callable[[Any], None] | None,
-                block: int) -> float:
-        self.barrier()
-        t = _time_block(op, sync, block)
-        self.comm.tick()
-        return t
+        # Collectives keep OSU's rule: barrier, as few calls as the overhead allows. Blocks of
+        # min_block_time back to back would pipeline calls that a barrier separates in use, so
+        # the steady-state check is made (on rank 0) only when asked for: min_block_time=0 else.
+        self.steady_state = steady_state
 
     def measure(self, op: Callable[[], Any]) -> Timing:
         policy, sync, comm = self.policy, device_sync(self.backend), self.comm
-        root = comm.rank == 0
+        decide = RankZeroDecides(comm)
         where = getattr(comm, "phase", "") or "the case"
-        comm.phase = f"{where}, warm-up"
-        first = self._sample(op, sync, 1)
-        firsts = comm.gather(first)
-        first_max = max(firsts) if root else first
-        block = comm.bcast(self.block_for(first_max) if root else None)
 
-        warm_start = time.perf_counter()
-        warm_times: list[float] = []
-        warm_calls = 1
-        while True:  # rounds of 5 samples; rank 0 judges the max across ranks
-            local = [self._sample(op, sync, block) for _ in range(5)]
-            warm_calls += 5 * block
-            gathered = comm.gather(local)
-            decision = None
-            if root:
-                worst = np.max(np.asarray(gathered), axis=0).tolist()
-                new_block = self.block_for(float(np.median(worst)))
-                if new_block > block or new_block < block // 2:
-                    warm_times, next_block = [], new_block
-                else:
-                    warm_times += worst
-                    next_block = block
-                elapsed = time.perf_counter() - warm_start
-                long_enough = elapsed >= min(policy.warmup_min_time, policy.warmup_budget)
-                done = ((_settled(warm_times) and long_enough) or elapsed >= policy.warmup_budget
-                        or (len(warm_times) >= 2
-                            and elapsed + max(worst) * block * 10 > policy.warmup_budget))
-                decision = {"block": next_block, "done": done}
-            decision = comm.bcast(decision)
-            block = decision["block"]
-            if decision["done"]:
-                break
-        warmup_s = time.perf_counter() - warm_start
+        def run(block: int) -> float:
+            self.barrier()
+            t = _time_block(op, sync, block)
+            comm.tick()
+            return t
+
+        comm.phase = f"{where}, warm-up"
+        warm_policy = policy if self.steady_state else policy.replace(min_block_time=0.0)
+        cal, firsts = _calibrate(run, warm_policy, self.overhead, time.perf_counter, decide)
+        cal = self._recheck_overhead(cal, decide)
 
         comm.phase = f"{where}, timed iterations"
-        local_samples: list[float] = []
-        per_rank: list[list[float]] = [[] for _ in range(comm.size)]
-        start = time.perf_counter()
-        next_check = policy.min_samples
-        reason = STOP_MAX
-        sent = 0
-        while True:
-            local_samples.append(self._sample(op, sync, block))
-            if len(local_samples) < next_check:
-                continue
-            gathered = comm.gather(local_samples[sent:])
-            sent = len(local_samples)
-            decision = None
-            if root:
-                for r, new in enumerate(gathered):
-                    per_rank[r].extend(new)
-                worst = np.max(np.asarray(per_rank), axis=0)
-                n = len(worst)
-                width = self._ci_width(worst.tolist())
-                if self.progress:
-                    self.progress(n, width)
-                elapsed = time.perf_counter() - start
-                stop = None
-                if width <= policy.target_ci and elapsed >= min(policy.min_time, policy.budget):
-                    stop = STOP_CI
-                elif elapsed >= policy.budget:
-                    stop = STOP_BUDGET
-                elif n >= policy.max_samples:
-                    stop = STOP_MAX
-                per_sample = max(elapsed / n, 1e-9)
-                step = max(1, min(n // 10, int(policy.budget / 10 / per_sample)),
-                           policy.min_samples - n)
-                decision = {"stop": stop, "next": min(n + step, policy.max_samples)}
-            decision = comm.bcast(decision)
-            if decision["stop"]:
-                reason = decision["stop"]
-                break
-            next_check = decision["next"]
+        timer = self.backend.device_timer()
+        device: list[float] | None = [] if timer else None
+        sampler = run if timer is None or device is None else (
+            _with_device_timer(run, timer, device))
+        taken = sample(sampler, cal.block, policy, time.perf_counter, self.progress,
+                       decide=decide)
 
-        extra: dict[str, Any] = {"ranks": comm.size, "rank_samples": local_samples}
-        samples = local_samples
-        if root:
-            matrix = np.asarray(per_rank)
-            samples = matrix.max(axis=0).tolist()
+        extra: dict[str, Any] = {"ranks": comm.size, "rank_samples": taken.local}
+        if device is not None:  # every rank has the same backend: all gather, or none
+            devices = comm.gather(device)
+            if devices is not None:
+                extra["rank_device_samples"] = devices
+                device = _worst(devices)
+        if taken.ranks is not None and firsts is not None:
+            matrix = np.asarray(taken.ranks)
             extra.update(
                 rank_min_samples=matrix.min(axis=0).tolist(),
                 rank_mean_samples=matrix.mean(axis=0).tolist(),
                 rank_medians=np.median(matrix, axis=1).tolist(),
-                first_call_ranks=firsts,
+                first_call_ranks=[f[0] for f in firsts],
             )
         return Timing(
-            samples=samples,
-            block=block,
-            stop_reason=reason,
-            first_call_s=first_max,
-            warmup_s=warmup_s,
-            warmup_calls=warm_calls,
+            samples=taken.samples,
+            block=cal.block,
+            stop_reason=taken.stop_reason,
+            first_call_s=cal.first_call_s,
+            warmup_s=cal.warmup_s,
+            warmup_calls=cal.warmup_calls,
             overhead_s=self.overhead,
+            device_samples=device,
+            block_rule=cal.block_rule,
+            single_call_s=cal.single_call_s,
+            back_to_back_call_s=cal.back_to_back_call_s,
             extra=extra,
         )
 

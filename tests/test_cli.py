@@ -32,15 +32,17 @@ def test_run_spin_json(spun):
         assert m["workload"] == "spin" and m["backend"] == "numpy:cpu"
         assert m["params"] == {"us": us}
         assert m["status"] == "ok" and m["error"] is None
-        assert m["summary"]["median"] == pytest.approx(us * 1e-6, rel=0.02)
+        # an order of magnitude only: how close to `us` is benchmarks/engine_accuracy.py's
+        assert 0.5 * us * 1e-6 < m["summary"]["median"] < 20 * us * 1e-6
         assert m["summary"]["n"] >= 10
         assert m["timing"]["stop_reason"] in ("ci_target", "budget", "max_samples")
-        assert m["metrics"]
-        # spins are alike call to call: timed singly, after the check compared both figures
-        assert m["timing"]["block_rule"] == "overhead"
+        assert m["metrics"]["latency_s"] == m["summary"]["median"]
+        assert m["timing"]["block"] >= 1 and m["timing"]["overhead_s"] > 0
+        # the steady-state check ran below min_block_time and recorded both figures
+        assert m["timing"]["block_rule"] in ("overhead", "steady_state")
         if us < 1000:
-            assert m["timing"]["single_call_s"] == pytest.approx(us * 1e-6, rel=0.05)
-            assert m["timing"]["back_to_back_call_s"] == pytest.approx(us * 1e-6, rel=0.1)
+            for key in ("single_call_s", "back_to_back_call_s"):
+                assert 0.5 * us * 1e-6 < m["timing"][key] < 20 * us * 1e-6
     run_file = cwd / data["run_file"]
     assert run_file.name == f"{data['run_id']}.jsonl" and run_file.is_file()
     assert not list((cwd / "bench-runs").glob("*.part"))
@@ -292,7 +294,9 @@ def test_help_is_fast(bench):
         best = min(best, time.perf_counter() - t0)
         assert res.rc == 0, res.stderr
     assert "bench run" in res.stdout
-    assert best < 1.0
+    # an order of magnitude (it takes ~0.2-0.4 s); why it is fast (no framework imported)
+    # is asserted exactly by the two tests below
+    assert best < 5.0
 
 
 def test_cli_imports_no_framework(workdir):

@@ -138,10 +138,13 @@ def test_max_across_ranks_is_the_slowest_rank(workdir, bench):
     assert res.rc == 0, res.stderr
     (m,) = _json_out(res.stdout)["measurements"]
     fast, slow = m["timing"]["rank_medians_s"]
-    assert slow > 3 * fast  # rank 1 spins 4x as long as rank 0
+    assert slow > fast  # rank 1 spins 4x as long as rank 0 (how much: a machine's figure)
+    assert 100e-6 * 4 * 0.5 < slow < 100e-6 * 4 * 20  # an order of magnitude around 400 us
+    # The figure is the max across ranks per sample (exactly: tests/test_engine_core.py), so
+    # it is at least the slow rank's median; the per-sample min at most the fast rank's.
     assert m["summary"]["median"] >= slow * (1 - 1e-9)
-    assert m["summary"]["median"] == pytest.approx(slow, rel=0.2)
-    assert m["timing"]["rank_min_median_s"] == pytest.approx(fast, rel=0.3)
+    assert m["timing"]["rank_min_median_s"] <= fast * (1 + 1e-9)
+    assert m["timing"]["rank_min_median_s"] <= m["timing"]["rank_mean_median_s"]
     assert m["metrics"]["world_size"] == 2
 
 

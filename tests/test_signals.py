@@ -79,7 +79,7 @@ def test_signal_keeps_finished_cases(bench, bench_popen, workdir, sig, code):
         assert m["status"] == "ok"
         assert m["params"] == {"us": float(us)}
         assert m["summary"]["n"] >= 10
-        assert m["summary"]["median"] == pytest.approx(float(us) * 1e-6, rel=0.05)
+        assert 0.5 * float(us) * 1e-6 < m["summary"]["median"] < 20 * float(us) * 1e-6
         assert m["timing"]["stop_reason"] == "budget"
 
     (row,) = bench("runs", "--json").json()
