@@ -202,3 +202,84 @@ def test_dry_run_script_quotes_everything(bench):
     assert "#SBATCH --nodes=2" in script and "#SBATCH --exclusive" in script
     assert "--launcher srun -n \"$SLURM_NTASKS\"" in script
     assert "'text=a'\"'\"'b $(c)'" in script  # shlex-quoted: a single-quoted shell word
+
+
+# `bench submit` forwards every timing and profiling option to the job's `bench run` line.
+FORWARDED = {
+    "rounds": (["--rounds", "3"], ["--rounds", "3"]),
+    "min-block-time": (["--min-block-time", "0"], ["--min-block-time", "0.0"]),
+    "min-samples": (["--min-samples", "7"], ["--min-samples", "7"]),
+    "max-samples": (["--max-samples", "70"], ["--max-samples", "70"]),
+    "budget": (["--budget", "0.5"], ["--budget", "0.5"]),
+    "target-ci": (["--target-ci", "0.02"], ["--target-ci", "0.02"]),
+    "no-check": (["--no-check"], ["--no-check"]),
+    "timeout": (["--timeout", "30"], ["--timeout", "30.0"]),
+    "profile": (["--profile"], ["--profile"]),
+    "profile-iters": (["--profile", "--profile-iters", "3"], ["--profile-iters", "3"]),
+    "profile-max-mb": (["--profile", "--profile-max-mb", "2.5"], ["--profile-max-mb", "2.5"]),
+}
+
+
+def _run_line(script: str) -> list[str]:
+    """The words of the sbatch script's `exec ... bench run ...` line."""
+    import shlex
+
+    (line,) = [ln for ln in script.splitlines() if ln.startswith("exec ")]
+    words = shlex.split(line)
+    assert words[words.index("-m") + 1:words.index("-m") + 3] == ["harness", "run"], words
+    return words
+
+
+def _has(words: list[str], expected: list[str]) -> bool:
+    n = len(expected)
+    return any(words[i:i + n] == expected for i in range(len(words) - n + 1))
+
+
+@pytest.mark.parametrize("given,expected", FORWARDED.values(), ids=FORWARDED.keys())
+def test_submit_forwards_each_option(bench_inproc, given, expected):
+    r = bench_inproc("submit", "--dry-run", "-w", "spin", "-p", "us=10", *given)
+    assert r.rc == 0, r.stderr
+    words = _run_line(r.stdout)
+    assert _has(words, expected), (expected, words)
+
+
+def test_submit_forwards_every_timing_option(bench_inproc):
+    r = bench_inproc("submit", "--dry-run", "--rounds", "3", "--min-block-time", "0",
+                     "--no-check", "--timeout", "30", "-w", "spin", "-p", "us=10")
+    assert r.rc == 0, r.stderr
+    words = _run_line(r.stdout)
+    for expected in (["--rounds", "3"], ["--min-block-time", "0.0"], ["--no-check"],
+                     ["--timeout", "30.0"], ["-w", "spin"], ["-p", "us=10"]):
+        assert _has(words, expected), (expected, words)
+
+
+def test_submit_forwards_nothing_not_given(bench_inproc):
+    r = bench_inproc("submit", "--dry-run", "-w", "spin", "-p", "us=10")
+    assert r.rc == 0, r.stderr
+    words = _run_line(r.stdout)
+    flags = {flag for given, _ in FORWARDED.values() for flag in given if flag.startswith("-")}
+    assert not flags & set(words), words
+
+
+def test_submit_forwarded_values_are_shell_quoted(bench_inproc, workdir):
+    suite = workdir / "my suite's.toml"
+    suite.write_text('[[matrix]]\nworkload = "spin"\nparams = { us = 10 }\n')
+    r = bench_inproc("submit", "--dry-run", "--suite", str(suite), "--rounds", "2",
+                     "--budget", "0.5")
+    assert r.rc == 0, r.stderr
+    words = _run_line(r.stdout)
+    assert _has(words, ["--suite", str(suite.resolve())])
+    assert _has(words, ["--rounds", "2"]) and _has(words, ["--budget", "0.5"])
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--budget", "-1"], "'budget' must be a positive number"),  # validated before submitting
+    (["--min-samples", "20", "--max-samples", "5"], "min_samples"),
+    (["--timeout", "nan"], "not a finite number"),
+    (["--profile-iters", "3"], "need --profile"),
+    (["--profile", "--profile-iters", "300"], "between 1 and 100"),
+])
+def test_submit_refuses_bad_timing_before_writing(bench_inproc, workdir, args, needle):
+    r = bench_inproc("submit", "--dry-run", "-w", "spin", *args)
+    assert r.rc == 2 and len(r.err_lines) == 1 and needle in r.stderr, r.stderr
+    assert r.stdout == "" and list(workdir.iterdir()) == []

@@ -4,37 +4,17 @@ say, read from the stored traces alone (results.profile does the parsing)."""
 from __future__ import annotations
 
 import fnmatch
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from harness.cli.options import open_store, output_options, store_options
+from harness.cli.render import emit
 from harness.errors import UserError
 
-
-def profile_request(enabled: bool, iters: int | None, max_mb: float | None,
-                    plan: list[Any]) -> Any:
-    """`bench run --profile` options checked before anything runs: the ProfileRequest or None.
-
-    A backend whose profiler is missing is refused here, with what to install."""
-    from harness.profiling import DEFAULT_ITERS, DEFAULT_MAX_BYTES, ProfileRequest
-
-    if not enabled:
-        if iters is not None or max_mb is not None:
-            raise UserError("--profile-iters and --profile-max-mb need --profile")
-        return None
-    if max_mb is not None and max_mb <= 0:
-        raise UserError(f"--profile-max-mb must be positive, got {max_mb:g}")
-    request = ProfileRequest(iters=DEFAULT_ITERS if iters is None else iters,
-                             max_bytes=int(max_mb * 2**20) if max_mb else DEFAULT_MAX_BYTES)
-    from harness.runner import setup_backends
-
-    for backend in setup_backends(plan).values():
-        missing = backend.profiler_missing()
-        if missing:
-            raise UserError(missing)
-    return request
+TRACES_RUN_DIR_HELP = "Folder for run files and their traces [env BENCH_RUN_DIR]."
+FORMATS = ("table", "json", "markdown")
 
 
 def traces_line(measurements: list[dict[str, Any]], run_id: str) -> str | None:
@@ -46,15 +26,6 @@ def traces_line(measurements: list[dict[str, Any]], run_id: str) -> str | None:
     folders = sorted({str(p.parent) for p in paths})
     return (f"{len(paths)} profile trace(s) in {', '.join(folders)}; "
             f"`bench profile summarize {run_id[:8]}` reads them")
-
-
-def _open(store: str | None, run_dir: Path) -> Any:
-    from results.ingest import sync_run_dir
-    from results.store import Store
-
-    st = Store(store)
-    sync_run_dir(st, run_dir)
-    return st
 
 
 def _trace_path(m: dict[str, Any], run_id: str, run_dir: Path) -> Path | None:
@@ -96,12 +67,6 @@ def _traces(st: Any, run_ref: str, case: str | None, run_dir: Path) -> dict[str,
     return found
 
 
-def _print(data: Any) -> None:
-    from results.runfile import jsonable
-
-    click.echo(json.dumps(jsonable(data), indent=2, default=str))
-
-
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Any:
     from rich.markup import escape
     from rich.table import Table
@@ -114,67 +79,64 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Any:
     return table
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
-
-
-FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
-                      default="table", show_default=True)
 TOP = click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
                    help="Operators shown per case.")
-STORE = click.option("--store", envvar="BENCH_STORE", metavar="PATH|URL",
-                     help="Results store [env BENCH_STORE; default ./bench.db]")
-RUN_DIR = click.option("--run-dir", envvar="BENCH_RUN_DIR", default="bench-runs",
-                       type=click.Path(file_okay=False, path_type=Path), show_default=True,
-                       help="Folder for run files and their traces [env BENCH_RUN_DIR].")
 
 
 @click.group("profile")
 def profile() -> None:
-    """Read the traces that `bench run --profile` kept beside a run."""
+    """Read the traces that `bench run --profile` kept beside a run.
+
+    \b
+    Examples:
+      bench run -w gemm -b torch:cpu -p m=512 --profile
+      bench profile summarize latest
+      bench profile diff latest~1 latest 'gemm[torch*'
+    """
 
 
 @profile.command()
 @click.argument("run_ref", metavar="RUN")
 @click.argument("case", required=False)
 @TOP
-@FORMAT
-@STORE
-@RUN_DIR
-def summarize(run_ref: str, case: str | None, top: int, fmt: str, store: str | None,
-              run_dir: Path) -> None:
+@output_options(FORMATS, fail_on=False)
+@store_options(run_dir_help=TRACES_RUN_DIR_HELP)
+def summarize(run_ref: str, case: str | None, top: int, fmt: str, output: Path | None,
+              store: str | None, run_dir: Path) -> None:
     """Top operators/kernels of each profiled case of RUN by self time (device time where the
     trace has it), their share of the step and counts; per-rank wait share of collectives.
 
-    CASE is a substring or glob of case keys, e.g. 'gemm[torch*'."""
+    CASE is a substring or glob of case keys, e.g. 'gemm[torch*'.
+
+    \b
+    Examples:
+      bench profile summarize latest
+      bench profile summarize latest 'gemm[torch*' --top 5
+      bench profile summarize 3f2a9c1e --format markdown -o profile.md
+    """
     from results import profile as prof
 
-    traces = _traces(_open(store, run_dir), run_ref, case, run_dir)
+    traces = _traces(open_store(store, run_dir), run_ref, case, run_dir)
     summaries = [prof.summarize_file(p, top) for p in traces.values()]
     for key, s in zip(traces, summaries, strict=True):
         s.case_key = s.case_key or key
-    if fmt == "json":
-        _print([s.to_dict() for s in summaries])
-        return
-    if fmt == "markdown":
-        click.echo(prof.summary_markdown(summaries))
-        return
-    console = _console()
-    for s in summaries:
-        title = (f"{s.case_key}: {s.kind} trace, {s.steps} step(s) of {prof.fmt_s(s.step_s)}, "
-                 f"{s.basis} self time")
-        console.print(_table(title, ["operator", "self / step", "share", "count"],
-                             [[o.name, prof.fmt_s(o.per_step_s), f"{o.share:.1%}", str(o.count)]
-                              for o in s.ops]))
-        if s.ranks:
-            console.print(_table("per rank", ["rank", "wait", "in the operation", "wait share"],
+
+    def table(out: Any) -> None:
+        for s in summaries:
+            title = (f"{s.case_key}: {s.kind} trace, {s.steps} step(s) of "
+                     f"{prof.fmt_s(s.step_s)}, {s.basis} self time")
+            out.print(_table(title, ["operator", "self / step", "share", "count"],
+                             [[o.name, prof.fmt_s(o.per_step_s), f"{o.share:.1%}",
+                               str(o.count)] for o in s.ops]))
+            if s.ranks:
+                out.print(_table("per rank", ["rank", "wait", "in the operation", "wait share"],
                                  [[str(r.rank), prof.fmt_s(r.wait_s), prof.fmt_s(r.op_s),
                                    f"{r.wait_share:.1%}"] for r in s.ranks]))
-        if s.note:
-            console.print(s.note, highlight=False, markup=False)
+            if s.note:
+                out.print(s.note, highlight=False, markup=False)
+
+    emit(fmt, output, table=table, json=lambda: [s.to_dict() for s in summaries],
+         markdown=lambda: prof.summary_markdown(summaries))
 
 
 @profile.command("diff")
@@ -182,16 +144,21 @@ def summarize(run_ref: str, case: str | None, top: int, fmt: str, store: str | N
 @click.argument("run_b", metavar="RUN_B")
 @click.argument("case", required=False)
 @TOP
-@FORMAT
-@STORE
-@RUN_DIR
-def diff_(run_a: str, run_b: str, case: str | None, top: int, fmt: str, store: str | None,
-          run_dir: Path) -> None:
+@output_options(FORMATS, fail_on=False)
+@store_options(run_dir_help=TRACES_RUN_DIR_HELP)
+def diff_(run_a: str, run_b: str, case: str | None, top: int, fmt: str, output: Path | None,
+          store: str | None, run_dir: Path) -> None:
     """Operator-level differences (per step, B - A) between two profiled runs of the same cases:
-    what got slower after `bench compare` says a case regressed."""
+    what got slower after `bench compare` says a case regressed.
+
+    \b
+    Examples:
+      bench profile diff latest~1 latest
+      bench profile diff tag:branch=main latest 'gemm[torch*' --format markdown
+    """
     from results import profile as prof
 
-    st = _open(store, run_dir)
+    st = open_store(store, run_dir)
     ta, tb = _traces(st, run_a, case, run_dir), _traces(st, run_b, case, run_dir)
     common = [k for k in ta if k in tb]
     if not common:
@@ -203,22 +170,19 @@ def diff_(run_a: str, run_b: str, case: str | None, top: int, fmt: str, store: s
         d = prof.diff(a, b, top)
         d.case_key = key
         diffs.append(d)
-    if fmt == "json":
-        _print([d.to_dict() for d in diffs])
-        return
-    if fmt == "markdown":
-        click.echo(prof.diff_markdown(diffs))
-        return
-    console = _console()
-    for d in diffs:
-        title = (f"{d.case_key}: step {prof.fmt_s(d.a_step_s)} -> {prof.fmt_s(d.b_step_s)} "
-                 f"({d.basis} self time per step)")
-        console.print(_table(title, ["operator", "A", "B", "B - A", "B / A"],
+
+    def table(out: Any) -> None:
+        for d in diffs:
+            title = (f"{d.case_key}: step {prof.fmt_s(d.a_step_s)} -> {prof.fmt_s(d.b_step_s)} "
+                     f"({d.basis} self time per step)")
+            out.print(_table(title, ["operator", "A", "B", "B - A", "B / A"],
                              [[o.name, prof.fmt_s(o.a_per_step_s), prof.fmt_s(o.b_per_step_s),
                                prof.fmt_s(o.delta_s),
                                f"{o.ratio:.3g}x" if o.ratio is not None else "-"]
                               for o in d.ops]))
 
+    emit(fmt, output, table=table, json=lambda: [d.to_dict() for d in diffs],
+         markdown=lambda: prof.diff_markdown(diffs))
 
-def register(cli: click.Group) -> None:
-    cli.add_command(profile)
+
+COMMANDS = [profile]

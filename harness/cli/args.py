@@ -20,6 +20,11 @@ def parse_kv(items: tuple[str, ...], what: str) -> dict[str, list[str]]:
     return out
 
 
+def parse_tags(items: tuple[str, ...]) -> dict[str, str]:
+    """`--tag k=v --tag team=a,b` -> {"k": "v", "team": "a,b"} (a tag's value is one string)."""
+    return {k: ",".join(v) for k, v in parse_kv(items, "--tag").items()}
+
+
 def split_values(values: tuple[str, ...]) -> list[str]:
     """Repeated and comma-separated values as one list: ('a,b', 'c') -> ['a', 'b', 'c']."""
     return [v.strip() for item in values for v in item.split(",") if v.strip()]

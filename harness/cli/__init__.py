@@ -1,0 +1,94 @@
+"""`bench`: the command line. Imports no framework at load; each command imports what it needs.
+
+One module per group of commands, each ending with `COMMANDS = [...]` (the click commands and
+groups it defines). To add a command: write harness/cli/<name>.py and add "<name>" to
+COMMAND_MODULES. Options shared by commands live in harness.cli.options, output in
+harness.cli.render, parsing helpers in harness.cli.args.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from harness import __version__
+from harness.errors import UserError
+
+# Modules of harness.cli whose COMMANDS are registered on the group, in this order.
+COMMAND_MODULES = ["run", "ab", "listing", "results", "cluster", "model", "profile"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="bench")
+def cli() -> None:
+    """accelbench: measure accelerators and interconnects honestly.
+
+    \b
+    Typical use:
+      bench list                          what workloads, backends and suites exist here
+      bench run --suite quick             run a suite into ./bench.db and print the results
+      bench run -w gemm -b numpy:cpu,torch:cpu -p m=256,1024 -p n=1024 -p k=1024
+      bench runs                          runs in the store
+      bench show latest                   one run's measurements (latest, latest~1, id prefix)
+      bench export latest --format csv -o out.csv
+
+    Exit codes: 0 ok, 1 a case failed, 2 bad input, 130/143 interrupted (partial run kept).
+    """
+
+
+def register(group: click.Group, modules: list[str]) -> None:
+    """Add the COMMANDS of each harness.cli.<module> to `group`."""
+    for name in modules:
+        for command in importlib.import_module(f"{__name__}.{name}").COMMANDS:
+            group.add_command(command)
+
+
+register(cli, COMMAND_MODULES)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes end with one line on stderr and exit code 2."""
+    code = 1
+    try:
+        _main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
+    finally:
+        from harness.exiting import report_exit
+
+        report_exit(code)
+
+
+def usage_line(exc: click.ClickException) -> str:
+    """A parser error as one line: `bench: error: <message> (see 'bench X --help')`."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        message += f" (see '{ctx.command_path} --help')"
+    return f"bench: error: {message}"
+
+
+def _main(argv: list[str] | None) -> None:
+    no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())
+    try:
+        cli.main(args=argv, prog_name="bench", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"bench: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("bench: aborted", err=True)
+        sys.exit(130)
+    except no_args as exc:  # `bench` or `bench site` alone: its help, as --help prints it
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
+    except click.ClickException as exc:
+        click.echo(usage_line(exc), err=True)
+        sys.exit(2)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -1,0 +1,270 @@
+"""`bench ab`: a paired, interleaved A/B comparison of two installations or environments."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli.args import parse_tags
+from harness.cli.options import (
+    FiniteFloat,
+    Selection,
+    Timing,
+    build_plan,
+    open_store,
+    output_options,
+    selection_options,
+    store_options,
+    tag_option,
+    timing_options,
+)
+from harness.errors import UserError
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_env(values: tuple[str, ...], option: str) -> tuple[tuple[str, str], ...]:
+    """K=V pairs, V verbatim (commas, colons and '=' included)."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not _ENV_NAME.match(key):
+            raise UserError(f"{option} {item!r}: write NAME=VALUE with a variable name of "
+                            "letters, digits and _ (e.g. OMP_NUM_THREADS=1)")
+        out[key] = value
+    return tuple(sorted(out.items()))
+
+
+def _python(path: str | None, option: str) -> str:
+    if path is None:
+        return sys.executable
+    if not path.strip():
+        raise UserError(f"{option} is empty; give the path of a Python interpreter")
+    if os.sep not in path:
+        import shutil
+
+        found = shutil.which(path)
+        if found is None:
+            raise UserError(f"{option} {path}: no such interpreter on PATH; give its path "
+                            "(e.g. base/.venv/bin/python)")
+        return found
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise UserError(f"{option} {path}: no such interpreter; give the path of a Python "
+                        "that has accelbench installed (e.g. checkout/.venv/bin/python)")
+    return path
+
+
+@click.command()
+@selection_options()
+@timing_options()
+@click.option("--base-python", metavar="PY",
+              help="Interpreter of the base side (e.g. base/.venv/bin/python) [default: this one].")
+@click.option("--head-python", metavar="PY",
+              help="Interpreter of the head side [default: this one].")
+@click.option("--base-env", multiple=True, metavar="NAME=VALUE",
+              help="Environment variable of the base side (repeatable; VALUE verbatim).")
+@click.option("--head-env", multiple=True, metavar="NAME=VALUE",
+              help="Environment variable of the head side (repeatable; VALUE verbatim).")
+@click.option("--calibrate", is_flag=True,
+              help="A/A: both sides equal; store each case's noise floor (the smallest change it "
+                   "can detect at this budget) for later warnings.")
+@click.option("--threshold", type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
+              default=0.05, show_default=True,
+              help="Smallest change (fraction of the base median) that counts.")
+@click.option("--fdr", type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True), default=0.05,
+              show_default=True, help="False-discovery rate across cases (Benjamini-Hochberg).")
+@output_options()
+@tag_option("Label both runs (they also get ab=<id> and ab_side=base|head).")
+@click.option("--workers", type=click.IntRange(min=1, max=8), default=2, show_default=True,
+              help="Worker processes per side; pairs go through every pairing, so an offset "
+                   "between two processes of one code is averaged and allowed for.")
+@click.option("--turn", "turn_s", type=FiniteFloat(0.0005, 1.0), default=0.005,
+              show_default=True, metavar="SECONDS",
+              help="Length of a turn (samples of one side between switches).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the random turn order.")
+@click.option("--no-store", is_flag=True, help="Write the run files only.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@store_options()
+def ab(selection: Selection, timing: Timing, base_python: str | None, head_python: str | None,
+       base_env: tuple[str, ...], head_env: tuple[str, ...], calibrate: bool, threshold: float,
+       fdr: float, fmt: str, output: Path | None, fail_on: str, tags: tuple[str, ...],
+       workers: int, turn_s: float, seed: int | None, no_store: bool, quiet: bool,
+       store: str | None, run_dir: Path) -> None:
+    """Did HEAD get slower than BASE? One paired experiment on this machine.
+
+    Both sides run the same cases as worker processes: two installations (--base-python,
+    --head-python: e.g. the venvs of two checkouts) and/or two environments (--base-env,
+    --head-env). This parent alternates them in short turns (a few milliseconds), in random
+    order within each pair, watches the machine between turns (a canary, CPU pressure, steal)
+    and measures disturbed pairs again; the verdict comes from the distribution of paired
+    ratios, so drift that moves both sides cancels. --budget is the seconds of turns per case,
+    both sides together. Both sides are stored as ordinary runs tagged ab=<id>,
+    ab_side=base|head; --timeout ends the run when a worker does not answer for that long.
+
+    \b
+    Examples:
+      bench ab --suite quick --base-python base/.venv/bin/python \\
+               --head-python head/.venv/bin/python --format markdown --fail-on regression
+      bench ab -w gemm -b torch:cpu -p m=512 -p n=512 -p k=512 \\
+               --base-env OMP_NUM_THREADS=1 --head-env OMP_NUM_THREADS=2
+      bench ab -w spin -p us=100,1000 --calibrate      # A/A: each case's noise floor
+    """
+    from harness.ab import Reporter, Side, run_ab
+    from harness.config import PlannedCase
+
+    if timing.rounds is not None:
+        raise UserError("--rounds does not apply to bench ab: it alternates the sides in "
+                        "turns instead; leave it out")
+    suite_name, plan = build_plan(selection, timing, verb="compare")
+    plan = [PlannedCase(p.case, p.policy.replace(rounds=1)) for p in plan]  # a suite's rounds
+    sides = (Side("base", _python(base_python, "--base-python"),
+                  parse_env(base_env, "--base-env")),
+             Side("head", _python(head_python, "--head-python"),
+                  parse_env(head_env, "--head-env")))
+    # Paths as given, not resolved: two venvs' pythons link to one binary but are two
+    # installations.
+    same = (os.path.abspath(sides[0].python) == os.path.abspath(sides[1].python)
+            and sides[0].env == sides[1].env)
+    if same and not calibrate:
+        raise UserError("both sides are the same: give --base-python/--head-python or "
+                        "--base-env/--head-env, or --calibrate for an A/A run that measures "
+                        "each case's noise floor")
+    if calibrate and not same:
+        raise UserError("--calibrate measures the noise floor with both sides equal: leave out "
+                        "--base-*/--head-* options")
+    tag_values = parse_tags(tags)
+    for reserved in ("ab", "ab_side"):
+        if reserved in tag_values:
+            raise UserError(f"--tag {reserved}=... is set by bench ab itself; choose another key")
+    if calibrate:
+        from results.noise_floor import CALIBRATION_TAG
+
+        tag_values[CALIBRATION_TAG] = "1"
+    outcome = run_ab(plan, sides, run_dir=run_dir,
+                     open_store=None if no_store else (lambda: open_store(store, None)),
+                     tags=tag_values, argv=["bench", *sys.argv[1:]], suite=suite_name,
+                     plugins=selection.plugins, check=timing.check, threshold=threshold,
+                     timeout=timing.rank_timeout, reporter=Reporter(quiet), seed=seed,
+                     workers=workers, turn_s=turn_s)
+    if outcome.error:
+        click.echo(f"bench: error: {outcome.error}; finished cases kept (runs "
+                   f"{outcome.run_ids.get('base', '?')[:8]}, "
+                   f"{outcome.run_ids.get('head', '?')[:8]}, partial)", err=True)
+    if outcome.results:
+        render(outcome, outcome.store, threshold, fdr, fmt, output, calibrate)
+    if outcome.exit_code:
+        sys.exit(outcome.exit_code)
+    from harness.cli.render import fail_gate
+
+    fail_gate(_comparison(outcome, threshold, fdr)[0].counts(), fail_on, "ab")
+
+
+def _comparison(outcome: Any, threshold: float, fdr: float) -> Any:
+    from results.paired import PairedCase, estimate, verdicts
+
+    cases = []
+    for r in outcome.results:
+        if not r.compared:
+            continue
+        b, h = r.sides["base"], r.sides["head"]
+        import numpy as np
+
+        cases.append(PairedCase(r.key, float(np.median(b.samples)), float(np.median(h.samples)),
+                                len(b.samples), len(h.samples),
+                                estimate(r.log_ratios, threshold, groups=r.groups)))
+    return verdicts(cases, threshold, fdr), {c.case_key: c.estimate for c in cases}
+
+
+def render(outcome: Any, store: Any, threshold: float, fdr: float, fmt: str,
+           output: Path | None, calibrate: bool) -> None:
+    from results.noise_floor import floor_warning, latest_floors
+
+    cmp, estimates = _comparison(outcome, threshold, fdr)
+    by_key = {r.key: r for r in outcome.results}
+    failed = {r.key: "; ".join(f"{n}: {r.sides[n].error}" for n in r.failed_on)
+              for r in outcome.results if r.failed_on}
+    rows = {k: {"pairs": e.pairs, "disturbed": by_key[k].pairs_disturbed,
+                "disturbed_kept": by_key[k].disturbed_kept, "floor": e.floor}
+            for k, e in estimates.items()}
+    warnings = []
+    kept = [k for k, row in rows.items() if row["disturbed_kept"]]
+    if kept:
+        warnings.append(f"{len(kept)} case(s) rest on pairs measured while the machine was "
+                        f"disturbed (re-measured {2} times, still disturbed): "
+                        + ", ".join(kept[:3]) + (" ..." if len(kept) > 3 else ""))
+    if store is not None and not calibrate:
+        run, floors = latest_floors(store, socket.gethostname())
+        w = floor_warning(run, floors, threshold, rows)
+        if w:
+            warnings.append(w)
+    base = {"run_id": outcome.run_ids["base"], "started_at": ""}
+    head = {"run_id": outcome.run_ids["head"], "started_at": ""}
+    if fmt == "json":
+        from results.runfile import jsonable
+
+        cases = []
+        for c in cmp.worst_first():
+            row = rows[c.case_key]
+            cases.append({"case_key": c.case_key, "ratio": c.ratio, "ci_low": c.ci_low,
+                          "ci_high": c.ci_high, "p_value": c.p_value, "verdict": c.verdict,
+                          "pairs": row["pairs"], "disturbed": row["disturbed"],
+                          "disturbed_kept": row["disturbed_kept"], "floor": row["floor"],
+                          "base_median_s": c.base_median, "head_median_s": c.head_median,
+                          "base_run_id": base["run_id"], "head_run_id": head["run_id"]})
+        for key, why in failed.items():
+            cases.append({"case_key": key, "verdict": "failed", "error": why,
+                          "base_run_id": base["run_id"], "head_run_id": head["run_id"]})
+        text = json.dumps(jsonable({
+            "ab_id": outcome.ab_id, "status": outcome.status, "seed": outcome.seed,
+            "base": {"run_id": base["run_id"], "run_file": str(outcome.run_files.get("base"))},
+            "head": {"run_id": head["run_id"], "run_file": str(outcome.run_files.get("head"))},
+            "threshold": threshold, "fdr": fdr, "counts": cmp.counts(), "cases": cases,
+            "warnings": warnings, "calibrate": calibrate,
+        }), indent=2, default=str)
+        _write(text, output)
+        return
+    if fmt == "markdown":
+        from results.report.markdown import compare_markdown
+
+        text = compare_markdown(cmp, base, head, [], warnings
+                                + [f"failed on one side, not compared: {k} ({v})"
+                                   for k, v in failed.items()])
+        text = text.replace("### accelbench compare:", "### accelbench ab (paired):", 1)
+        _write(text, output)
+        return
+    if fmt == "html":
+        from results.report.html import compare_html
+
+        _write(compare_html(cmp, base, head, [], warnings), output)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    from results.report.table import ab_table
+
+    console = Console(width=200) if output is None and not sys.stdout.isatty() else (
+        Console() if output is None else Console(record=True, width=200,
+                                                 file=open(os.devnull, "w")))  # noqa: SIM115
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
+    console.print(ab_table(cmp, rows, base, head, failed))
+    where = ", ".join(f"{n} run {outcome.run_ids[n][:8]}" for n in ("base", "head"))
+    console.print(f"{where}; run files in {outcome.run_files['base'].parent}", highlight=False)
+    if output is not None:
+        _write(console.export_text(), output)
+
+
+def _write(text: str, output: Path | None) -> None:
+    from harness.cli.render import write_text
+
+    write_text(text, output)
+
+
+COMMANDS = [ab]

@@ -1,0 +1,186 @@
+"""`bench model fit` and `bench model predict`: the alpha-beta (latency-bandwidth) model."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli.args import parse_counts, split_values
+from harness.cli.options import FiniteFloat, json_option, open_store, store_options
+from harness.cli.render import console
+from harness.errors import UserError
+
+
+@click.group()
+def model() -> None:
+    """The alpha-beta (latency-bandwidth) model: fit it to measured sweeps, predict at scale.
+
+    \b
+    Examples:
+      bench model fit latest -o mpi-loopback.json
+      bench model predict --fabric ndr --nodes 1024 --size 1GiB
+    """
+
+
+def _size_list(text: str) -> list[int]:
+    from harness.params import parse_size
+
+    try:
+        return [parse_size(x) for x in split_values((text,))]
+    except ValueError as exc:
+        raise UserError(f"--size: {exc}") from None
+
+
+@model.command("fit")
+@click.argument("run_refs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--algorithm", type=click.Choice(["ring", "tree"]), default="ring",
+              show_default=True, help="Cost model the collectives are assumed to follow.")
+@click.option("--holdout", "holdout_refs", multiple=True, metavar="RUN",
+              help="Report the fitted model's error on these runs too (not fitted on).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the fitted fabric profile (JSON) for `bench model predict --fabric`.")
+@click.option("--name", default="fitted", show_default=True)
+@json_option()
+@store_options()
+def model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str, ...],
+              output: Path | None, name: str, as_json: bool, store: str | None,
+              run_dir: Path) -> None:
+    """Fit alpha (latency) and beta (bandwidth) to the p2p/collective sweeps of RUN(s).
+
+    \b
+    Examples:
+      bench run -w p2p -b mpi -p size=8B..16MiB*4 --launcher mpirun -n 2
+      bench model fit latest -o mpi-loopback.json
+    """
+    import numpy as np
+
+    from cluster.model import fit, points_from_measurements, relative_errors
+
+    st = open_store(store, run_dir)
+    ids = [st.resolve(r) for r in run_refs]
+    points = points_from_measurements(st.measurements(ids))
+    fabric = fit(points, algorithm, name)
+    result = {"fabric": name, "alpha_us": fabric.alpha_s * 1e6,
+              "beta_gbps": fabric.beta_bytes_per_s / 1e9, **fabric.fit,
+              "points": [{"collective": p.collective, "ranks": p.ranks, "size": p.size,
+                          "measured_s": p.time_s, "error": float(e)}
+                         for p, e in zip(points, relative_errors(fabric, points, algorithm),
+                                         strict=True)]}
+    if holdout_refs:
+        held = points_from_measurements(st.measurements([st.resolve(r) for r in holdout_refs]))
+        if not held:
+            raise UserError("the --holdout runs hold no p2p or collective measurements")
+        err = relative_errors(fabric, held, algorithm)
+        result["holdout"] = {"points": len(held),
+                             "median_abs_rel_error": float(np.median(np.abs(err))),
+                             "max_abs_rel_error": float(np.max(np.abs(err)))}
+    if output is not None:
+        tmp = output.with_name(f".{output.name}.tmp")
+        tmp.write_text(fabric.to_json())
+        os.replace(tmp, output)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{name}: alpha = {result['alpha_us']:.3g} us, beta = {result['beta_gbps']:.4g} "
+               f"GB/s ({algorithm} cost model, {fabric.fit['points']} points)")
+    click.echo(f"fit error: median {fabric.fit['median_abs_rel_error']:.1%}, "
+               f"max {fabric.fit['max_abs_rel_error']:.1%} (on the fitted points)")
+    if "holdout" in result:
+        h = result["holdout"]
+        click.echo(f"held-out error: median {h['median_abs_rel_error']:.1%}, "
+                   f"max {h['max_abs_rel_error']:.1%} on {h['points']} point(s)")
+    if output is not None:
+        click.echo(f"wrote {output}", err=True)
+
+
+@model.command("predict")
+@click.option("--fabric", "fabric_ref", required=True, metavar="PRESET|FILE",
+              help="hdr, ndr, efa, 100gbe, or a profile from `bench model fit -o`.")
+@click.option("--nodes", default="8,16,32,64,128,256,512,1024,2048,4096", show_default=True,
+              metavar="N[,N]", help="Node counts (one rank per node).")
+@click.option("--size", default="1GiB", show_default=True, metavar="BYTES[,BYTES]",
+              help="Buffer size(s), e.g. 8B,1MiB,1GiB.")
+@click.option("--collective", type=click.Choice(
+    ["allreduce", "allgather", "reduce-scatter", "broadcast", "alltoall"]),
+    default="allreduce", show_default=True)
+@click.option("--gradient-bytes", metavar="BYTES",
+              help="Data-parallel training: gradient size (e.g. 1GB); with --step-time.")
+@click.option("--step-time", type=FiniteFloat(), metavar="SECONDS",
+              help="Data-parallel training: compute time of one step on one node.")
+@click.option("--overlap", type=FiniteFloat(0, 1), default=0.0, show_default=True,
+              help="Fraction of the gradient allreduce hidden behind compute.")
+@json_option()
+def model_predict(fabric_ref: str, nodes: str, size: str, collective: str,
+                  gradient_bytes: str | None, step_time: float | None, overlap: float,
+                  as_json: bool) -> None:
+    """Predict collective time, bus bandwidth and data-parallel efficiency at scale.
+
+    \b
+    Examples:
+      bench model predict --fabric ndr --nodes 1024 --size 1GiB
+      bench model predict --fabric mpi-loopback.json --gradient-bytes 1GB --step-time 0.5
+    """
+    from cluster.model import bus_factor, dp_efficiency, load_fabric, predict_time
+    from harness.params import parse_size
+
+    fabric = load_fabric(fabric_ref)
+    counts = parse_counts(nodes, "--nodes")
+    sizes = _size_list(size)
+    if (gradient_bytes is None) != (step_time is None):
+        raise UserError("give --gradient-bytes and --step-time together")
+    grad = None
+    if gradient_bytes is not None:
+        try:
+            grad = parse_size(gradient_bytes)
+        except ValueError as exc:
+            raise UserError(f"--gradient-bytes: {exc}") from None
+    rows = []
+    for m in sizes:
+        for p in counts:
+            row: dict[str, Any] = {"nodes": p, "size": m}
+            for alg in ("ring", "tree"):
+                t = predict_time(fabric, collective, alg, p, m)
+                row[f"{alg}_s"] = t
+                row[f"{alg}_busbw_gbps"] = (m / t * bus_factor(collective, p) / 1e9
+                                            if t > 0 else None)
+            if grad is not None and step_time is not None:
+                row["dp_efficiency"] = dp_efficiency(fabric, p, grad, step_time, "ring",
+                                                     overlap)
+            rows.append(row)
+    if as_json:
+        click.echo(json.dumps({"fabric": {"name": fabric.name, "alpha_s": fabric.alpha_s,
+                                          "beta_bytes_per_s": fabric.beta_bytes_per_s,
+                                          "source": fabric.source},
+                               "collective": collective, "rows": rows}, indent=2))
+        return
+    from rich.table import Table
+
+    from results.report.units import seconds
+
+    table = Table(title=f"{collective} on {fabric.name} (alpha {fabric.alpha_s * 1e6:.3g} us, "
+                        f"beta {fabric.beta_bytes_per_s / 1e9:.4g} GB/s, {fabric.source})",
+                  title_justify="left")
+    cols = ["nodes", "size", "ring time", "ring busbw", "tree time", "tree busbw"]
+    if grad is not None:
+        cols.append("DP efficiency")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for r in rows:
+        cells = [str(r["nodes"]), f"{r['size']:,} B", seconds(r["ring_s"]),
+                 f"{r['ring_busbw_gbps']:.3g} GB/s" if r["ring_busbw_gbps"] else "-",
+                 seconds(r["tree_s"]),
+                 f"{r['tree_busbw_gbps']:.3g} GB/s" if r["tree_busbw_gbps"] else "-"]
+        if grad is not None:
+            cells.append(f"{r['dp_efficiency']:.1%}")
+        table.add_row(*cells)
+    console().print(table)
+    if fabric.source == "preset":
+        click.echo(f"{fabric.description}: nominal figures, not measurements; fit your own "
+                   "with `bench model fit RUN -o fabric.json`.", err=True)
+
+
+COMMANDS = [model]

@@ -1,0 +1,190 @@
+"""`bench run`: measure cases, in this process or as ranks started by a launcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli.args import parse_counts, parse_tags
+from harness.cli.options import (
+    Profiling,
+    Selection,
+    Timing,
+    build_plan,
+    json_option,
+    open_store,
+    profile_options,
+    selection_options,
+    store_options,
+    tag_option,
+    timing_options,
+)
+from harness.cli.render import console, print_json, print_sweeps
+from harness.errors import UserError
+
+
+@click.command()
+@selection_options()
+@tag_option("Label the run (e.g. --tag branch=main); shown by `bench runs`.")
+@timing_options()
+@click.option("--dry-run", is_flag=True, help="List the cases that would run, run nothing.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--launcher", type=click.Choice(["local", "mpirun", "srun", "torchrun"]),
+              help="Start the ranks with this launcher (with -n or --ranks) [default local].")
+@click.option("-n", "--nranks", type=click.IntRange(min=1), metavar="N",
+              help="Number of ranks to start (see --launcher).")
+@click.option("--ranks", "rank_list", metavar="N[,N]",
+              help="Scaling sweep: one run per world size, e.g. --ranks 1,2,4.")
+@click.option("--no-store", is_flag=True,
+              help="Write the run file only (batch jobs: `bench collect` ingests it later).")
+@profile_options()
+@store_options()
+@json_option()
+def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bool, quiet: bool,
+        launcher: str | None, nranks: int | None, rank_list: str | None, no_store: bool,
+        profiling: Profiling, store: str | None, run_dir: Path, as_json: bool) -> None:
+    """Measure cases: a suite, or workloads x backends x parameters.
+
+    Each case warms up until its times settle, then samples until the 95% confidence interval
+    of the median is within --target-ci, or --budget seconds run out. Results go to a run file
+    in --run-dir and into the store.
+
+    \b
+    Examples:
+      bench run --suite quick
+      bench run -w spin -p us=10,100,1000 --json
+      bench run -w stream -b torch:cpu -p op=copy,triad -p n=16777216 --budget 2
+      bench run -w allreduce -b mpi -p size=8B..64MiB*4 --launcher mpirun -n 2
+      bench run -w dp-train -b gloo --ranks 1,2
+    """
+    selection.load_plugins()  # before the tags, as ever: a broken plugin is the first error
+    tag_values = parse_tags(tags)
+    suite_name, plan = build_plan(selection, timing)
+    if dry_run:
+        if as_json:
+            print_json([{"case_key": p.case.key, "policy": p.policy.to_dict()} for p in plan])
+        else:
+            for p in plan:
+                click.echo(p.case.key)
+        return
+
+    profile = profiling.request(plan)
+    from cluster.launch import ENV_LAUNCHED, placement
+    from harness.progress import ProgressReporter
+    from harness.runner import execute, setup_backends
+    from results.report.table import measurement_json, measurements_table
+
+    inside = os.environ.get(ENV_LAUNCHED) or placement().launcher != "local"  # already a rank
+    if not inside and (launcher or nranks or rank_list):
+        _launch_ranks(launcher or "local", nranks, rank_list, timing.rank_timeout, plan, store,
+                      run_dir)  # never returns
+    comm, rank = _join_ranks(launcher, nranks, timing.rank_timeout)
+    backends = setup_backends(plan)  # a missing package or device fails before any write
+    st = open_store(store, None) if rank == 0 and not no_store else None
+    reporter = ProgressReporter(quiet=quiet)
+    result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
+                     argv=["bench", *sys.argv[1:]], backends=backends, comm=comm,
+                     check=timing.check, run_id=os.environ.get("BENCH_RUN_ID"),
+                     profile=profile)
+    if result.error:
+        click.echo(f"bench: error: {result.error}"
+                   + (f"; finished cases kept (run {result.run_id}, partial)" if rank == 0
+                      else ""), err=True)
+    if rank != 0:
+        _end(result.exit_code, hard=result.error is not None)
+    if as_json:
+        print_json({"run_id": result.run_id, "status": result.status,
+                    "run_file": str(result.path), "store": st.name if st else None,
+                    "measurements": [measurement_json(m) for m in result.measurements]})
+    else:
+        out = console()
+        out.print(measurements_table(result.measurements,
+                                     title=f"run {result.run_id} ({result.status})"))
+        print_sweeps(out, result.measurements)
+        where = f"stored in {st.name}; " if st else ""
+        out.print(f"{where}run file {result.path}", highlight=False)
+    _end(result.exit_code, hard=result.error is not None)
+
+
+def _end(code: int, hard: bool) -> None:
+    """Exit; after a rank failure without the interpreter's shutdown, where MPI_Finalize or a
+    gRPC server could wait for the rank that is gone."""
+    if hard:
+        from harness.exiting import exit_now
+
+        exit_now(code)
+    sys.exit(code)
+
+
+def _join_ranks(launcher: str | None, nranks: int | None, timeout: float) -> tuple[Any, int]:
+    """In a rank: where we are, checked against what the launching command asked for."""
+    from cluster.launch import ENV_WORLD, placement
+    from harness.distributed import world
+
+    where = placement()
+    want = os.environ.get(ENV_WORLD) or (str(nranks) if nranks else None)
+    if want is not None and int(want) != where.world_size:
+        raise UserError(f"{want} rank(s) were asked for but the launcher started "
+                        f"{where.world_size}; give -n the launcher's number of ranks")
+    return world(where.rank, where.world_size, timeout), where.rank
+
+
+def _scaling_baseline(run_file: Path) -> dict[str, str]:
+    """Throughput per case of the first run of a --ranks sweep, in a file the later runs read."""
+    import tempfile
+
+    from results.runfile import read_run_file
+    from workloads.dp_train import BASELINE_ENV
+
+    try:
+        record = read_run_file(run_file)
+    except (OSError, UserError):
+        return {}
+    table = {json.dumps([m["workload"], sorted(m["params"].items())]):
+             (m.get("metrics") or {}).get("samples_per_s")
+             for m in record.measurements if m.get("status") == "ok"}
+    fd, path = tempfile.mkstemp(prefix="bench-scaling-", suffix=".json")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(table, fh)
+    return {BASELINE_ENV: path}
+
+
+def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, timeout: float,
+                  plan: list[Any], store: str | None, run_dir: Path) -> None:
+    """Start the ranks (once per world size of --ranks), then exit with rank 0's exit code."""
+    import uuid
+
+    from cluster.launch import ENV_RUN_ID, launch
+
+    if nranks and rank_list:
+        raise UserError("give either -n N or --ranks N,N,..., not both")
+    needs_mpi = sorted({p.case.backend for p in plan if p.case.backend.startswith("mpi:")})
+    if needs_mpi and launcher not in ("mpirun", "srun"):
+        raise UserError(f"backend {needs_mpi[0]} needs MPI ranks: use --launcher mpirun "
+                        f"(or srun), not {launcher}")
+    sizes = parse_counts(rank_list, "--ranks") if rank_list else [nranks or 1]
+    from harness.runner import setup_backends
+
+    setup_backends(plan)  # a missing package or device: one line here, not one per rank
+    run_ids, code, extra = [], 0, {}
+    for n in sizes:
+        run_ids.append(str(uuid.uuid4()))
+        code = launch(launcher, n, sys.argv[1:], timeout, {ENV_RUN_ID: run_ids[-1], **extra})
+        if code != 0:
+            break
+        if rank_list and len(run_ids) == 1:  # later sizes store efficiency against this one
+            extra = _scaling_baseline(run_dir / f"{run_ids[0]}.jsonl")
+    if rank_list and code == 0:
+        from results.report.scaling import scaling_table
+
+        st = open_store(store, run_dir)
+        console().print(scaling_table(st, run_ids))
+    sys.exit(code)
+
+
+COMMANDS = [run]
