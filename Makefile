@@ -18,6 +18,7 @@ quick: $(BIN)/bench
 
 lint: $(BIN)/bench
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -q

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,42 +31,20 @@ from harness.backends.jax import ENV_JAX_COORDINATOR
 from harness.distributed import ENV_ADDR, ENV_TIMEOUT, ENV_TOKEN, free_port
 from harness.errors import UserError
 from harness.exiting import ENV_EXIT_FILE
+from harness.placement import (  # noqa: F401  (the launcher's own names, kept here too)
+    ENV_LAUNCHED,
+    ENV_RUN_ID,
+    ENV_WORLD,
+    Placement,
+    placement,
+)
 
-# (rank, world size, local rank) variables, in the order launchers are recognised.
-_LAUNCHERS = {
-    "torchrun": ("RANK", "WORLD_SIZE", "LOCAL_RANK"),
-    "mpirun": ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),
-    "mpiexec": ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
-    "srun": ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
-}
 LAUNCHERS = ("local", "mpirun", "srun", "torchrun")
-ENV_LAUNCHED = "BENCH_LAUNCHED"  # set in the ranks that a launching `bench` started
-ENV_WORLD = "BENCH_WORLD_SIZE"  # the world size the launching `bench` asked for
-ENV_RUN_ID = "BENCH_RUN_ID"
 _PACKAGES = {
     "mpirun": "Open MPI: apt-get install openmpi-bin (or MPICH: apt-get install mpich)",
     "srun": "Slurm: apt-get install slurm-client, and run inside an allocation",
     "torchrun": "PyTorch: pip install 'accelbench[torch]'",
 }
-
-
-@dataclass(frozen=True)
-class Placement:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    launcher: str = "local"
-
-
-def placement(environ: dict[str, str] | None = None) -> Placement:
-    env = os.environ if environ is None else environ
-    for launcher, (r, w, lr) in _LAUNCHERS.items():
-        if launcher == "srun" and "SLURM_STEP_ID" not in env:
-            continue  # a batch script has SLURM_PROCID too, but it is not a rank of a step
-        if r in env and w in env:
-            name = env.get(ENV_LAUNCHED) or launcher
-            return Placement(int(env[r]), int(env[w]), int(env.get(lr, "0")), name)
-    return Placement()
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ def report_exit(code: int) -> None:
     path = os.environ.get(ENV_EXIT_FILE)
     if not path:
         return
-    from cluster.launch import placement
+    from harness.placement import placement
 
     if placement().rank == 0:
         with contextlib.suppress(OSError):

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from harness.config import PlannedCase
-from results.report.units import headline_metric, percent, seconds
+from harness.units import headline_metric, percent, seconds
 
 
 class ProgressReporter:

@@ -11,6 +11,7 @@ import numpy as np
 from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
 from harness.peaks import PeakMetrics, for_backend
 from kernels import array_kernels
+from kernels.nn.reference import conv2d_reference as reference
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2}
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-2}
@@ -25,15 +26,6 @@ DTYPES = {
 
 def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
-
-
-def reference(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
-    """Direct convolution in float64: im2col by strided views, then one tensordot."""
-    x = np.pad(np.asarray(x, np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    k = w.shape[-1]
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
-    win = win[:, :, ::stride, ::stride]  # n, c, oh, ow, kh, kw
-    return np.einsum("ncyxij,ocij->noyx", win, np.asarray(w, np.float64), optimize=True)
 
 
 class Conv2d(PeakMetrics, Workload):

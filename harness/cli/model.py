@@ -159,7 +159,7 @@ def model_predict(fabric_ref: str, nodes: str, size: str, collective: str,
         return
     from rich.table import Table
 
-    from results.report.units import seconds
+    from harness.units import seconds
 
     table = Table(title=f"{collective} on {fabric.name} (alpha {fabric.alpha_s * 1e6:.3g} us, "
                         f"beta {fabric.beta_bytes_per_s / 1e9:.4g} GB/s, {fabric.source})",

@@ -252,7 +252,7 @@ def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_js
         from rich.markup import escape
         from rich.table import Table
 
-        from results.report.units import percent, seconds
+        from harness.units import percent, seconds
 
         t = Table(title=escape(f"{hist.case_key}: {len(hist.medians)} run(s)"),
                   title_justify="left")

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from cluster.launch import placement
 from harness.errors import BackendUnavailable, UserError
+from harness.placement import placement
 from kernels.collectives.base import Bound, CollectiveBackend, Collectives, in_count, out_count
 
 

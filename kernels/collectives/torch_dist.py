@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from cluster.launch import placement
 from harness.distributed import DEFAULT_TIMEOUT, ENV_TIMEOUT, free_port
 from harness.errors import BackendUnavailable, UserError
+from harness.placement import placement
 from kernels.collectives.base import Bound, CollectiveBackend, Collectives, out_count
 
 

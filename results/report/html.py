@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.units import headline_metric, percent, seconds
 from results.report import plots
-from results.report.units import headline_metric, percent, seconds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

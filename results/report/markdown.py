@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.units import seconds
 from results.compare import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, Comparison
-from results.report.units import seconds
 
 ICON = {REGRESSION: "🔴", IMPROVEMENT: "🟢", NOISE: "🟡", UNCHANGED: "⚪"}
 

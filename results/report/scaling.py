@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.table import Table
 
-from results.report.units import percent, rate, seconds
+from harness.units import percent, rate, seconds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -8,8 +8,8 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from harness.units import headline_metric, percent, seconds
 from results.compare import round_spread
-from results.report.units import headline_metric, percent, seconds
 from results.runfile import jsonable
 
 
