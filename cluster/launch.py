@@ -29,7 +29,6 @@ from typing import Any
 
 from harness.backends.jax import ENV_JAX_COORDINATOR
 from harness.distributed import ENV_ADDR, ENV_TIMEOUT, ENV_TOKEN, free_port
-from harness.errors import UserError
 from harness.exiting import ENV_EXIT_FILE
 from harness.placement import (  # noqa: F401  (the launcher's own names, kept here too)
     ENV_LAUNCHED,
@@ -38,13 +37,6 @@ from harness.placement import (  # noqa: F401  (the launcher's own names, kept h
     Placement,
     placement,
 )
-
-LAUNCHERS = ("local", "mpirun", "srun", "torchrun")
-_PACKAGES = {
-    "mpirun": "Open MPI: apt-get install openmpi-bin (or MPICH: apt-get install mpich)",
-    "srun": "Slurm: apt-get install slurm-client, and run inside an allocation",
-    "torchrun": "PyTorch: pip install 'accelbench[torch]'",
-}
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,11 +62,6 @@ def cluster_record(where: Placement, world_size: int) -> dict[str, Any]:
     """The run's place in a job: launcher, world size, MPI implementation (environment record)."""
     return {**asdict(where), "world_size": world_size, "mpi_implementation": mpi_implementation(),
             "slurm_nodelist": os.environ.get("SLURM_JOB_NODELIST")}
-
-
-def _missing(launcher: str) -> UserError:
-    return UserError(f"launcher {launcher!r}: {launcher} is not installed here; "
-                     f"it comes with {_PACKAGES[launcher]}")
 
 
 def rank0_host(launcher: str) -> str:
@@ -137,39 +124,9 @@ def rank_env(launcher: str, n: int, timeout: float) -> dict[str, str]:
 def launch_command(launcher: str, n: int, args: Sequence[str],
                    env: dict[str, str]) -> list[str] | None:
     """The command that starts `n` ranks of `python -m harness ARGS` (None for `local`)."""
-    me = [sys.executable, "-m", "harness", *args]
-    if launcher == "local":
-        return None
-    if launcher == "mpirun":
-        exe = shutil.which("mpirun") or shutil.which("mpiexec")
-        if exe is None:
-            raise _missing(launcher)
-        impl = mpi_implementation() or ""
-        if "Open MPI" in impl or "OpenRTE" in impl:
-            extra = ["--oversubscribe"]
-            if hasattr(os, "geteuid") and os.geteuid() == 0:
-                extra.append("--allow-run-as-root")
-            # Open MPI binds 1-2 ranks to one core each: a 1-rank baseline would then run its
-            # threads on one core. Unbound unless the user chose (recorded via OMPI_MCA_*).
-            bind = "OMPI_MCA_hwloc_base_binding_policy"
-            env.setdefault(bind, os.environ.get(bind, "none"))
-            exports = [a for k in env for a in ("-x", k)]
-            return [exe, *extra, "-np", str(n), *exports, *me]
-        return [exe, "-n", str(n), "-genvlist", ",".join(env), *me]  # MPICH Hydra
-    if launcher == "srun":
-        exe = shutil.which("srun")
-        if exe is None:
-            raise _missing(launcher)
-        return [exe, "-n", str(n), "--kill-on-bad-exit=1", "--export=ALL", *me]
-    if launcher == "torchrun":
-        import importlib.util
+    from cluster import launchers
 
-        if importlib.util.find_spec("torch") is None:
-            raise _missing(launcher)
-        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n),
-                "--master-addr", env["MASTER_ADDR"], "--master-port", env["MASTER_PORT"],
-                "-m", "harness", *args]
-    raise UserError(f"unknown launcher {launcher!r}; known: {', '.join(LAUNCHERS)}")
+    return launchers.get(launcher).command(n, args, env)
 
 
 def launch(launcher: str, n: int, args: Sequence[str], timeout: float,

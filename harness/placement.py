@@ -17,6 +17,14 @@ _LAUNCHERS = {
     "mpiexec": ("PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID"),
     "srun": ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
 }
+
+
+def register_rank_variables(launcher: str, variables: tuple[str, str, str]) -> None:
+    """A launcher's (rank, world size, local rank) variables (cluster.launchers registers its
+    own); recognised in the order registered."""
+    _LAUNCHERS.setdefault(launcher, variables)
+
+
 ENV_LAUNCHED = "BENCH_LAUNCHED"  # set in the ranks that a launching `bench` started
 ENV_WORLD = "BENCH_WORLD_SIZE"  # the world size the launching `bench` asked for
 ENV_RUN_ID = "BENCH_RUN_ID"

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from cluster.launchers import names as launcher_names
 from harness.cli.args import parse_counts, parse_tags
 from harness.cli.options import (
     Profiling,
@@ -34,7 +35,7 @@ from harness.errors import UserError
 @timing_options()
 @click.option("--dry-run", is_flag=True, help="List the cases that would run, run nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
-@click.option("--launcher", type=click.Choice(["local", "mpirun", "srun", "torchrun"]),
+@click.option("--launcher", type=click.Choice(launcher_names()),
               help="Start the ranks with this launcher (with -n or --ranks) [default local].")
 @click.option("-n", "--nranks", type=click.IntRange(min=1), metavar="N",
               help="Number of ranks to start (see --launcher).")

@@ -1,0 +1,65 @@
+"""Launchers that start the ranks of `bench run --launcher NAME -n N`: one module each.
+
+A launcher is a class with a `name`, the package that provides it (for the "not installed"
+message), the variables that tell its ranks who they are (registered with harness.placement,
+so a rank knows its place), and `command(n, args, env)`: the command line that starts `n`
+ranks of `python -m harness ARGS` with `env` exported (None: this process starts them itself).
+A new launcher is a new module here plus its name in BUILTIN.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import ClassVar
+
+from harness.errors import UserError
+from harness.placement import register_rank_variables
+
+BUILTIN = ("local", "mpirun", "srun", "torchrun", "flux")
+
+_registry: dict[str, type[Launcher]] = {}
+
+
+class Launcher:
+    name: ClassVar[str]
+    provides: ClassVar[str] = ""  # "Open MPI: apt-get install openmpi-bin"
+    # (rank, world size, local rank) variables its ranks see; empty: set by `bench` itself
+    rank_variables: ClassVar[tuple[str, str, str] | tuple[()]] = ()
+
+    def command(self, n: int, args: Sequence[str], env: dict[str, str]) -> list[str] | None:
+        raise NotImplementedError
+
+    def missing(self) -> UserError:
+        return UserError(f"launcher {self.name!r}: {self.name} is not installed here; "
+                         f"it comes with {self.provides}")
+
+    @staticmethod
+    def harness(args: Sequence[str]) -> list[str]:
+        return [sys.executable, "-m", "harness", *args]
+
+
+def register(cls: type[Launcher]) -> type[Launcher]:
+    _registry[cls.name] = cls
+    if cls.rank_variables:
+        register_rank_variables(cls.name, cls.rank_variables)  # type: ignore[arg-type]
+    return cls
+
+
+def _load() -> None:
+    for name in BUILTIN:
+        if name not in _registry:
+            importlib.import_module(f"{__name__}.{name}")
+
+
+def names() -> list[str]:
+    _load()
+    return list(_registry)
+
+
+def get(name: str) -> Launcher:
+    _load()
+    if name not in _registry:
+        raise UserError(f"unknown launcher {name!r}; known: {', '.join(_registry)}")
+    return _registry[name]()
