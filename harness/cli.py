@@ -446,7 +446,7 @@ def runs(limit: int, store: str | None, run_dir: Path, as_json: bool) -> None:
 @json_option
 def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
     """One run: its header, environment and measurements. RUN is an id, prefix, latest~N."""
-    from results.report.table import measurement_json, measurements_table
+    from results.report.table import info_lines, measurement_json, measurements_table
 
     st = _open_store(store, run_dir)
     run_id = st.resolve(run_ref)
@@ -470,6 +470,8 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
         console.print(f"host {env.get('host')}, {env.get('cpu', {}).get('model')}, "
                       f"env {header['env_hash']}", highlight=False, markup=False)
     console.print(measurements_table(rows))
+    for line in info_lines(rows):
+        console.print(line, highlight=False, markup=False)
     _print_sweeps(console, rows)
     from harness.cli_profile import traces_line
 

@@ -180,7 +180,8 @@ class Store:
                 mid = conn.execute(sa.insert(s.measurements).values(
                     run_id=record.run_id, seq=seq, case_key=m["case_key"], status=m["status"],
                     error=m.get("error"), metrics=m.get("metrics", {}), work=m.get("work", {}),
-                    timing=m.get("timing", {}), started_at=m.get("started_at"),
+                    timing=m.get("timing", {}), info=m.get("info") or {},
+                    started_at=m.get("started_at"),
                     finished_at=m.get("finished_at"),
                     **{c: _float(summary.get(c)) for c in s.SUMMARY_COLUMNS},
                 ).returning(s.measurements.c.measurement_id)).scalar_one()

@@ -330,3 +330,69 @@ def test_export_errors(tmp_path, real_run):
         export(df, "xlsx", tmp_path / "x.xlsx")
     with pytest.raises(UserError, match="does not exist"):
         export(df, "csv", tmp_path / "missing" / "x.csv")
+
+
+# -- what the workload recorded (info) and the compile time of a first call made in its check ----
+
+
+def test_info_is_stored_and_shown(tmp_path, store, make_header, make_measurement):
+    m = make_measurement()
+    m["info"] = {"build_options": "-DRB=3", "first_call_s": 19.0, "search": [1, 2]}
+    store.ingest(read_run_file(_finished_run(tmp_path / "runs", make_header(), [m])))
+    (got,) = store.measurements()
+    assert got["info"] == m["info"]
+
+
+def test_version_2_store_gains_info(tmp_path, make_header, make_measurement):
+    """A version-2 store (no info column) upgrades; its old measurements have no info."""
+    db = tmp_path / "v2.db"
+    st = Store(str(db))
+    st.ingest(read_run_file(_finished_run(tmp_path / "runs", make_header(), [make_measurement()])))
+    st.engine.dispose()
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE measurements DROP COLUMN info")
+        conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    st = Store(str(db))
+    assert st.schema_version() == schema.SCHEMA_VERSION
+    (old,) = st.measurements()
+    assert old["info"] is None
+    m = make_measurement(us=5.0)
+    m["info"] = {"k": 1}
+    st.ingest(read_run_file(_finished_run(tmp_path / "runs2", make_header(), [m])))
+    assert [x["info"] for x in st.measurements()] == [None, {"k": 1}]
+
+
+COMPILING_PLUGIN = '''
+import time
+from harness import Prepared, first_call, workload
+
+@workload("compiling")
+def compiling(backend):
+    state = {"calls": 0}
+    def op():
+        state["calls"] += 1
+        if state["calls"] == 1:
+            time.sleep(0.3)  # the "compilation", taken by the check's first call
+    info = {}
+    return Prepared(op=op, check=lambda: first_call(op, backend, info), info=info)
+'''
+
+
+def test_compile_in_the_check_counts_in_compile_s(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.py").write_text(COMPILING_PLUGIN)
+    res = CliRunner().invoke(cli, ["run", "--plugin", "p.py", "-w", "compiling", "--budget",
+                                   "0.2", "--quiet", "--json"])
+    assert res.exit_code == 0, res.output
+    (m,) = json.loads(res.stdout)["measurements"]
+    assert m["info"]["first_call_s"] >= 0.3  # a sleep lasts at least that long
+    assert m["timing"]["compile_s"] >= 0.25  # steady calls take microseconds
+    text = CliRunner().invoke(cli, ["show", "latest"]).stdout
+    assert "compiling[numpy:cpu]" in text and "compile " in text
+    shown = CliRunner().invoke(cli, ["show", "latest", "--json"])
+    (stored,) = json.loads(shown.stdout)["measurements"]
+    assert stored["info"]["first_call_s"] == m["info"]["first_call_s"]

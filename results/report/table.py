@@ -64,6 +64,32 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
     return table
 
 
+def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """What measurements recorded beyond their figures, one line per case that has any: the
+    compile time (a first call slower than a steady one), the OpenCL build, a max-QPS search."""
+    lines = []
+    for r in rows:
+        if r.get("status") != "ok":
+            continue
+        info, timing = r.get("info") or {}, r.get("timing") or {}
+        summary = r.get("summary") or r
+        parts = []
+        compile_s = _float(timing.get("compile_s"))
+        if compile_s is not None and compile_s >= max(1e-3, _float(summary.get("median")) or 0):
+            parts.append(f"compile {seconds(compile_s)} (first call beyond a steady one)")
+        if "build_options" in info:
+            built = seconds(_float(info.get("build_s")))
+            how = ("reused" if info.get("build_reused")
+                   else f"{info.get('build_origin', 'source')} {built}")
+            parts.append(f"OpenCL build ({how}) options {info['build_options']!r}")
+        if "max_qps" in info:
+            parts.append(f"max QPS {float(info['max_qps']):.4g} "
+                         f"({len(info.get('max_qps_search') or [])} rates tried)")
+        if parts:
+            lines.append(f"{r['case_key']}: " + "; ".join(parts))
+    return lines
+
+
 def runs_table(runs: Iterable[dict[str, Any]]) -> Table:
     table = Table()
     for col in ("run", "started (UTC)", "status", "cases", "suite", "host", "git", "tags"):
