@@ -473,4 +473,7 @@ def test_derive_metrics_from_the_builtin_work_models() -> None:
     m = derive_metrics(_summary(1e-3), w)
     assert m["bytes_per_s"] == pytest.approx(3 * 8 * 1000 / 1e-3)  # STREAM counts 3 arrays
     assert m["items_per_s"] == pytest.approx(1000 / 1e-3)
-    assert "flops_per_s" not in m
+    assert m["flops_per_s"] == pytest.approx(2 * 1000 / 1e-3)  # triad: a multiply and an add
+    copy = derive_metrics(_summary(1e-3), stream.work({"n": 1000, "op": "copy",
+                                                       "dtype": "float64"}))
+    assert "flops_per_s" not in copy

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from results.report import plots
-from results.report.units import headline_metric, percent, seconds
+from results.report.units import headline_key, headline_metric, percent, seconds
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -130,8 +130,7 @@ def _measurement_rows(ms: list[dict[str, Any]]) -> list[list[Any]]:
               if m["median"] else math.inf)
         unit = (m["work"] or {}).get("item_unit", "items")
         metrics = m["metrics"] or {}
-        rate_key = next((k for k in ("flops_per_s", "bytes_per_s", "items_per_s")
-                         if k in metrics), None)
+        rate_key = headline_key(metrics)
         rows.append([
             m["workload"], m["backend"], params, (m["n"], m["n"]),
             (seconds(m["median"]), m["median"]), (percent(ci), ci),

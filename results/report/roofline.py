@@ -2,8 +2,9 @@
 arithmetic intensity (FLOP per byte moved, from the work model), under two roofs:
 
 - the peak roof: peak FLOP/s and peak memory bandwidth of the device (the catalogue's datasheet
-  figures where the device is in it, else the host's measured attainable peaks), recovered
-  from each measurement's `pct_peak`, so the plot needs nothing beyond `results.load()`;
+  figures where the device is in it, else the host's measured attainable peaks), kept with each
+  measurement (`peak_flops_per_s`, `peak_bytes_per_s`; for older ones recovered from `pct_peak`),
+  so the plot needs nothing beyond `results.load()`;
 - the attained roof: the best FLOP/s and the best STREAM bandwidth in the runs plotted.
 
 `bench report roofline RUN -o roofline.png` draws it; from Python, `plot_roofline(df, path)`.
@@ -37,22 +38,28 @@ def roofs(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
     """{label: (FLOP/s, bytes/s)}: the peak roof per device peak and the attained roof."""
     ok = df[df["status"] == "ok"] if "status" in df else df
     flops, bw, pct = _col(ok, "flops_per_s"), _col(ok, "bytes_per_s"), _col(ok, "pct_peak")
-    compute = ok[(flops > 0) & (pct > 0)]
-    memory = ok[~(flops > 0) & (bw > 0) & (pct > 0)]
+    memory = (_col(ok, "roof_is_memory") == 1) | ~(flops > 0)
+    peak_f, peak_b = _col(ok, "peak_flops_per_s"), _col(ok, "peak_bytes_per_s")
+    # measurements stored before their peaks were kept: recovered from pct_peak and the roof
+    legacy = peak_f.isna() & peak_b.isna() & (pct > 0)
+    peak_f = peak_f.mask(legacy & ~memory & (flops > 0), flops * 100 / pct)
+    peak_b = peak_b.mask(legacy & memory & (bw > 0), bw * 100 / pct)
+    by_f = peak_f.groupby(ok["backend"]).median() if "backend" in ok else {}
+    by_b = peak_b.groupby(ok["backend"]).median() if "backend" in ok else {}
     out: dict[str, tuple[float, float]] = {}
-    peak_f = (compute["flops_per_s"] * 100 / compute["pct_peak"]).groupby(compute["backend"])
-    peak_b = (memory["bytes_per_s"] * 100 / memory["pct_peak"]).groupby(memory["backend"])
     seen: set[tuple[float, float]] = set()
-    for backend in sorted(set(compute["backend"]) | set(memory["backend"])):
-        f = float(peak_f.median().get(backend, np.nan))
-        b = float(peak_b.median().get(backend, np.nan))
-        key = (round(f, -6) if np.isfinite(f) else 0.0, round(b, -6) if np.isfinite(b) else 0.0)
-        if key in seen or not (np.isfinite(f) and np.isfinite(b)):
+    for backend in sorted(set(ok["backend"]) if "backend" in ok else ()):
+        f = float(by_f.get(backend, np.nan))
+        b = float(by_b.get(backend, np.nan))
+        if not (np.isfinite(f) and np.isfinite(b)):
+            continue
+        key = (round(f, -6), round(b, -6))
+        if key in seen:
             continue
         seen.add(key)
         out[f"peak ({backend})"] = (f, b)
     best_f = float(flops[flops > 0].max()) if (flops > 0).any() else np.nan
-    stream = ok[~(flops > 0) & (bw > 0)]
+    stream = ok[memory & (bw > 0)]
     best_b = float(stream["bytes_per_s"].max()) if len(stream) else float(bw.max())
     if np.isfinite(best_f) and np.isfinite(best_b):
         out["attained in these runs"] = (best_f, best_b)
