@@ -493,12 +493,15 @@ def _print_sweeps(console: Any, rows: list[dict[str, Any]]) -> None:
               default=None, help="Output format [default: from the file extension]; "
               "nccl-tests: collectives as nccl-tests prints them.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--samples", "long", is_flag=True,
+              help="One row per raw sample instead of per measurement (JSON and Parquet rows "
+              "carry them as a list column either way).")
 @store_option
 @run_dir_option
-def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str | None,
-           run_dir: Path) -> None:
+def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, long: bool,
+           store: str | None, run_dir: Path) -> None:
     """Export measurements (of the given runs, or all) as CSV, JSON or Parquet."""
-    from results.frame import FORMATS, export, load
+    from results.frame import FORMATS, export, load, samples
 
     fmt = fmt or output.suffix.lstrip(".").lower()
     if fmt == "nccl-tests":
@@ -517,9 +520,10 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str 
     if fmt not in FORMATS:
         raise UserError(f"cannot tell the format of {output}; add --format csv|json|parquet")
     st = _open_store(store, run_dir)
-    df = load(st, list(run_refs) or None)
+    refs = list(run_refs) or None
+    df = samples(st, refs) if long else load(st, refs, samples=fmt != "csv")
     export(df, fmt, output)
-    click.echo(f"wrote {len(df)} measurement(s) to {output}", err=True)
+    click.echo(f"wrote {len(df)} {'sample' if long else 'measurement'}(s) to {output}", err=True)
 
 
 @cli.command()

@@ -262,6 +262,20 @@ class Store:
                                 .where(s.samples.c.measurement_id == measurement_id)).scalar()
         return s.unpack(blob).tolist()
 
+    def samples_of(self, measurement_ids: Sequence[int]
+                   ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+        """Raw samples (seconds, device seconds or None) of many measurements, by id."""
+        out: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        ids = list(measurement_ids)
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):  # bounded IN lists
+                rows = conn.execute(sa.select(s.samples.c.measurement_id, s.samples.c.seconds,
+                                              s.samples.c.device_seconds)
+                                    .where(s.samples.c.measurement_id.in_(ids[start:start + 500])))
+                for mid, sec, dev in rows:
+                    out[int(mid)] = (s.unpack(sec), s.unpack(dev) if dev is not None else None)
+        return out
+
     def case_rounds(self, run_id: str) -> dict[str, list[float]]:
         """Per-round medians of a run's measurements taken in several rounds, by case key."""
         with self.engine.connect() as conn:

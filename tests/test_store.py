@@ -396,3 +396,58 @@ def test_compile_in_the_check_counts_in_compile_s(tmp_path, monkeypatch):
     shown = CliRunner().invoke(cli, ["show", "latest", "--json"])
     (stored,) = json.loads(shown.stdout)["measurements"]
     assert stored["info"]["first_call_s"] == m["info"]["first_call_s"]
+
+
+# -- raw samples in pandas and in exports ---------------------------------------------------------
+
+
+def _stored_samples(st):
+    return {m["case_key"]: st.samples(m["measurement_id"]) for m in st.measurements()}
+
+
+def test_load_with_samples_and_the_long_format(real_run):
+    st, _ = real_run
+    want = _stored_samples(st)
+    df = results.load(st, samples=True)
+    assert {c: list(v) for c, v in zip(df["case"], df["samples"], strict=True)} == want
+    assert df["n"].tolist() == [len(want[c]) for c in df["case"]]
+    assert "samples" not in results.load(st).columns  # only when asked
+    long = results.samples(st)
+    assert len(long) == sum(len(v) for v in want.values())
+    for case, g in long.groupby("case"):
+        assert g["sample"].tolist() == list(range(len(want[case])))
+        assert g["seconds"].tolist() == want[case]
+        assert g["device_seconds"].isna().all()  # numpy: no device time
+    assert list(results.samples(st, runs=["latest"]).columns) == list(long.columns)
+
+
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_export_carries_samples_as_a_list_column(tmp_path, real_run, fmt):
+    st, _ = real_run
+    out = tmp_path / f"x.{fmt}"
+    export(load(st, samples=True), fmt, out)
+    back = (pd.read_json(out, precise_float=True) if fmt == "json" else pd.read_parquet(out))
+    assert {c: list(v) for c, v in zip(back["case"], back["samples"], strict=True)} == \
+        _stored_samples(st)  # every digit
+
+
+def test_bench_export_samples(tmp_path, real_run):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    st, result = real_run
+    args = ["--store", st.url.database, "--run-dir", str(result.path.parent)]
+    csv = tmp_path / "long.csv"
+    res = CliRunner().invoke(cli, ["export", "latest", "-o", str(csv), "--samples", *args])
+    assert res.exit_code == 0, res.output
+    long = pd.read_csv(csv)
+    want = _stored_samples(st)
+    assert len(long) == sum(len(v) for v in want.values())
+    got = long.groupby("case")["seconds"].apply(list).to_dict()
+    assert set(got) == set(want)
+    for case, values in want.items():
+        assert got[case] == pytest.approx(values, rel=1e-12)
+    pq = tmp_path / "x.parquet"
+    assert CliRunner().invoke(cli, ["export", "latest", "-o", str(pq), *args]).exit_code == 0
+    assert [len(v) for v in pd.read_parquet(pq)["samples"]] == [len(v) for v in want.values()]
