@@ -13,6 +13,8 @@ import pytest
 
 from harness.errors import UserError
 from harness.sweep import expand_sweep
+from harness.workmodel import COLLECTIVE_OPS
+from kernels.collectives.base import DTYPES, REDUCE_OPS
 from results.report.collectives import nccl_tests_text, sweeps
 from workloads.collectives import (
     P2P,
@@ -305,3 +307,47 @@ def test_bad_window_is_one_line(bench_inproc, workdir, window, needle):
     line = res.err_lines[0]
     assert line.startswith("bench: error: ") and "'window'" in line and needle in line, line
     assert not (workdir / "bench-runs").exists()
+
+
+# -- one declaration of what each backend can do; one bus factor -----------------------------------
+
+
+def test_bus_factor_has_one_definition_and_agrees_at_one_rank():
+    import cluster.model
+    import harness.workmodel
+
+    assert cluster.model.bus_factor is bus_factor is harness.workmodel.bus_factor
+    assert bus_factor("allreduce", 1) == 0.0  # nothing crosses a bus: nccl-tests' 2(n-1)/n
+    assert bus_factor("alltoall", 1) == 0.0
+    assert bus_factor("broadcast", 1) == bus_factor("p2p", 1) == 1.0
+
+
+COLLECTIVE_BACKENDS = {"mpi": "mpi", "gloo": "gloo", "nccl": "nccl", "grpc": "grpc",
+                       "jax": "jax:cpu"}
+
+
+def test_bench_list_agrees_with_dry_runs_of_every_pair(bench_inproc):
+    listed = bench_inproc("list", "workloads", "--json")
+    assert listed.rc == 0, listed.stderr
+    workloads = {w["name"]: w for w in json.loads(listed.stdout)["workloads"]
+                 if w["name"] in COLLECTIVE_OPS}
+    assert set(workloads) == set(COLLECTIVE_OPS)
+    for name, w in workloads.items():
+        for model, spec in COLLECTIVE_BACKENDS.items():
+            res = bench_inproc("run", "-w", name, "-b", spec, "-n", "2", "--dry-run")
+            assert (res.rc == 0) == (model in w["models"]), (name, model, res.stderr)
+            if model not in w["models"]:
+                assert res.rc == 2 and "does not run on" in res.stderr, res.stderr
+                continue
+            supports = w["supports"][model]
+            for dtype in DTYPES:  # the element types listed are the ones a dry run accepts
+                res = bench_inproc("run", "-w", name, "-b", spec, "-p", f"dtype={dtype}",
+                                   "--dry-run")
+                assert (res.rc == 0) == (dtype in supports["dtypes"]), (name, model, dtype)
+            if COLLECTIVE_OPS[name].reduces:
+                for op in REDUCE_OPS:
+                    ok = op in supports["ops"] and (op == "sum" or name not in
+                                                    supports["sum_only"])
+                    res = bench_inproc("run", "-w", name, "-b", spec, "-p", f"op={op}",
+                                       "--dry-run")
+                    assert (res.rc == 0) == ok, (name, model, op, res.stderr)
