@@ -192,6 +192,18 @@ def test_bench_report_roofline(bench, workdir):
     res = bench("report", "roofline", "latest", "-o", "roof.png")
     assert res.rc == 0, res.stderr
     assert (workdir / "roof.png").read_bytes()[:4] == b"\x89PNG"
+    res = bench("report", "roofline", "latest", "-o", "roof.md")  # not an image format
+    assert res.rc == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "roof.md" in res.stderr and ".png" in res.stderr and ".svg" in res.stderr
+    assert "Traceback" not in res.stderr and not (workdir / "roof.md").exists()
+
+
+def test_plot_roofline_names_the_image_formats(tmp_path):
+    from results.report.roofline import plot_roofline
+
+    with pytest.raises(UserError, match=r"\.md is not an image format; use one of .*\.png"):
+        plot_roofline(frame(), tmp_path / "r.md")
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the right roof, and a working set in cache --------------------------------------------------

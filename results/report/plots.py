@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -175,6 +176,22 @@ def comparison_forest(cmp: Comparison, limit: int = 40) -> Figure | None:
     return fig
 
 
+def image_format(path: Any, kind: str = "plot") -> str:
+    """The image format of an output file's extension (png, svg, pdf, ...), or a UserError
+    naming the extensions matplotlib writes (before anything is drawn or written)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from harness.errors import UserError
+
+    supported = sorted(FigureCanvasBase.get_supported_filetypes())
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in supported:
+        raise UserError(f"cannot write a {kind} to {Path(path).name!r}: "
+                        f"{'.' + fmt if fmt else 'no extension'} is not an image format; "
+                        f"use one of {', '.join('.' + f for f in supported)}")
+    return fmt
+
+
 def to_svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
@@ -183,4 +200,4 @@ def to_svg(fig: Figure) -> str:
 
 
 def save(fig: Figure, path: Any) -> None:
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=image_format(path))

@@ -112,13 +112,16 @@ def roofline_figure(df: pd.DataFrame, title: str = "roofline") -> Figure:
 def plot_roofline(df: pd.DataFrame, output: str | Path, title: str = "roofline") -> Path:
     """Draw the roofline of the measurements in `df` (from results.load) to a PNG (or any
     format matplotlib knows from the extension), written to a temporary name then renamed."""
+    from results.report.plots import image_format
+
     out = Path(output)
     folder = out.resolve().parent
     if not folder.is_dir():
         raise UserError(f"cannot write {out}: folder {folder} does not exist")
+    fmt = image_format(out, "roofline")
     fig = roofline_figure(df, title)
     tmp = folder / f".{out.name}.tmp{out.suffix}"
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=120, format=fmt)
     tmp.replace(out)
     return out
 

@@ -123,10 +123,14 @@ def render(store: Store, run_ids: list[str], output: Path, **_: Any) -> None:
     """Print the table; write it as Markdown/text/JSON, or the plot as PNG/SVG, to `output`."""
     from rich.console import Console
 
+    suffix = output.suffix.lower()
+    if suffix not in (".json", ".md", ".txt"):
+        from results.report.plots import image_format
+
+        image_format(output, "scaling plot (or .json, .md, .txt table)")
     rows = scaling_rows(store, run_ids)
     console = Console()
     (console if console.is_terminal else Console(width=200)).print(scaling_table(store, run_ids))
-    suffix = output.suffix.lower()
     if suffix == ".json":
         output.write_text(json.dumps(rows, indent=1) + "\n")
     elif suffix in (".md", ".txt"):
@@ -145,4 +149,4 @@ def render(store: Store, run_ids: list[str], output: Path, **_: Any) -> None:
             from harness.errors import UserError
 
             raise UserError("nothing to plot: no case was measured at two world sizes")
-        fig.savefig(output, format=suffix.lstrip(".") or "png")
+        fig.savefig(output, format=suffix.lstrip("."))
