@@ -17,6 +17,10 @@ class Work:
     flops: float = 0.0
     bytes: float = 0.0
     item_unit: str = "items"
+    # A timed call does this many units of the work above, and every figure (samples, summary,
+    # latency, rates) is per unit: p2p ping-pong's call is a round trip, two one-way trips, and
+    # its latency is half the round trip (OSU's osu_latency).
+    units_per_call: float = 1.0
 
 
 def derive_metrics(summary: Summary, work: Work) -> dict[str, float]:

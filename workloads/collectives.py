@@ -17,7 +17,10 @@ One parameterised workload: `Collective.for_op(name)` makes each registered clas
   bandwidth rather than latency. A window's messages reuse one receive buffer, as OSU's do.
   `pingpong` has no `window` (one message each way per call; it is left out of its case key,
   and the metrics record window 1).
-- Metrics: `time_s` (p2p ping-pong: half the round trip; uni/bi: one window), `algbw_gbps` =
+- p2p ping-pong: one timed call is a round trip, two one-way trips (`Work.units_per_call` 2), so
+  its samples, median, latency and bandwidth are all one-way: half the round trip, as
+  osu_latency reports, in the main table as in nccl-tests' (`timing.units_per_call` records it).
+- Metrics: `time_s` (p2p ping-pong: one way; uni/bi: one window), `algbw_gbps` =
   bytes moved / `time_s` (size; p2p uni: size × window; bi: 2 × size × window, both
   directions), and `busbw_gbps = algbw × factor` with nccl-tests' factors: allreduce 2(n-1)/n;
   allgather, reduce-scatter, alltoall (n-1)/n; broadcast, reduce and p2p 1. Bus bandwidth is the
@@ -169,6 +172,9 @@ class Collective(Workload):
 
     def work(self, params: Mapping[str, Any]) -> Work:
         window = p2p_window(self.coll, params)
+        if self.coll == "p2p" and window is None:  # one call: a message there and one back
+            return Work(items=1, bytes=float(params["size"]), item_unit="messages",
+                        units_per_call=2.0)
         if window is None:
             return Work(items=1, bytes=float(params["size"]), item_unit="ops")
         # uni/bi: one call is one window of messages (each way, for bi)
@@ -236,9 +242,8 @@ class Collective(Workload):
         moved = size
         if self.coll == "p2p":
             window = p2p_window(self.coll, params)
-            if window is None:
-                t = median_s / 2  # one-way latency, as osu_latency reports
-            else:  # one call is one window, as osu_bw / osu_bibw count
+            # pingpong: median_s is already one-way, half the round trip (Work.units_per_call)
+            if window is not None:  # one call is one window, as osu_bw / osu_bibw count
                 moved = size * window * (2 if params["mode"] == "bi" else 1)
         algbw = moved / t if t > 0 else 0.0
         out = {"time_s": t, "algbw_gbps": algbw / 1e9,
