@@ -276,3 +276,34 @@ def test_show_says_why_a_figure_beats_its_peak():
                        "working_set_bytes": 24e6, "cache_bytes": float(32 << 20)}}
     (line,) = info_lines([row])
     assert "265% of peak memory bandwidth" in line and "fits in the L3 cache" in line
+
+
+def test_html_report_draws_the_same_roofline_with_the_peak_roof(tmp_path, monkeypatch):
+    """The HTML report's roofline is `bench report roofline`'s: under the device's peak roof
+    (not a roof through the best measured points)."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from results.report import html
+    from results.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "-w", "gemm", "-b", "numpy:cpu", "-p", "m=64,256",
+                                   "-p", "n=256", "-p", "k=256", "--budget", "0.2", "-q"])
+    assert res.exit_code == 0, res.output
+    figures = {}
+    real = html.Page.figure
+
+    def keep(self, fig, name, caption=""):
+        figures[name] = fig
+        return real(self, fig, name, caption)
+
+    monkeypatch.setattr(html.Page, "figure", keep)
+    st = Store("bench.db")
+    run_id = st.resolve("latest")
+    html.render(st, [run_id], tmp_path / "r.html")
+    (ax,) = figures["roofline"].axes
+    labels = [line.get_label() for line in ax.get_lines()]
+    peak = next(m["metrics"] for m in st.measurements([run_id]))["peak_flops_per_s"]
+    (roof,) = [line for line in ax.get_lines() if line.get_label().startswith("peak (numpy:cpu)")]
+    assert max(roof.get_ydata()) == pytest.approx(peak / 1e9), labels

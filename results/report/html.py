@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from results.report import plots
+from results.report.roofline import roofline_figure, roofline_points
 from results.report.units import headline_key, headline_metric, percent, seconds
 
 if TYPE_CHECKING:
@@ -213,8 +214,10 @@ def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | Non
     if not df.empty:
         page.figure(plots.throughput_vs_size(df), "throughput-vs-size",
                     "Throughput against the size parameter.")
-        page.figure(plots.roofline(df), "roofline",
-                    "Measured points on the roofline of the best attained bandwidth and FLOP/s.")
+        page.figure(roofline_figure(df, "roofline") if not roofline_points(df).empty else None,
+                    "roofline", "Measured points under the peak roofs of their devices "
+                    "(catalogue or measured attainable peak FLOP/s and memory bandwidth); "
+                    "dashed: the best attained in these runs.")
         page.figure(plots.scaling_efficiency(df), "scaling", "Scaling efficiency against ranks.")
     if len(run_ids) > 1:
         page.heading("History across these runs")

@@ -66,16 +66,23 @@ def roofs(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
     return out
 
 
+def roofline_points(df: pd.DataFrame) -> pd.DataFrame:
+    """The measurements a roofline plots: successful ones with FLOPs and bytes."""
+    flops = _col(df, "flops_per_s")
+    ai = _col(df, "arithmetic_intensity_flop_per_byte")
+    status_ok = (df["status"] == "ok") if "status" in df else True
+    return df[status_ok & (flops > 0) & (ai > 0)]
+
+
 def roofline_figure(df: pd.DataFrame, title: str = "roofline") -> Figure:
+    """The roofline of `bench report roofline` and of the HTML report: the peak roofs of the
+    devices measured (catalogue or measured attainable peaks), the attained roof dashed."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    flops = _col(df, "flops_per_s")
-    ai = _col(df, "arithmetic_intensity_flop_per_byte")
-    status_ok = (df["status"] == "ok") if "status" in df else True
-    points = df[status_ok & (flops > 0) & (ai > 0)]
+    points = roofline_points(df)
     if points.empty:
         raise UserError("roofline: no measurement with FLOPs and bytes in these runs "
                         "(run gemm or conv2d, e.g. bench run -w gemm -b numpy:cpu)")
