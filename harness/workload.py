@@ -171,6 +171,7 @@ def make_case(workload_name: str, backend: str | None, raw: Mapping[str, Any], w
             if pname in raw
             else spec.default
         )
-    values = {k: v for k, v in values.items() if cls.params[k].applies(values)}
+    values = {k: v for k, v in values.items() if cls.params[k].applies(values)
+              and not (cls.params[k].omit_default and v == cls.params[k].default)}
     cls().validate(values, backend)
     return Case(workload_name, backend, tuple(sorted(values.items())))

@@ -34,11 +34,13 @@ class Gemm(PeakMetrics, Workload):
         "k": Param("int", 256, "columns of A, rows of B", min=1, max=65536),
         "dtype": Param("str", "float32", "element type", choices=tuple(ITEMSIZE)),
         "variant": Param("str", "auto", "OpenCL kernel variant (auto: by device type)",
-                         choices=("auto", "cpu", "tiled", "naive"), models=OPENCL_ONLY),
+                         choices=("auto", "cpu", "tiled", "naive"), models=OPENCL_ONLY,
+                         omit_default=True),
         "binary": Param("str", "", "OpenCL program binary to load instead of building the "
-                        "source (FPGA flows: .aocx, .xclbin)", models=OPENCL_ONLY),
+                        "source (FPGA flows: .aocx, .xclbin)", models=OPENCL_ONLY,
+                        omit_default=True),
         "build_options": Param("str", "", "extra OpenCL build options, e.g. -DRB=4",
-                               models=OPENCL_ONLY),
+                               models=OPENCL_ONLY, omit_default=True),
     }
     models = ("numpy", "torch", "jax", "onnxruntime", "opencl")
     default_backend = "numpy:cpu"
