@@ -284,7 +284,7 @@ def test_scaling_one_and_two_ranks(workdir, bench):
     (("-w", "allreduce", "-b", "mpi", "-n", "2"), "needs MPI ranks: use --launcher mpirun"),
     (("-w", "allreduce", "-b", "gloo", "-p", "size=10", "-n", "2"),
      "not a whole number of float32 elements"),
-    (("-w", "broadcast", "-b", "grpc", "-n", "2"), "backend 'grpc' has no broadcast"),
+    (("-w", "broadcast", "-b", "grpc", "-n", "2"), "workload 'broadcast' does not run on 'grpc:cpu'"),
     (("-w", "allreduce", "-b", "gloo", "-p", "size=8B..1KiB*1", "-n", "2"), "never ends"),
     (("-w", "allreduce", "-b", "gloo", "--ranks", "1,x"), "not a list of positive"),
     (("-w", "allreduce", "-b", "gloo", "--ranks", "1,2", "-n", "2"), "either -n N or --ranks"),
