@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UserError
+from harness.workmodel import bus_factor  # noqa: F401 (the one definition, re-exported here)
 
 COLLECTIVES = ("allreduce", "allgather", "reduce-scatter", "broadcast", "alltoall", "p2p")
 ALGORITHMS = ("ring", "tree")
@@ -85,16 +86,6 @@ def coefficients(collective: str, algorithm: str, p: int, m: float) -> tuple[flo
 def predict_time(fabric: Fabric, collective: str, algorithm: str, p: int, m: float) -> float:
     ca, cb = coefficients(collective, algorithm, p, m)
     return ca * fabric.alpha_s + cb / fabric.beta_bytes_per_s
-
-
-def bus_factor(collective: str, p: int) -> float:
-    if p <= 1:
-        return 1.0
-    if collective == "allreduce":
-        return 2 * (p - 1) / p
-    if collective in ("allgather", "reduce-scatter", "alltoall"):
-        return (p - 1) / p
-    return 1.0
 
 
 def dp_efficiency(fabric: Fabric, p: int, gradient_bytes: float, step_s: float,

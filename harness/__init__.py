@@ -10,7 +10,7 @@ from __future__ import annotations
 from harness.backends.base import Backend
 from harness.errors import BackendUnavailable, CheckFailed, UserError
 from harness.params import Param
-from harness.workload import Case, Prepared, Workload, workload
+from harness.workload import Case, Prepared, Workload, first_call, workload
 from harness.workmodel import Work
 
 __version__ = "0.1.0"
@@ -26,5 +26,6 @@ __all__ = [
     "Work",
     "Workload",
     "__version__",
+    "first_call",
     "workload",
 ]

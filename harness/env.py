@@ -68,7 +68,33 @@ def cpu_info() -> dict[str, Any]:
         "logical_cores": os.cpu_count() or 0,
         "physical_cores": len(cores) or None,
         "usable_cores": usable,
+        "caches": cpu_caches(),
     }
+
+
+_SIZE = re.compile(r"^(\d+)([KMG]?)$")
+CACHE_DIR = "/sys/devices/system/cpu/cpu0/cache"
+
+
+def cpu_caches(root: str = CACHE_DIR) -> list[dict[str, Any]]:
+    """The data caches of CPU 0 (Linux sysfs): level, type, size_bytes, and how many CPUs share
+    one instance. Empty where sysfs does not say."""
+    caches = []
+    for index in sorted(Path(root).glob("index*")):
+        kind = _read(str(index / "type")).strip()
+        m = _SIZE.match(_read(str(index / "size")).strip())
+        level = _read(str(index / "level")).strip()
+        if kind == "Instruction" or not m or not level.isdigit():
+            continue
+        size = int(m.group(1)) * {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[m.group(2)]
+        shared = 0
+        for part in _read(str(index / "shared_cpu_list")).strip().split(","):
+            lo, _, hi = part.partition("-")
+            if lo.isdigit():
+                shared += int(hi or lo) - int(lo) + 1
+        caches.append({"level": int(level), "type": kind, "size_bytes": size,
+                       "shared_cpus": max(1, shared)})
+    return caches
 
 
 def memory_bytes() -> int | None:

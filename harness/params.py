@@ -45,6 +45,9 @@ class Param:
     # (other parameter, its values) where this one applies, e.g. ("mode", ("uni", "bi")).
     # Elsewhere it is left out of the case, so a sweep over it does not repeat that case.
     when: tuple[str, tuple[Any, ...]] | None = None
+    # The default means "nothing chosen" (empty, auto): a case with the default leaves the
+    # parameter out, so its key names only what was chosen (the workload reads it as absent).
+    omit_default: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -129,4 +132,6 @@ class Param:
             bits.append("only on " + "|".join(self.models))
         if self.when is not None:
             bits.append(f"only with {self.when[0]}=" + "|".join(map(str, self.when[1])))
+        if self.omit_default:
+            bits.append("left out of the case key when default")
         return ", ".join(bits)

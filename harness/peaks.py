@@ -11,8 +11,10 @@ on the local CPU. Compute measurements get `pct_peak` from them (see `peak_metri
 
 `pct_peak` is relative to the catalogue peak where the device is in the catalogue, else to the
 measured attainable peak; `pct_attainable` is always relative to the measured one where there is
-one. A workload with FLOPs is compared with peak FLOP/s of its element type, one without (STREAM)
-with peak memory bandwidth.
+one. The roof is the roofline's: peak FLOP/s of the element type for work above the ridge point,
+peak memory bandwidth for work below it (STREAM) or without FLOPs. The memory peak is DRAM's: a
+working set that fits in the CPU's caches (from sysfs, in the environment fingerprint) exceeds it,
+and its measurement says so (`cache_level`, see `cache_fit`).
 """
 
 from __future__ import annotations
@@ -205,8 +207,12 @@ def for_backend(backend: Any, dtype: str) -> dict[str, Any]:
     if host:
         from harness.env import cpu_info
 
-        peak["device"] = cpu_info()["model"]
+        cpu = cpu_info()
+        peak["device"] = cpu["model"]
         name = peak["device"]
+        # what a working set that fits stays in (and so beats DRAM bandwidth): see cache_fit
+        peak["caches"] = [{**c, "usable_bytes": c["size_bytes"] * max(
+            1, -(-int(cpu["usable_cores"] or 1) // int(c["shared_cpus"])))} for c in cpu["caches"]]
     found = lookup(name) if name else None
     if found:
         key, entry = found
@@ -226,21 +232,43 @@ def for_backend(backend: Any, dtype: str) -> dict[str, Any]:
     return peak
 
 
+def cache_fit(working_set: float, peak: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The smallest cache level of the peak's device that holds the working set (all its
+    instances this process may use), or None: a memory-bound figure with a working set in
+    cache measures cache bandwidth, and may exceed the DRAM peak."""
+    fits = [c for c in peak.get("caches") or [] if working_set <= c.get("usable_bytes", 0)]
+    return min(fits, key=lambda c: c["level"]) if fits and working_set > 0 else None
+
+
 def peak_metrics(work: Work, median_s: float, peak: Mapping[str, Any] | None) -> dict[str, float]:
-    """`pct_peak` and `pct_attainable` (percent) of one measurement, from its work and peaks."""
-    if not peak or median_s <= 0:
+    """`pct_peak` and `pct_attainable` (percent) of one measurement against its roof.
+
+    The roof is the roofline's at the work's arithmetic intensity: peak FLOP/s above the ridge
+    (peak FLOP/s / peak bandwidth), peak memory bandwidth below it (and for work without FLOPs);
+    `roof_is_memory` says which, and `peak_flops_per_s` / `peak_bytes_per_s` keep the roofs.
+    Work moved against the memory roof whose bytes fit in a cache of the device gets
+    `working_set_bytes` and `cache_level`: its figure is cache, not DRAM, bandwidth."""
+    if not peak or median_s <= 0 or not (work.flops or work.bytes):
         return {}
-    if work.flops:
-        rate, kind = work.flops / median_s, "flops_per_s"
-    elif work.bytes:
-        rate, kind = work.bytes / median_s, "bytes_per_s"
+    flops_peak, bytes_peak = peak.get("flops_per_s"), peak.get("bytes_per_s")
+    if work.flops and work.bytes and flops_peak and bytes_peak:
+        memory = work.flops / work.bytes < flops_peak / bytes_peak
     else:
-        return {}
+        memory = not work.flops
+    kind = "bytes_per_s" if memory else "flops_per_s"
+    rate = (work.bytes if memory else work.flops) / median_s
     out: dict[str, float] = {}
     if peak.get(kind):
         out["pct_peak"] = 100.0 * rate / peak[kind]
     if peak.get(f"attainable_{kind}"):
         out["pct_attainable"] = 100.0 * rate / peak[f"attainable_{kind}"]
+    if not out:
+        return out
+    out["roof_is_memory"] = float(memory)
+    out.update({f"peak_{k}": float(peak[k]) for k in ("flops_per_s", "bytes_per_s") if peak.get(k)})
+    if memory and (fit := cache_fit(work.bytes, peak)) is not None:
+        out.update(working_set_bytes=float(work.bytes), cache_level=float(fit["level"]),
+                   cache_bytes=float(fit["usable_bytes"]))
     return out
 
 

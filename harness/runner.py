@@ -40,6 +40,7 @@ from harness.exiting import exit_now
 from harness.profiling import ProfileRequest, gpu_counters
 from harness.stats import summarize
 from harness.timing import DistributedEngine, Engine
+from harness.workload import FIRST_CALL
 from harness.workload import registry as workloads
 from harness.workmodel import derive_metrics
 from results.runfile import RunFileWriter, read_run_file
@@ -215,19 +216,24 @@ def measure_case(planned: PlannedCase, backend: Backend,
     finally:
         if prepared is not None and prepared.close is not None:
             prepared.close()
-    summary = summarize(timing.samples)
-    metrics = derive_metrics(summary, workload.work(params))
-    if timing.device_samples:
-        metrics["device_latency_s"] = summarize(timing.device_samples).median
+    work = workload.work(params)
+    units = work.units_per_call  # e.g. a ping-pong call is two one-way trips
+    samples, device_samples = per_unit(timing.samples, units), \
+        per_unit(timing.device_samples, units)
+    summary = summarize(samples)
+    metrics = derive_metrics(summary, work)
+    if device_samples:
+        metrics["device_latency_s"] = summarize(device_samples).median
     metrics.update(workload.extra_metrics(params, summary.median, prepared.info))
     if counters is not None:
         metrics.update(counters.metrics(summary.median))
     across = {}
     if "rank_min_samples" in timing.extra:  # many ranks: the figure is the max across ranks
         across = {"ranks": timing.extra["ranks"],
-                  "rank_min_median_s": summarize(timing.extra["rank_min_samples"]).median,
-                  "rank_mean_median_s": summarize(timing.extra["rank_mean_samples"]).median,
-                  "rank_medians_s": timing.extra["rank_medians"]}
+                  "rank_min_median_s": summarize(timing.extra["rank_min_samples"]).median / units,
+                  "rank_mean_median_s":
+                      summarize(timing.extra["rank_mean_samples"]).median / units,
+                  "rank_medians_s": per_unit(timing.extra["rank_medians"], units)}
         metrics["world_size"] = float(comm.size)
     record.update(
         summary=summary.to_dict(),
@@ -237,21 +243,39 @@ def measure_case(planned: PlannedCase, backend: Backend,
             "block_rule": timing.block_rule, "single_call_s": timing.single_call_s,
             "back_to_back_call_s": timing.back_to_back_call_s,
             "setup_s": setup_s, "first_call_s": timing.first_call_s,
-            "compile_s": timing.compile_s, "warmup_s": timing.warmup_s,
+            "compile_s": _compile_s(timing, prepared.info, summary.median * units),
+            "warmup_s": timing.warmup_s,
             "warmup_calls": timing.warmup_calls, "overhead_s": timing.overhead_s,
             "policy": planned.policy.to_dict(),
             # 1-minute load average around the case: a busy machine explains odd figures
             "load_before": load_before, "load_after": _loadavg(),
             **across,
+            **({"units_per_call": units} if units != 1 else {}),
             **({"profile": profiled, "gpu_counters": counters.record()}
                if profile is not None and counters is not None else {}),
         },
         info=prepared.info,
-        samples=timing.samples,
-        device_samples=timing.device_samples,
+        samples=samples,
+        device_samples=device_samples,
         finished_at=now(),
     )
     return record
+
+
+def per_unit(samples: list[float] | None, units: float) -> list[float] | None:
+    """Seconds per call as seconds per unit of the work (Work.units_per_call)."""
+    if samples is None or units == 1:
+        return samples
+    return [x / units for x in samples]
+
+
+def _compile_s(timing: Any, info: dict[str, Any], steady: float) -> float:
+    """First-call time beyond a steady call. A check that made the first call (info
+    FIRST_CALL) took the compilation there, and the engine's first call was already warm."""
+    early = info.get(FIRST_CALL)
+    if early is None:
+        return float(timing.compile_s)
+    return max(float(timing.compile_s), float(early) - steady)
 
 
 def _profile(planned: PlannedCase, backend: Backend, prepared: Any, workload: Any,

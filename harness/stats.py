@@ -89,8 +89,10 @@ def median_ci(sorted_samples: np.ndarray, level: float = 0.95) -> tuple[float, f
         return (float(lo), float(hi))
     interp = (gk - level) / (gk - gk1)
     lam = (n - k) * interp / (k + (n - 2 * k) * interp)
-    low = (1 - lam) * x[k - 1] + lam * x[k]
-    high = (1 - lam) * x[n - k] + lam * x[n - k - 1]
+    # a + lam (b - a), not (1 - lam) a + lam b: between tied order statistics the latter can
+    # lose an ulp, and the interval then misses the median it is the interval of
+    low = x[k - 1] + lam * (x[k] - x[k - 1])
+    high = x[n - k] - lam * (x[n - k] - x[n - k - 1])
     return (float(low), float(high))
 
 

@@ -29,12 +29,27 @@ def percent(fraction: float | None) -> str:
     return f"±{fraction * 100:.2f}%"
 
 
+# Below this arithmetic intensity (FLOP/byte) work is memory-bound on every device we know
+# (ridge points: CPUs ~2-10, GPUs ~10-300): its headline is bandwidth where no roof says.
+MEMORY_BOUND_INTENSITY = 1.0
+
+
+def headline_key(metrics: dict[str, float]) -> str | None:
+    """The metric a reader looks for: bandwidth for memory-bound work (STREAM, even with its
+    FLOPs), FLOP/s for compute, else items/s."""
+    ai = metrics.get("arithmetic_intensity_flop_per_byte")
+    memory = metrics.get("roof_is_memory")
+    if memory is None:
+        memory = ai is not None and float(ai) < MEMORY_BOUND_INTENSITY
+    if "bytes_per_s" in metrics and (memory or "flops_per_s" not in metrics):
+        return "bytes_per_s"
+    return next((k for k in ("flops_per_s", "bytes_per_s", "items_per_s") if k in metrics), None)
+
+
 def headline_metric(metrics: dict[str, float], item_unit: str = "items") -> str:
-    """The figure a reader looks for: FLOP/s for compute, bytes/s for memory, else items/s."""
-    if "flops_per_s" in metrics:
-        return rate(metrics["flops_per_s"], "FLOP/s")
-    if "bytes_per_s" in metrics:
-        return rate(metrics["bytes_per_s"], "B/s")
-    if "items_per_s" in metrics:
-        return rate(metrics["items_per_s"], f"{item_unit}/s")
-    return ""
+    """The figure a reader looks for (see headline_key), with its unit."""
+    key = headline_key(metrics)
+    if key is None:
+        return ""
+    unit = {"flops_per_s": "FLOP/s", "bytes_per_s": "B/s"}.get(key, f"{item_unit}/s")
+    return rate(metrics[key], unit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,6 +25,22 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)  # facts recorded with the measurement
     # Collectives: the ranks' own barrier, met before every timed sample (see DistributedEngine)
     barrier: Callable[[], None] | None = None
+
+
+# info key: seconds of the operation's first call when prepare or check already made it (and so
+# took its JIT/compilation); the engine's own first call is then warm, and the case's compile_s
+# counts this one instead. Set it with `first_call`.
+FIRST_CALL = "first_call_s"
+
+
+def first_call(op: Callable[[], Any], backend: Backend, info: dict[str, Any]) -> Any:
+    """Make the operation's first call (in a check, before timing), timed to the end of the
+    device's work; its seconds go to info[FIRST_CALL]. Returns the call's result."""
+    t0 = time.perf_counter()
+    out = op()
+    backend.synchronize(out)
+    info[FIRST_CALL] = time.perf_counter() - t0
+    return out
 
 
 class Workload:
@@ -154,6 +171,7 @@ def make_case(workload_name: str, backend: str | None, raw: Mapping[str, Any], w
             if pname in raw
             else spec.default
         )
-    values = {k: v for k, v in values.items() if cls.params[k].applies(values)}
+    values = {k: v for k, v in values.items() if cls.params[k].applies(values)
+              and not (cls.params[k].omit_default and v == cls.params[k].default)}
     cls().validate(values, backend)
     return Case(workload_name, backend, tuple(sorted(values.items())))

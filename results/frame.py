@@ -7,7 +7,9 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from harness.errors import UserError
 from results.schema import SUMMARY_COLUMNS
@@ -20,17 +22,32 @@ if TYPE_CHECKING:
 FORMATS = ("csv", "json", "parquet")
 
 
-def load(store: Store | str | None = None, runs: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per measurement: run, case, workload, backend, params (JSON), summary in
-    seconds, stop rule and one column per metric. `runs` are run refs (id, prefix, latest~N)."""
-    import pandas as pd
-
+def _open(store: Store | str | None, runs: Sequence[str] | None
+          ) -> tuple[Store, list[dict[str, Any]]]:
     from results.store import Store
 
     st = store if isinstance(store, Store) else Store(store)
     ids = [st.resolve(r) for r in runs] if runs is not None else None
+    return st, st.measurements(ids)
+
+
+def load(store: Store | str | None = None, runs: Sequence[str] | None = None,
+         samples: bool = False) -> pd.DataFrame:
+    """One row per measurement: run, case, workload, backend, params (JSON), summary in
+    seconds, stop rule and one column per metric. `runs` are run refs (id, prefix, latest~N).
+    With `samples`, also `samples` and `device_samples`: each measurement's raw per-call
+    seconds as a list (device_samples None where the device kept no time of its own)."""
+    import pandas as pd
+
+    st, measurements = _open(store, runs)
+    raw = st.samples_of([m["measurement_id"] for m in measurements]) if samples else {}
     rows = []
-    for m in st.measurements(ids):
+    for m in measurements:
+        extra: dict[str, Any] = {}
+        if samples:
+            sec, dev = raw.get(m["measurement_id"], (np.empty(0), None))
+            extra = {"samples": sec.tolist(),
+                     "device_samples": dev.tolist() if dev is not None else None}
         row = {
             "run_id": m["run_id"],
             "run_started_at": m["run_started_at"],
@@ -46,9 +63,54 @@ def load(store: Store | str | None = None, runs: Sequence[str] | None = None) ->
             "block": (m["timing"] or {}).get("block"),
             "block_rule": (m["timing"] or {}).get("block_rule"),
             **(m["metrics"] or {}),
+            **extra,
         }
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+SAMPLE_COLUMNS = ("run_id", "seq", "case", "workload", "backend", "params", "sample", "seconds",
+                  "device_seconds")
+
+
+def samples(store: Store | str | None = None, runs: Sequence[str] | None = None
+            ) -> pd.DataFrame:
+    """One row per raw sample (long format): run_id, seq, case, workload, backend, params
+    (JSON), sample (its index in the measurement), seconds (per call) and device_seconds (NaN
+    where the device kept none). Failed measurements have no samples."""
+    import pandas as pd
+
+    st, measurements = _open(store, runs)
+    raw = st.samples_of([m["measurement_id"] for m in measurements])
+    parts = []
+    for m in measurements:
+        sec, dev = raw.get(m["measurement_id"], (np.empty(0), None))
+        if not len(sec):
+            continue
+        n = len(sec)
+        parts.append(pd.DataFrame({
+            "run_id": m["run_id"], "seq": m["seq"], "case": m["case_key"],
+            "workload": m["workload"], "backend": m["backend"],
+            "params": json.dumps(m["params"], sort_keys=True), "sample": np.arange(n),
+            "seconds": sec,
+            "device_seconds": dev if dev is not None and len(dev) == n else np.full(n, np.nan),
+        }))
+    if not parts:
+        return pd.DataFrame({c: [] for c in SAMPLE_COLUMNS})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _plain(value: Any) -> Any:
+    """A DataFrame cell as JSON: numbers at full precision, NaN/inf and missing as null."""
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def export(df: pd.DataFrame, fmt: str, path: Path) -> None:
@@ -64,7 +126,10 @@ def export(df: pd.DataFrame, fmt: str, path: Path) -> None:
         if fmt == "csv":
             df.to_csv(tmp, index=False)
         elif fmt == "json":
-            df.to_json(tmp, orient="records", indent=1)
+            # not DataFrame.to_json: it rounds to 10 decimal places, 4 digits of a microsecond
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump([{k: _plain(v) for k, v in r.items()} for r in df.to_dict("records")],
+                          fh, indent=1, allow_nan=False)
         else:
             df.to_parquet(tmp, index=False)
         os.replace(tmp, path)

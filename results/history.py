@@ -25,10 +25,13 @@ def change_points(values: Sequence[float], penalty: float | None = None,
                   min_size: int = 2) -> list[int]:
     """Indices where a new segment starts (0 < i < n), by penalised least squares.
 
-    Segments are at least `min_size` points long: one odd run is an outlier, not a change."""
+    Segments are at least `min_size` points long: one odd run is an outlier, not a change —
+    except the last segment, which may be the latest run alone: a change there can have no
+    second run yet, and forcing it into a longer segment puts the step one run early and
+    gives that segment a level between the old one and the new one."""
     y = np.asarray(values, dtype=float)
     n = y.size
-    if n < 2 * min_size:
+    if n < min_size + 1:
         return []
     if penalty is None:
         diffs = np.abs(np.diff(y))
@@ -42,7 +45,7 @@ def change_points(values: Sequence[float], penalty: float | None = None,
     best[0] = 0.0
     prev = np.zeros(n + 1, dtype=int)
     for t in range(min_size, n + 1):
-        s = np.arange(t - min_size + 1)
+        s = np.arange(t - min_size + 1 if t < n else n)  # the last segment: one point or more
         length = t - s
         cost = (c2[t] - c2[s]) - (c1[t] - c1[s]) ** 2 / length
         total = best[s] + cost + penalty

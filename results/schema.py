@@ -25,7 +25,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -82,6 +82,9 @@ measurements = Table(
     Column("metrics", JSON, nullable=False),
     Column("work", JSON, nullable=False),
     Column("timing", JSON, nullable=False),
+    # Facts the workload recorded with the measurement (compile/build time and build options,
+    # the peak held against, a max-QPS search); NULL for measurements stored before version 3.
+    Column("info", JSON),
     Column("started_at", String(32)),
     Column("finished_at", String(32)),
     Index("ix_measurements_run", "run_id", "seq", unique=True),
@@ -127,5 +130,11 @@ def _v1_to_v2(conn: Connection) -> None:
         ])
 
 
+def _v2_to_v3(conn: Connection) -> None:
+    """Measurements gain `info`: NULL for those stored before (their run files still hold it)."""
+    kind = measurements.c.info.type.compile(dialect=conn.dialect)
+    conn.execute(sa.text(f"ALTER TABLE measurements ADD COLUMN info {kind}"))
+
+
 # version -> function upgrading a connection's store from that version to the next
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}

@@ -180,7 +180,8 @@ class Store:
                 mid = conn.execute(sa.insert(s.measurements).values(
                     run_id=record.run_id, seq=seq, case_key=m["case_key"], status=m["status"],
                     error=m.get("error"), metrics=m.get("metrics", {}), work=m.get("work", {}),
-                    timing=m.get("timing", {}), started_at=m.get("started_at"),
+                    timing=m.get("timing", {}), info=m.get("info") or {},
+                    started_at=m.get("started_at"),
                     finished_at=m.get("finished_at"),
                     **{c: _float(summary.get(c)) for c in s.SUMMARY_COLUMNS},
                 ).returning(s.measurements.c.measurement_id)).scalar_one()
@@ -260,6 +261,20 @@ class Store:
             blob = conn.execute(sa.select(s.samples.c.seconds)
                                 .where(s.samples.c.measurement_id == measurement_id)).scalar()
         return s.unpack(blob).tolist()
+
+    def samples_of(self, measurement_ids: Sequence[int]
+                   ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+        """Raw samples (seconds, device seconds or None) of many measurements, by id."""
+        out: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        ids = list(measurement_ids)
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):  # bounded IN lists
+                rows = conn.execute(sa.select(s.samples.c.measurement_id, s.samples.c.seconds,
+                                              s.samples.c.device_seconds)
+                                    .where(s.samples.c.measurement_id.in_(ids[start:start + 500])))
+                for mid, sec, dev in rows:
+                    out[int(mid)] = (s.unpack(sec), s.unpack(dev) if dev is not None else None)
+        return out
 
     def case_rounds(self, run_id: str) -> dict[str, list[float]]:
         """Per-round medians of a run's measurements taken in several rounds, by case key."""

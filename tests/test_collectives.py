@@ -13,6 +13,8 @@ import pytest
 
 from harness.errors import UserError
 from harness.sweep import expand_sweep
+from harness.workmodel import COLLECTIVE_OPS
+from kernels.collectives.base import DTYPES, REDUCE_OPS
 from results.report.collectives import nccl_tests_text, sweeps
 from workloads.collectives import (
     P2P,
@@ -103,8 +105,9 @@ def test_metrics_follow_factors():
     assert "wrong" not in m  # not checked: nccl-tests prints N/A
     m = AllGather().extra_metrics({}, 1e-3, {**info, "wrong": 0})
     assert m["busbw_gbps"] == pytest.approx(0.75) and m["wrong"] == 0
-    ping = P2P().extra_metrics({"mode": "pingpong"}, 2e-3, {**info, "ranks": 2})
-    assert ping["time_s"] == 1e-3  # half the round trip
+    # pingpong: the median it gets is already one-way, half the round trip (units_per_call)
+    ping = P2P().extra_metrics({"mode": "pingpong"}, 1e-3, {**info, "ranks": 2})
+    assert ping["time_s"] == 1e-3
     bi = P2P().extra_metrics({"mode": "bi", "window": 1}, 1e-3, {**info, "ranks": 2})
     assert bi["algbw_gbps"] == pytest.approx(2.0)
 
@@ -132,10 +135,10 @@ def test_p2p_window_defaults_to_osu_and_pingpong_ignores_it():
     for window in (1, 8, 64):
         p = {"size": 1024, "dtype": "float32", "mode": "pingpong", "window": window}
         P2P().validate(p, "mpi:cpu")
-        m = P2P().extra_metrics(p, 2e-3, info)
+        m = P2P().extra_metrics(p, 1e-3, info)  # one-way: half the round trip
         assert m["time_s"] == 1e-3 and m["window"] == 1
         assert m["algbw_gbps"] == pytest.approx(1024 / 1e-3 / 1e9)
-        assert P2P().work(p).bytes == 1024
+        assert P2P().work(p).bytes == 1024 and P2P().work(p).units_per_call == 2
     uni = P2P().extra_metrics({"mode": "uni"}, 1e-3, info)  # no window given: OSU's 64
     assert uni["window"] == 64 and uni["algbw_gbps"] == pytest.approx(64 * 1024 / 1e-3 / 1e9)
 
@@ -307,3 +310,96 @@ def test_bad_window_is_one_line(bench_inproc, workdir, window, needle):
     line = res.err_lines[0]
     assert line.startswith("bench: error: ") and "'window'" in line and needle in line, line
     assert not (workdir / "bench-runs").exists()
+
+
+# -- one declaration of what each backend can do; one bus factor -----------------------------------
+
+
+def test_bus_factor_has_one_definition_and_agrees_at_one_rank():
+    import cluster.model
+    import harness.workmodel
+
+    assert cluster.model.bus_factor is bus_factor is harness.workmodel.bus_factor
+    assert bus_factor("allreduce", 1) == 0.0  # nothing crosses a bus: nccl-tests' 2(n-1)/n
+    assert bus_factor("alltoall", 1) == 0.0
+    assert bus_factor("broadcast", 1) == bus_factor("p2p", 1) == 1.0
+
+
+COLLECTIVE_BACKENDS = {"mpi": "mpi", "gloo": "gloo", "nccl": "nccl", "grpc": "grpc",
+                       "jax": "jax:cpu"}
+
+
+def test_bench_list_agrees_with_dry_runs_of_every_pair(bench_inproc):
+    listed = bench_inproc("list", "workloads", "--json")
+    assert listed.rc == 0, listed.stderr
+    workloads = {w["name"]: w for w in json.loads(listed.stdout)["workloads"]
+                 if w["name"] in COLLECTIVE_OPS}
+    assert set(workloads) == set(COLLECTIVE_OPS)
+    for name, w in workloads.items():
+        for model, spec in COLLECTIVE_BACKENDS.items():
+            res = bench_inproc("run", "-w", name, "-b", spec, "-n", "2", "--dry-run")
+            assert (res.rc == 0) == (model in w["models"]), (name, model, res.stderr)
+            if model not in w["models"]:
+                assert res.rc == 2 and "does not run on" in res.stderr, res.stderr
+                continue
+            supports = w["supports"][model]
+            for dtype in DTYPES:  # the element types listed are the ones a dry run accepts
+                res = bench_inproc("run", "-w", name, "-b", spec, "-p", f"dtype={dtype}",
+                                   "--dry-run")
+                assert (res.rc == 0) == (dtype in supports["dtypes"]), (name, model, dtype)
+            if COLLECTIVE_OPS[name].reduces:
+                for op in REDUCE_OPS:
+                    ok = op in supports["ops"] and (op == "sum" or name not in
+                                                    supports["sum_only"])
+                    res = bench_inproc("run", "-w", name, "-b", spec, "-p", f"op={op}",
+                                       "--dry-run")
+                    assert (res.rc == 0) == ok, (name, model, op, res.stderr)
+
+
+def test_pingpong_has_one_latency_everywhere(monkeypatch):
+    """The round trip a ping-pong call takes is two one-way trips: samples, summary, latency,
+    bandwidth and nccl-tests' time are all one-way (OSU's osu_latency), never a mix."""
+    from harness import Prepared
+    from harness.backends.base import parse_backend
+    from harness.config import PlannedCase
+    from harness.runner import measure_case
+    from harness.timing import Timing, TimingPolicy
+    from harness.workload import Case
+    from results.report.collectives import sweep_table
+    from results.report.table import measurements_table
+
+    round_trip = [4.6e-6, 4.6e-6, 4.8e-6, 4.4e-6, 4.6e-6]
+
+    class ScriptedEngine:
+        def __init__(self, *a, **k):
+            pass
+
+        def measure(self, op):
+            return Timing(samples=list(round_trip), block=1, stop_reason="budget",
+                          first_call_s=5e-6, warmup_s=0.0, warmup_calls=1, overhead_s=0.0)
+
+    size = 1024
+    info = {"ranks": 2, "size_bytes": size, "count": size // 4, "window": 1}
+    monkeypatch.setattr("harness.runner.Engine", ScriptedEngine)
+    monkeypatch.setattr("harness.runner.DistributedEngine", ScriptedEngine)
+    monkeypatch.setattr(P2P, "prepare", lambda self, b, p: Prepared(op=lambda: None, info=info))
+    params = {"size": size, "dtype": "float32", "mode": "pingpong"}
+    case = Case("p2p", "numpy:cpu", tuple(sorted(params.items())))
+    backend = parse_backend("numpy:cpu")
+    m = measure_case(PlannedCase(case, TimingPolicy()), backend, check=False)
+    assert m["samples"] == pytest.approx([x / 2 for x in round_trip])
+    assert m["summary"]["median"] == pytest.approx(2.3e-6)
+    assert m["metrics"]["latency_s"] == m["metrics"]["time_s"] == pytest.approx(2.3e-6)
+    assert m["metrics"]["bytes_per_s"] == pytest.approx(size / 2.3e-6)
+    assert m["metrics"]["algbw_gbps"] == pytest.approx(size / 2.3e-6 / 1e9)
+    assert m["timing"]["units_per_call"] == 2
+    from rich.console import Console
+
+    def text(table):
+        console = Console(width=250, record=True)
+        console.print(table)
+        return console.export_text()
+
+    main, nccl = text(measurements_table([m])), text(sweep_table("p2p", [m]))
+    assert "2.3 µs" in main and "445.2 MB/s" in main and "4.6" not in main
+    assert "2.30" in nccl and "0.45" in nccl

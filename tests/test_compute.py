@@ -95,6 +95,20 @@ def test_opencl_tunables_from_build_options():
     assert "-DRB=8" not in prepared.info["build_options"]
 
 
+def test_opencl_compiler_warnings_go_to_info_not_to_the_output(capfd):
+    import os
+
+    # a macro defined twice: the compiler warns (a fresh name, so no cache has the build)
+    name = f"ACCELBENCH_TWICE_{os.getpid()}"
+    capfd.readouterr()
+    prepared, _ = prepare("gemm", "opencl:pocl", m=16, n=16, k=16,
+                          build_options=f"-D{name}=1 -D{name}=2")
+    out, err = capfd.readouterr()
+    assert "warning" not in (out + err).lower(), err
+    assert "macro redefined" in prepared.info["build_log"]
+    prepared.check()  # it still built and runs
+
+
 def test_opencl_binary_with_other_tunables_fails_the_check(workdir):
     """A binary built with RB=4, launched as the default RB=8: half of C is never written.
     Fast and wrong must fail, not win."""

@@ -473,4 +473,24 @@ def test_derive_metrics_from_the_builtin_work_models() -> None:
     m = derive_metrics(_summary(1e-3), w)
     assert m["bytes_per_s"] == pytest.approx(3 * 8 * 1000 / 1e-3)  # STREAM counts 3 arrays
     assert m["items_per_s"] == pytest.approx(1000 / 1e-3)
-    assert "flops_per_s" not in m
+    assert m["flops_per_s"] == pytest.approx(2 * 1000 / 1e-3)  # triad: a multiply and an add
+    copy = derive_metrics(_summary(1e-3), stream.work({"n": 1000, "op": "copy",
+                                                       "dtype": "float64"}))
+    assert "flops_per_s" not in copy
+
+
+def test_defaults_that_choose_nothing_stay_out_of_the_case_key() -> None:
+    from harness.workload import make_case
+
+    default = make_case("gemm", "opencl:pocl", {}, "test")
+    assert default.key == "gemm[opencl:pocl](dtype=float32,k=256,m=256,n=256)"
+    # variant=auto, binary= and build_options= given explicitly are the same case
+    same = make_case("gemm", "opencl:pocl", {"variant": "auto", "binary": "",
+                                             "build_options": ""}, "test")
+    assert same.key == default.key
+    chosen = make_case("gemm", "opencl:pocl", {"variant": "cpu", "build_options": "-DRB=4"},
+                       "test")
+    assert chosen.key == ("gemm[opencl:pocl](build_options=-DRB=4,dtype=float32,k=256,m=256,"
+                          "n=256,variant=cpu)")
+    assert "left out of the case key when default" in workloads.get("gemm").params[
+        "variant"].describe()

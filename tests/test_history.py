@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from results.history import History, change_points
 
@@ -29,6 +30,25 @@ def test_slow_drift_is_reported_even_when_each_step_is_small():
     h = History("x", medians=list(y), change_points=change_points(np.log(y)), threshold=0.05)
     assert max(abs(a / b - 1) for a, b in zip(y[1:], y[:-1], strict=True)) < 0.05
     assert h.drift() > 0.15
+
+
+def _history(us):
+    y = [u * 1e-6 for u in us]
+    return History("x", medians=y, change_points=change_points(np.log(y)), threshold=0.05)
+
+
+def test_a_step_at_the_end_of_the_series_is_placed_on_its_run():
+    h = _history([200, 200, 230, 230, 230, 200])  # back to 200 us on the latest run
+    assert h.change_points == [2, 5]
+    assert [(i, round(c, 4)) for i, c in h.steps()] == [(2, 0.15), (5, round(200 / 230 - 1, 4))]
+    assert h.drift() == 0.0  # the first and the last levels are equal
+
+
+def test_series_with_steps_at_either_end_and_in_the_middle():
+    assert _history([200, 200, 200, 200, 260]).steps() == [(4, pytest.approx(0.3))]
+    assert _history([200, 200, 200, 200, 260]).drift() == pytest.approx(0.3)
+    assert _history([200, 200, 230, 230, 230, 230]).steps() == [(2, pytest.approx(0.15))]
+    assert _history([200, 200, 230, 230, 200, 200]).drift() == 0.0
 
 
 def test_cli_history_finds_the_regressed_build(bench):

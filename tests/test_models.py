@@ -22,7 +22,7 @@ def cnn_losses(spec: str, **extra) -> list[float]:
     finally:
         if prepared.close:
             prepared.close()
-    assert prepared.info["first_step_s"] > 0
+    assert prepared.info["first_call_s"] > 0
     return prepared.info["check_losses"]
 
 

@@ -78,10 +78,12 @@ def test_peak_metrics_compare_flops_or_bandwidth():
             "attainable_bytes_per_s": 40e9}
     gemm = Work(flops=2e9, bytes=1e8)  # 2 GFLOP in 40 ms: 50 GFLOP/s
     assert peaks.peak_metrics(gemm, 0.04, peak) == pytest.approx(
-        {"pct_peak": 50.0, "pct_attainable": 62.5})
+        {"pct_peak": 50.0, "pct_attainable": 62.5, "roof_is_memory": 0.0,
+         "peak_flops_per_s": 100e9, "peak_bytes_per_s": 50e9})
     stream = Work(items=1e6, bytes=24e6)  # no FLOPs: compared with bandwidth; 24 MB in 1 ms
     assert peaks.peak_metrics(stream, 1e-3, peak) == pytest.approx(
-        {"pct_peak": 48.0, "pct_attainable": 60.0})
+        {"pct_peak": 48.0, "pct_attainable": 60.0, "roof_is_memory": 1.0,
+         "peak_flops_per_s": 100e9, "peak_bytes_per_s": 50e9})
     assert peaks.peak_metrics(Work(items=1), 1.0, peak) == {}
     assert peaks.peak_metrics(gemm, 0.04, {"flops_per_s": None}) == {}
     assert peaks.peak_metrics(gemm, 0.04, None) == {}
@@ -190,3 +192,118 @@ def test_bench_report_roofline(bench, workdir):
     res = bench("report", "roofline", "latest", "-o", "roof.png")
     assert res.rc == 0, res.stderr
     assert (workdir / "roof.png").read_bytes()[:4] == b"\x89PNG"
+    res = bench("report", "roofline", "latest", "-o", "roof.md")  # not an image format
+    assert res.rc == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert "roof.md" in res.stderr and ".png" in res.stderr and ".svg" in res.stderr
+    assert "Traceback" not in res.stderr and not (workdir / "roof.md").exists()
+
+
+def test_plot_roofline_names_the_image_formats(tmp_path):
+    from results.report.roofline import plot_roofline
+
+    with pytest.raises(UserError, match=r"\.md is not an image format; use one of .*\.png"):
+        plot_roofline(frame(), tmp_path / "r.md")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the right roof, and a working set in cache --------------------------------------------------
+
+
+def test_stream_declares_its_flops_and_is_held_against_bandwidth():
+    from harness.stats import summarize
+    from harness.workmodel import derive_metrics
+    from workloads.stream import Stream
+
+    work = Stream().work({"n": 1_000_000, "op": "triad", "dtype": "float64"})
+    assert work.flops == 2e6 and work.bytes == 24e6  # a multiply and an add per element
+    m = derive_metrics(summarize([1e-3] * 10), work)
+    assert m["arithmetic_intensity_flop_per_byte"] == pytest.approx(2 / 24)
+    peak = {"flops_per_s": 100e9, "bytes_per_s": 50e9}
+    # below the ridge (2 FLOP/B): the memory roof, not 2 % of peak FLOP/s
+    got = peaks.peak_metrics(work, 1e-3, peak)
+    assert got["pct_peak"] == pytest.approx(48.0) and got["roof_is_memory"] == 1.0
+    small_gemm = Work(flops=2e6, bytes=2e6)  # 1 FLOP/B: memory-bound too
+    assert peaks.peak_metrics(small_gemm, 1e-3, peak)["roof_is_memory"] == 1.0
+
+
+CACHES = [{"level": 1, "type": "Data", "size_bytes": 48 << 10, "shared_cpus": 1,
+           "usable_bytes": 96 << 10},
+          {"level": 2, "type": "Unified", "size_bytes": 1 << 20, "shared_cpus": 1,
+           "usable_bytes": 2 << 20},
+          {"level": 3, "type": "Unified", "size_bytes": 32 << 20, "shared_cpus": 2,
+           "usable_bytes": 32 << 20}]
+
+
+def test_a_working_set_in_cache_says_which_cache():
+    peak = {"flops_per_s": 100e9, "bytes_per_s": 40e9, "caches": CACHES}
+    in_l3 = Work(items=1e6, flops=2e6, bytes=24e6)  # 24 MB: fits the 32 MiB L3
+    got = peaks.peak_metrics(in_l3, 24e6 / 106e9, peak)
+    assert got["pct_peak"] == pytest.approx(265.0)
+    assert got["cache_level"] == 3 and got["working_set_bytes"] == 24e6
+    assert got["cache_bytes"] == 32 << 20
+    assert peaks.peak_metrics(Work(bytes=1e6), 1e-4, peak)["cache_level"] == 2
+    in_dram = Work(items=1 << 24, flops=2 * 2**24, bytes=24 * 2**24)  # 400 MB
+    assert "cache_level" not in peaks.peak_metrics(in_dram, 0.02, peak)
+    gemm = Work(flops=2e9, bytes=1e6)  # compute-bound: caches do not matter
+    assert "cache_level" not in peaks.peak_metrics(gemm, 0.04, peak)
+
+
+def test_cpu_caches_read_from_sysfs(tmp_path):
+    from harness.env import cpu_caches
+
+    for i, (level, kind, size, shared) in enumerate([(1, "Data", "48K", "0"),
+                                                     (1, "Instruction", "32K", "0"),
+                                                     (2, "Unified", "1024K", "0"),
+                                                     (3, "Unified", "32768K", "0-1,4")]):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size),
+                            ("shared_cpu_list", shared)):
+            (d / name).write_text(f"{value}\n")
+    assert cpu_caches(str(tmp_path)) == [
+        {"level": 1, "type": "Data", "size_bytes": 48 << 10, "shared_cpus": 1},
+        {"level": 2, "type": "Unified", "size_bytes": 1 << 20, "shared_cpus": 1},
+        {"level": 3, "type": "Unified", "size_bytes": 32 << 20, "shared_cpus": 3}]
+    assert cpu_caches(str(tmp_path / "none")) == []
+
+
+def test_show_says_why_a_figure_beats_its_peak():
+    from results.report.table import info_lines
+
+    row = {"case_key": "stream[torch:cpu](n=1000000)", "status": "ok",
+           "summary": {"median": 1e-4}, "timing": {},
+           "metrics": {"pct_peak": 265.0, "roof_is_memory": 1.0, "cache_level": 3.0,
+                       "working_set_bytes": 24e6, "cache_bytes": float(32 << 20)}}
+    (line,) = info_lines([row])
+    assert "265% of peak memory bandwidth" in line and "fits in the L3 cache" in line
+
+
+def test_html_report_draws_the_same_roofline_with_the_peak_roof(tmp_path, monkeypatch):
+    """The HTML report's roofline is `bench report roofline`'s: under the device's peak roof
+    (not a roof through the best measured points)."""
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from results.report import html
+    from results.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "-w", "gemm", "-b", "numpy:cpu", "-p", "m=64,256",
+                                   "-p", "n=256", "-p", "k=256", "--budget", "0.2", "-q"])
+    assert res.exit_code == 0, res.output
+    figures = {}
+    real = html.Page.figure
+
+    def keep(self, fig, name, caption=""):
+        figures[name] = fig
+        return real(self, fig, name, caption)
+
+    monkeypatch.setattr(html.Page, "figure", keep)
+    st = Store("bench.db")
+    run_id = st.resolve("latest")
+    html.render(st, [run_id], tmp_path / "r.html")
+    (ax,) = figures["roofline"].axes
+    labels = [line.get_label() for line in ax.get_lines()]
+    peak = next(m["metrics"] for m in st.measurements([run_id]))["peak_flops_per_s"]
+    (roof,) = [line for line in ax.get_lines() if line.get_label().startswith("peak (numpy:cpu)")]
+    assert max(roof.get_ydata()) == pytest.approx(peak / 1e9), labels

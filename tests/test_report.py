@@ -119,3 +119,41 @@ def test_results_table_marks_cases_timed_in_steady_state_blocks():
     console = Console(width=200, record=True)
     console.print(measurements_table(rows[1:]))
     assert "†" not in console.export_text()
+
+
+def test_report_scaling_refuses_collective_runs(tmp_path, make_header, make_measurement):
+    """A collective at 2 ranks does not do twice the work of 1: no throughput efficiency."""
+    from harness.errors import UserError
+    from results.report.scaling import scaling_rows
+    from results.runfile import RunFileWriter, read_run_file
+    from results.store import Store
+
+    st = Store(str(tmp_path / "bench.db"))
+    ids = []
+    for i, (ranks, ops_per_s) in enumerate(((1, 1e5), (2, 2.67e5))):
+        coll = make_measurement()
+        coll.update(case_key="allreduce[mpi:cpu](size=8)", workload="allreduce",
+                    backend="mpi:cpu", params={"size": 8},
+                    metrics={"items_per_s": ops_per_s, "ranks": float(ranks)})
+        spin = make_measurement()
+        spin["metrics"] = {"items_per_s": 1e4 * ranks, "world_size": float(ranks)}
+        header = make_header(started_at=f"2024-01-01T00:00:0{i}.000000+00:00")
+        w = RunFileWriter(tmp_path / "runs", header)
+        for m in (coll, spin):
+            w.append(m)
+        st.ingest(read_run_file(w.finish("complete", "2024-01-01T00:00:09+00:00")))
+        ids.append(header["run_id"])
+    rows = scaling_rows(st, ids)  # the collective is left out, the spin case is kept
+    assert [(r["case"], r["ranks"]) for r in rows] == [("spin[numpy:cpu](us=100.0)", 1),
+                                                       ("spin[numpy:cpu](us=100.0)", 2)]
+    assert rows[1]["efficiency"] == pytest.approx(1.0)
+    with st.engine.begin() as conn:
+        import sqlalchemy as sa
+
+        from results import schema
+
+        conn.execute(sa.delete(schema.samples))
+        conn.execute(sa.delete(schema.measurements).where(
+            schema.measurements.c.case_key.like("spin%")))
+    with pytest.raises(UserError, match="only collective measurements"):
+        scaling_rows(st, ids)

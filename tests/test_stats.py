@@ -323,3 +323,16 @@ def test_median_ci_coverage_direct_calls_small_n() -> None:
         lo, hi = median_ci(row)
         hits += lo <= 1.0 <= hi
     assert 0.93 <= hits / reps <= 0.97
+
+
+def test_median_ci_holds_the_median_between_tied_order_statistics() -> None:
+    # per-call seconds from integer nanoseconds: many ties, as a spin's samples have. The
+    # interpolated bounds between two equal order statistics must equal them, to the ulp.
+    rng = np.random.default_rng(3)
+    misses = 0
+    for _ in range(300):
+        n = int(rng.integers(50, 3000))
+        ns = rng.integers(20100, 20140, n)
+        s = summarize(ns * 1e-9)
+        misses += not (s.ci_low <= s.median <= s.ci_high)
+    assert misses == 0

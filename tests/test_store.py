@@ -330,3 +330,124 @@ def test_export_errors(tmp_path, real_run):
         export(df, "xlsx", tmp_path / "x.xlsx")
     with pytest.raises(UserError, match="does not exist"):
         export(df, "csv", tmp_path / "missing" / "x.csv")
+
+
+# -- what the workload recorded (info) and the compile time of a first call made in its check ----
+
+
+def test_info_is_stored_and_shown(tmp_path, store, make_header, make_measurement):
+    m = make_measurement()
+    m["info"] = {"build_options": "-DRB=3", "first_call_s": 19.0, "search": [1, 2]}
+    store.ingest(read_run_file(_finished_run(tmp_path / "runs", make_header(), [m])))
+    (got,) = store.measurements()
+    assert got["info"] == m["info"]
+
+
+def test_version_2_store_gains_info(tmp_path, make_header, make_measurement):
+    """A version-2 store (no info column) upgrades; its old measurements have no info."""
+    db = tmp_path / "v2.db"
+    st = Store(str(db))
+    st.ingest(read_run_file(_finished_run(tmp_path / "runs", make_header(), [make_measurement()])))
+    st.engine.dispose()
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE measurements DROP COLUMN info")
+        conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    st = Store(str(db))
+    assert st.schema_version() == schema.SCHEMA_VERSION
+    (old,) = st.measurements()
+    assert old["info"] is None
+    m = make_measurement(us=5.0)
+    m["info"] = {"k": 1}
+    st.ingest(read_run_file(_finished_run(tmp_path / "runs2", make_header(), [m])))
+    assert [x["info"] for x in st.measurements()] == [None, {"k": 1}]
+
+
+COMPILING_PLUGIN = '''
+import time
+from harness import Prepared, first_call, workload
+
+@workload("compiling")
+def compiling(backend):
+    state = {"calls": 0}
+    def op():
+        state["calls"] += 1
+        if state["calls"] == 1:
+            time.sleep(0.3)  # the "compilation", taken by the check's first call
+    info = {}
+    return Prepared(op=op, check=lambda: first_call(op, backend, info), info=info)
+'''
+
+
+def test_compile_in_the_check_counts_in_compile_s(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p.py").write_text(COMPILING_PLUGIN)
+    res = CliRunner().invoke(cli, ["run", "--plugin", "p.py", "-w", "compiling", "--budget",
+                                   "0.2", "--quiet", "--json"])
+    assert res.exit_code == 0, res.output
+    (m,) = json.loads(res.stdout)["measurements"]
+    assert m["info"]["first_call_s"] >= 0.3  # a sleep lasts at least that long
+    assert m["timing"]["compile_s"] >= 0.25  # steady calls take microseconds
+    text = CliRunner().invoke(cli, ["show", "latest"]).stdout
+    assert "compiling[numpy:cpu]" in text and "compile " in text
+    shown = CliRunner().invoke(cli, ["show", "latest", "--json"])
+    (stored,) = json.loads(shown.stdout)["measurements"]
+    assert stored["info"]["first_call_s"] == m["info"]["first_call_s"]
+
+
+# -- raw samples in pandas and in exports ---------------------------------------------------------
+
+
+def _stored_samples(st):
+    return {m["case_key"]: st.samples(m["measurement_id"]) for m in st.measurements()}
+
+
+def test_load_with_samples_and_the_long_format(real_run):
+    st, _ = real_run
+    want = _stored_samples(st)
+    df = results.load(st, samples=True)
+    assert {c: list(v) for c, v in zip(df["case"], df["samples"], strict=True)} == want
+    assert df["n"].tolist() == [len(want[c]) for c in df["case"]]
+    assert "samples" not in results.load(st).columns  # only when asked
+    long = results.samples(st)
+    assert len(long) == sum(len(v) for v in want.values())
+    for case, g in long.groupby("case"):
+        assert g["sample"].tolist() == list(range(len(want[case])))
+        assert g["seconds"].tolist() == want[case]
+        assert g["device_seconds"].isna().all()  # numpy: no device time
+    assert list(results.samples(st, runs=["latest"]).columns) == list(long.columns)
+
+
+@pytest.mark.parametrize("fmt", ["json", "parquet"])
+def test_export_carries_samples_as_a_list_column(tmp_path, real_run, fmt):
+    st, _ = real_run
+    out = tmp_path / f"x.{fmt}"
+    export(load(st, samples=True), fmt, out)
+    back = (pd.read_json(out, precise_float=True) if fmt == "json" else pd.read_parquet(out))
+    assert {c: list(v) for c, v in zip(back["case"], back["samples"], strict=True)} == \
+        _stored_samples(st)  # every digit
+
+
+def test_bench_export_samples(tmp_path, real_run):
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    st, result = real_run
+    args = ["--store", st.url.database, "--run-dir", str(result.path.parent)]
+    csv = tmp_path / "long.csv"
+    res = CliRunner().invoke(cli, ["export", "latest", "-o", str(csv), "--samples", *args])
+    assert res.exit_code == 0, res.output
+    long = pd.read_csv(csv)
+    want = _stored_samples(st)
+    assert len(long) == sum(len(v) for v in want.values())
+    got = long.groupby("case")["seconds"].apply(list).to_dict()
+    assert set(got) == set(want)
+    for case, values in want.items():
+        assert got[case] == pytest.approx(values, rel=1e-12)
+    pq = tmp_path / "x.parquet"
+    assert CliRunner().invoke(cli, ["export", "latest", "-o", str(pq), *args]).exit_code == 0
+    assert [len(v) for v in pd.read_parquet(pq)["samples"]] == [len(v) for v in want.values()]

@@ -17,7 +17,10 @@ One parameterised workload: `Collective.for_op(name)` makes each registered clas
   bandwidth rather than latency. A window's messages reuse one receive buffer, as OSU's do.
   `pingpong` has no `window` (one message each way per call; it is left out of its case key,
   and the metrics record window 1).
-- Metrics: `time_s` (p2p ping-pong: half the round trip; uni/bi: one window), `algbw_gbps` =
+- p2p ping-pong: one timed call is a round trip, two one-way trips (`Work.units_per_call` 2), so
+  its samples, median, latency and bandwidth are all one-way: half the round trip, as
+  osu_latency reports, in the main table as in nccl-tests' (`timing.units_per_call` records it).
+- Metrics: `time_s` (p2p ping-pong: one way; uni/bi: one window), `algbw_gbps` =
   bytes moved / `time_s` (size; p2p uni: size × window; bi: 2 × size × window, both
   directions), and `busbw_gbps = algbw × factor` with nccl-tests' factors: allreduce 2(n-1)/n;
   allgather, reduce-scatter, alltoall (n-1)/n; broadcast, reduce and p2p 1. Bus bandwidth is the
@@ -36,26 +39,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
+from harness.workmodel import COLLECTIVE_OPS, bus_factor
 from kernels.collectives import collectives_for
-from kernels.collectives.base import COLLECTIVES, P2P_MODES, REDUCE_OPS
+from kernels.collectives.base import DTYPES, P2P_MODES, REDUCE_OPS, Supports
 
-DTYPES = ("float32", "float64", "int32", "int64")
 MODELS = ("mpi", "gloo", "nccl", "grpc", "jax")
 FAULT_ENV = "BENCH_FAULT"  # test hook: corrupt:RANK makes that rank's result wrong before the check
-SPLIT = ("allgather", "reduce-scatter", "alltoall")  # the buffer splits into n chunks
+SPLIT = tuple(c for c, op in COLLECTIVE_OPS.items() if op.split)  # buffer splits into n chunks
 DEFAULT_WINDOW = 64  # OSU's window_size for osu_bw / osu_bibw
 MAX_WINDOW = 4096
 
 
-def bus_factor(coll: str, n: int) -> float:
-    """nccl-tests' bus bandwidth factor (doc/PERFORMANCE.md)."""
-    if n <= 1:
-        return 1.0 if coll in ("broadcast", "reduce", "p2p") else 0.0
-    if coll == "allreduce":
-        return 2 * (n - 1) / n
-    if coll in SPLIT:
-        return (n - 1) / n
-    return 1.0
+def supports(model: str) -> Supports | None:
+    """What a collective backend model declares it can do (its module's SUPPORTED); None when
+    the module cannot be imported here."""
+    module = _kernel_module(model)
+    return getattr(module, "SUPPORTED", Supports()) if module is not None else None
 
 
 def inputs_of(rank: int, count: int, dtype: str, op: str) -> np.ndarray:
@@ -124,16 +123,17 @@ class Collective(Workload):
 
     @classmethod
     def for_op(cls, coll: str) -> type[Collective]:
+        spec = COLLECTIVE_OPS[coll]
         params: dict[str, Param] = {
             "size": Param("size", 1 << 20, "bytes of the larger buffer, as nccl-tests counts "
                           "(sweep: 8B..64MiB*2)", min=1, max=1 << 40),
             "dtype": Param("str", "float32", "element type", choices=DTYPES),
         }
-        if coll in ("allreduce", "reduce-scatter", "reduce"):
+        if spec.reduces:
             params["op"] = Param("str", "sum", "reduction", choices=REDUCE_OPS)
-        if coll in ("allreduce", "reduce"):
+        if spec.in_place:
             params["in_place"] = Param("bool", False, "output buffer is the input buffer")
-        if coll in ("broadcast", "reduce"):
+        if spec.rooted:
             params["root"] = Param("int", 0, "root rank", min=0)
         if coll == "p2p":
             params["mode"] = Param("str", "pingpong", "pingpong: latency (half a round trip); "
@@ -144,8 +144,19 @@ class Collective(Workload):
                                      when=("mode", ("uni", "bi")))
         what = {"p2p": "point-to-point between ranks 0 and 1: ping-pong latency, uni/bi "
                        "bandwidth (OSU)"}.get(coll, f"{coll} across ranks (nccl-tests metrics)")
+        # the backends that declare this operation (a module that cannot be imported here is
+        # listed: running it says what to install)
+        models = tuple(m for m in MODELS
+                       if (s := supports(m)) is None or coll in s.collectives)
         return type(f"Collective_{coll.replace('-', '_')}", (cls,),
-                    {"coll": coll, "name": coll, "params": params, "description": what})
+                    {"coll": coll, "name": coll, "params": params, "description": what,
+                     "models": models})
+
+    @classmethod
+    def supports_by_model(cls) -> dict[str, dict[str, Any]]:
+        """For `bench list`: what each backend listed for this operation declares."""
+        return {m: (s.to_dict() if (s := supports(m)) is not None else None)
+                for m in cls.models}
 
     def validate(self, params: Mapping[str, Any], backend: str) -> None:
         itemsize = np.dtype(params["dtype"]).itemsize
@@ -154,20 +165,16 @@ class Collective(Workload):
                             f"{params['dtype']} elements ({itemsize} B each); use a multiple "
                             f"of {itemsize}")
         model = backend.split(":", 1)[0]
-        module = _kernel_module(model)
-        supported = getattr(module, "SUPPORTED", COLLECTIVES)
-        if self.coll not in supported:
-            raise UserError(f"backend {model!r} has no {self.coll}; it has: "
-                            f"{', '.join(supported)}")
-        ops = getattr(module, "OPS", REDUCE_OPS)
-        if params.get("op", "sum") not in ops:
-            raise UserError(f"backend {model!r} has no {params['op']} reduction; it has: "
-                            f"{', '.join(ops)}")
-        if params.get("in_place") and getattr(module, "IMMUTABLE", False):
-            raise UserError(f"backend {model!r} has immutable arrays: use in_place=false")
+        declared = supports(model)
+        why = declared.refusal(model, self.coll, params) if declared is not None else None
+        if why:
+            raise UserError(why)
 
     def work(self, params: Mapping[str, Any]) -> Work:
         window = p2p_window(self.coll, params)
+        if self.coll == "p2p" and window is None:  # one call: a message there and one back
+            return Work(items=1, bytes=float(params["size"]), item_unit="messages",
+                        units_per_call=2.0)
         if window is None:
             return Work(items=1, bytes=float(params["size"]), item_unit="ops")
         # uni/bi: one call is one window of messages (each way, for bi)
@@ -235,9 +242,8 @@ class Collective(Workload):
         moved = size
         if self.coll == "p2p":
             window = p2p_window(self.coll, params)
-            if window is None:
-                t = median_s / 2  # one-way latency, as osu_latency reports
-            else:  # one call is one window, as osu_bw / osu_bibw count
+            # pingpong: median_s is already one-way, half the round trip (Work.units_per_call)
+            if window is not None:  # one call is one window, as osu_bw / osu_bibw count
                 moved = size * window * (2 if params["mode"] == "bi" else 1)
         algbw = moved / t if t > 0 else 0.0
         out = {"time_s": t, "algbw_gbps": algbw / 1e9,

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
+from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload, first_call
 from harness.peaks import PeakMetrics, for_backend
 from kernels import array_kernels
 from kernels.nn.reference import conv2d_reference as reference
@@ -78,7 +78,7 @@ class Conv2d(PeakMetrics, Workload):
         op = kern.conv2d(x, w, stride, padding)
 
         def check() -> None:
-            got = kern.to_host(op())
+            got = kern.to_host(first_call(op, backend, info))
             ref = reference(kern.to_host(x), kern.to_host(w), stride, padding)
             if got.shape != ref.shape:
                 raise CheckFailed(f"conv2d output has shape {got.shape}, expected {ref.shape}")

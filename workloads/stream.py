@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from harness import Backend, CheckFailed, Param, Prepared, Work, Workload
+from harness import Backend, CheckFailed, Param, Prepared, Work, Workload, first_call
 from harness.peaks import PeakMetrics, for_backend
 from kernels import array_kernels
 
 ITEMSIZE = {"float64": 8, "float32": 4}
 ARRAYS_TOUCHED = {"copy": 2, "scale": 2, "add": 3, "triad": 3}
+FLOPS_PER_ELEMENT = {"copy": 0, "scale": 1, "add": 1, "triad": 2}  # triad: a multiply and an add
 SCALAR = 3.0
 
 
@@ -39,7 +40,8 @@ class Stream(PeakMetrics, Workload):
     def work(self, params: Mapping[str, Any]) -> Work:
         n = params["n"]
         moved = ARRAYS_TOUCHED[params["op"]] * n * ITEMSIZE[params["dtype"]]
-        return Work(items=n, bytes=float(moved), item_unit="elements")
+        return Work(items=n, flops=float(FLOPS_PER_ELEMENT[params["op"]] * n),
+                    bytes=float(moved), item_unit="elements")
 
     def prepare(self, backend: Backend, params: Mapping[str, Any]) -> Prepared:
         kern = array_kernels(backend.model)
@@ -51,7 +53,7 @@ class Stream(PeakMetrics, Workload):
         op = kern.stream(kind, a, b, c, SCALAR)
 
         def check() -> None:
-            got = kern.to_host(op())
+            got = kern.to_host(first_call(op, backend, info))
             want = expected(kind, *inputs)
             tol = 1e-12 if dtype == "float64" else 1e-6
             if not np.allclose(got, want, rtol=tol, atol=tol):

@@ -46,7 +46,9 @@ def list_(what: str, plugins: tuple[str, ...], as_json: bool) -> None:
             data["workloads"].append({
                 "name": name, "description": cls.description, "models": list(cls.models),
                 "params": {k: {"type": p.type, "default": p.default, "help": p.help,
-                               "spec": p.describe()} for k, p in cls.params.items()}})
+                               "spec": p.describe()} for k, p in cls.params.items()},
+                **({"supports": cls.supports_by_model()} if hasattr(cls, "supports_by_model")
+                   else {})})
     if what in ("backends", "all"):
         data["backends"] = []
         for name in backends.names():

@@ -57,7 +57,7 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
       bench show latest~1
       bench show 3f2a9c1e --json
     """
-    from results.report.table import measurement_json, measurements_table
+    from results.report.table import info_lines, measurement_json, measurements_table
 
     st = open_store(store, run_dir)
     run_id = st.resolve(run_ref)
@@ -81,6 +81,8 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
         out.print(f"host {env.get('host')}, {env.get('cpu', {}).get('model')}, "
                   f"env {header['env_hash']}", highlight=False, markup=False)
     out.print(measurements_table(rows))
+    for line in info_lines(rows):
+        out.print(line, highlight=False, markup=False)
     print_sweeps(out, rows)
     from harness.cli.profile import traces_line
 
@@ -94,9 +96,12 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
               default=None, help="Output format [default: from the file extension]; "
               "nccl-tests: collectives as nccl-tests prints them.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--samples", "long", is_flag=True,
+              help="One row per raw sample instead of per measurement (JSON and Parquet rows "
+              "carry them as a list column either way).")
 @store_options()
-def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str | None,
-           run_dir: Path) -> None:
+def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, long: bool,
+           store: str | None, run_dir: Path) -> None:
     """Export measurements (of the given runs, or all) as CSV, JSON or Parquet.
 
     \b
@@ -104,8 +109,9 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str 
       bench export -o all.csv
       bench export latest --format parquet -o latest.parquet
       bench export latest --format nccl-tests -o allreduce.txt
+      bench export latest --samples -o samples.csv     # one row per raw sample
     """
-    from results.frame import FORMATS, export, load
+    from results.frame import FORMATS, export, load, samples
 
     fmt = fmt or output.suffix.lstrip(".").lower()
     if fmt == "nccl-tests":
@@ -124,9 +130,10 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, store: str 
     if fmt not in FORMATS:
         raise UserError(f"cannot tell the format of {output}; add --format csv|json|parquet")
     st = open_store(store, run_dir)
-    df = load(st, list(run_refs) or None)
+    refs = list(run_refs) or None
+    df = samples(st, refs) if long else load(st, refs, samples=fmt != "csv")
     export(df, fmt, output)
-    click.echo(f"wrote {len(df)} measurement(s) to {output}", err=True)
+    click.echo(f"wrote {len(df)} {'sample' if long else 'measurement'}(s) to {output}", err=True)
 
 
 @click.command()

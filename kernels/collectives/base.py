@@ -14,18 +14,54 @@ comparable across operations.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from harness.backends.base import Backend
+from harness.workmodel import COLLECTIVE_OPS
 
-COLLECTIVES = ("allreduce", "allgather", "reduce-scatter", "broadcast", "reduce", "alltoall",
-               "p2p")
+COLLECTIVES = tuple(COLLECTIVE_OPS)
 REDUCE_OPS = ("sum", "prod", "max", "min")
+DTYPES = ("float32", "float64", "int32", "int64")
 P2P_MODES = ("pingpong", "uni", "bi")
+
+
+@dataclass(frozen=True)
+class Supports:
+    """What one collective backend module can do, declared once as its `SUPPORTED`: read by
+    the module itself, by the workloads' validation (so a dry run refuses what a run would)
+    and by `bench list`."""
+
+    collectives: tuple[str, ...] = COLLECTIVES
+    dtypes: tuple[str, ...] = DTYPES
+    ops: tuple[str, ...] = REDUCE_OPS
+    in_place: bool = True
+    sum_only: tuple[str, ...] = ()  # collectives whose reduction can only sum
+
+    def refusal(self, backend: str, coll: str, params: Mapping[str, Any]) -> str | None:
+        """Why this backend cannot run `coll` with these parameters, or None."""
+        if coll not in self.collectives:
+            return f"backend {backend!r} has no {coll}; it has: {', '.join(self.collectives)}"
+        dtype = params.get("dtype")
+        if dtype is not None and dtype not in self.dtypes:
+            return (f"backend {backend!r} has no {dtype} {coll}; its element types: "
+                    f"{', '.join(self.dtypes)}")
+        op = params.get("op")
+        if op is not None and op not in self.ops:
+            return f"backend {backend!r} has no {op} reduction; it has: {', '.join(self.ops)}"
+        if op is not None and op != "sum" and coll in self.sum_only:
+            return f"backend {backend!r} has only a sum {coll}: use op=sum"
+        if params.get("in_place") and not self.in_place:
+            return f"backend {backend!r} has immutable arrays: use in_place=false"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"collectives": list(self.collectives), "dtypes": list(self.dtypes),
+                "ops": list(self.ops), "in_place": self.in_place,
+                "sum_only": list(self.sum_only)}
 
 
 @dataclass
@@ -40,8 +76,6 @@ class Bound:
 
 class Collectives(ABC):
     """A communicator among participants, and the collective operations over it."""
-
-    supported: ClassVar[tuple[str, ...]] = COLLECTIVES
 
     size: int  # participants (the n of the bus-bandwidth factors)
     local: list[int]  # participants that live in this process

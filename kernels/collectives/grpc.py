@@ -22,9 +22,10 @@ import numpy as np
 
 from harness.distributed import current, local_address
 from harness.errors import BackendUnavailable, UserError
-from kernels.collectives.base import Bound, CollectiveBackend, Collectives
+from kernels.collectives.base import Bound, CollectiveBackend, Collectives, Supports
 
-SUPPORTED = ("allreduce", "allgather", "reduce-scatter", "p2p")
+# what this backend can do (read by the workloads' validation and `bench list`)
+SUPPORTED = Supports(collectives=("allreduce", "allgather", "reduce-scatter", "p2p"))
 PIECE = 1 << 20  # bytes per message
 OUTBOX = 64 * PIECE  # bytes queued on a stream at most: a send waits while the stream is this full
 HOST_ENV = "BENCH_GRPC_HOST"  # where other ranks reach this one (default: its route to rank 0)
@@ -44,8 +45,6 @@ def _stubs() -> tuple[Any, Any]:
 
 
 class GrpcCollectives(Collectives):
-    supported = SUPPORTED
-
     def __init__(self, backend: GrpcBackend) -> None:
         import grpc
 
@@ -160,8 +159,8 @@ class GrpcCollectives(Collectives):
 
     def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
                 in_place: bool, mode: str, window: int = 1) -> Bound:
-        if coll not in SUPPORTED:
-            raise UserError(f"grpc has no {coll}; it has: {', '.join(SUPPORTED)}")
+        if (why := SUPPORTED.refusal("grpc", coll, {"op": op, "in_place": in_place})):
+            raise UserError(why)
         n, r, x = self.size, self.rank, inputs[0]
         reduce = _REDUCE[op]
         work = np.zeros(x.size * n, x.dtype) if coll == "allgather" else x.copy()

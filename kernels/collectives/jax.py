@@ -30,11 +30,14 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UserError
-from kernels.collectives.base import Bound, Collectives
+from kernels.collectives.base import Bound, Collectives, Supports
 
-SUPPORTED = ("allreduce", "allgather", "reduce-scatter", "alltoall")
-OPS = ("sum", "max", "min")  # lax has no product across devices
-IMMUTABLE = True  # every operation is out of place
+# what this backend can do (read by the workloads' validation and `bench list`): lax has no
+# product across devices, psum_scatter only sums, every operation is out of place, and JAX
+# computes in 32 bits unless jax_enable_x64 is set (a float64 buffer would silently shrink)
+SUPPORTED = Supports(collectives=("allreduce", "allgather", "reduce-scatter", "alltoall"),
+                     dtypes=("float32", "int32"), ops=("sum", "max", "min"), in_place=False,
+                     sum_only=("reduce-scatter",))
 
 
 @contextlib.contextmanager
@@ -57,8 +60,6 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 
 class JaxCollectives(Collectives):
-    supported = SUPPORTED
-
     def __init__(self, backend: Any) -> None:
         import jax
         from jax.sharding import Mesh, NamedSharding
@@ -111,15 +112,11 @@ class JaxCollectives(Collectives):
     def prepare(self, coll: str, inputs: list[np.ndarray], *, op: str, root: int,
                 in_place: bool, mode: str, window: int = 1) -> Bound:
         jax, lax, P, n = self.jax, self.jax.lax, self.P, self.size
-        if coll not in SUPPORTED:
-            raise UserError(f"jax has no {coll}; it has: {', '.join(SUPPORTED)}")
-        if in_place:
-            raise UserError("jax arrays are immutable: use in_place=false")
+        why = SUPPORTED.refusal("jax", coll, {"op": op, "in_place": in_place,
+                                              "dtype": str(inputs[0].dtype)})
+        if why:
+            raise UserError(why)
         reducers = {"sum": lax.psum, "max": lax.pmax, "min": lax.pmin}
-        if op not in reducers:
-            raise UserError(f"jax has no {op} reduction across devices; use sum, max or min")
-        if coll == "reduce-scatter" and op != "sum":
-            raise UserError("jax's reduce-scatter (psum_scatter) only sums")
         red = reducers[op]
         c = inputs[0].size // n
 

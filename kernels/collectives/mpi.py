@@ -9,7 +9,17 @@ import numpy as np
 
 from harness.errors import BackendUnavailable, UserError
 from harness.placement import placement
-from kernels.collectives.base import Bound, CollectiveBackend, Collectives, in_count, out_count
+from kernels.collectives.base import (
+    Bound,
+    CollectiveBackend,
+    Collectives,
+    Supports,
+    in_count,
+    out_count,
+)
+
+# what this backend can do (read by the workloads' validation and `bench list`): everything
+SUPPORTED = Supports()
 
 
 def cuda_aware(MPI: Any) -> bool | None:

@@ -15,7 +15,10 @@ import numpy as np
 from harness.distributed import DEFAULT_TIMEOUT, ENV_TIMEOUT, free_port
 from harness.errors import BackendUnavailable, UserError
 from harness.placement import placement
-from kernels.collectives.base import Bound, CollectiveBackend, Collectives, out_count
+from kernels.collectives.base import Bound, CollectiveBackend, Collectives, Supports, out_count
+
+# what gloo and nccl can do (read by the workloads' validation and `bench list`): everything
+SUPPORTED = Supports()
 
 
 class TorchDistCollectives(Collectives):

@@ -13,9 +13,15 @@ fails raises a UserError carrying the compiler's error lines.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shlex
+import sys
+import tempfile
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +119,7 @@ class Built:
     path: str
     build_s: float
     reused: bool = False
+    log: str = ""  # the compiler's output (warnings), kept in info rather than printed
 
     def kernel(self, name: str) -> Any:
         """A fresh kernel object (its own arguments) from the program."""
@@ -121,8 +128,11 @@ class Built:
         return cl.Kernel(self.program, name)
 
     def info(self) -> dict[str, Any]:
-        return {"build_options": self.options, "build_origin": self.origin,
+        info = {"build_options": self.options, "build_origin": self.origin,
                 "build_path": self.path, "build_s": self.build_s, "build_reused": self.reused}
+        if self.log:
+            info["build_log"] = self.log
+        return info
 
 
 _cache: dict[tuple[Any, ...], Built] = {}
@@ -136,6 +146,42 @@ def _error_lines(message: str, limit: int = 3) -> str:
     picked = errors[:limit] or lines[-limit:]
     more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
     return "; ".join(picked) + more
+
+
+MAX_LOG = 8000  # characters of compiler output kept with a build
+
+
+@contextlib.contextmanager
+def _compiler_output() -> Iterator[list[str]]:
+    """Collect what a build writes instead of letting it reach the run's output: pyopencl's
+    CompilerWarning, and what the OpenCL compiler itself prints on file descriptor 2 (PoCL's
+    clang: "1 warning generated."). The list holds that text once the block ends."""
+    import pyopencl as cl
+
+    out: list[str] = []
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", cl.CompilerWarning)
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield out
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            out.append(tmp.read().decode(errors="replace"))
+
+
+def _build_log(program: Any, device: Any, printed: list[str]) -> str:
+    import pyopencl as cl
+
+    try:
+        log = str(program.get_build_info(device, cl.program_build_info.LOG) or "")
+    except (cl.Error, AttributeError):
+        log = ""
+    text = "\n".join(part.strip() for part in (log, *printed) if part and part.strip())
+    return text[:MAX_LOG]
 
 
 def build(backend: Any, variant: Variant, dtype: str = "float32", extra_options: str = "",
@@ -159,8 +205,9 @@ def build(backend: Any, variant: Variant, dtype: str = "float32", extra_options:
         if not path.is_file():
             raise UserError(f"opencl: program binary not found: {path}")
         try:
-            program = cl.Program(backend.context, [device], [path.read_bytes()])
-            program.build(options=options)
+            with _compiler_output() as printed:
+                program = cl.Program(backend.context, [device], [path.read_bytes()])
+                program.build(options=options)
         except (cl.LogicError, cl.RuntimeError) as exc:
             raise UserError(f"opencl: {path} is not a program binary that device {device.name!r} "
                             f"can load ({_error_lines(str(exc))})") from None
@@ -168,7 +215,8 @@ def build(backend: Any, variant: Variant, dtype: str = "float32", extra_options:
     else:
         src = SOURCES / variant.source
         try:
-            program = cl.Program(backend.context, src.read_text()).build(options=options)
+            with _compiler_output() as printed:
+                program = cl.Program(backend.context, src.read_text()).build(options=options)
         except cl.RuntimeError as exc:
             raise UserError(f"opencl: {variant.source} failed to build on {device.name!r} with "
                             f"options '{options}': {_error_lines(str(exc))}") from None
@@ -180,7 +228,8 @@ def build(backend: Any, variant: Variant, dtype: str = "float32", extra_options:
         raise UserError(f"opencl: {where} has no kernel {missing[0]!r} (it has: "
                         f"{', '.join(sorted(names)) or 'none'}); variant {variant.name!r} needs "
                         f"{', '.join(variant.kernels)}")
-    built = Built(program, options, origin, where, build_s)
+    built = Built(program, options, origin, where, build_s, log=_build_log(program, device,
+                                                                            printed))
     _cache[key] = built
     return built
 

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.units import headline_metric, percent, seconds
+from harness.units import headline_key, headline_metric, percent, seconds
 from results.report import plots
+from results.report.roofline import roofline_figure, roofline_points
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -130,8 +131,7 @@ def _measurement_rows(ms: list[dict[str, Any]]) -> list[list[Any]]:
               if m["median"] else math.inf)
         unit = (m["work"] or {}).get("item_unit", "items")
         metrics = m["metrics"] or {}
-        rate_key = next((k for k in ("flops_per_s", "bytes_per_s", "items_per_s")
-                         if k in metrics), None)
+        rate_key = headline_key(metrics)
         rows.append([
             m["workload"], m["backend"], params, (m["n"], m["n"]),
             (seconds(m["median"]), m["median"]), (percent(ci), ci),
@@ -214,8 +214,10 @@ def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | Non
     if not df.empty:
         page.figure(plots.throughput_vs_size(df), "throughput-vs-size",
                     "Throughput against the size parameter.")
-        page.figure(plots.roofline(df), "roofline",
-                    "Measured points on the roofline of the best attained bandwidth and FLOP/s.")
+        page.figure(roofline_figure(df, "roofline") if not roofline_points(df).empty else None,
+                    "roofline", "Measured points under the peak roofs of their devices "
+                    "(catalogue or measured attainable peak FLOP/s and memory bandwidth); "
+                    "dashed: the best attained in these runs.")
         page.figure(plots.scaling_efficiency(df), "scaling", "Scaling efficiency against ranks.")
     if len(run_ids) > 1:
         page.heading("History across these runs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -107,32 +108,6 @@ def scaling_efficiency(df: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def roofline(df: pd.DataFrame) -> Figure | None:
-    """Measured points at their arithmetic intensity (FLOP per byte moved)."""
-    if "flops_per_s" not in df or "bytes_per_s" not in df:
-        return None
-    d = df.dropna(subset=["flops_per_s", "bytes_per_s"])
-    d = d[(d["flops_per_s"] > 0) & (d["bytes_per_s"] > 0)]
-    if d.empty:
-        return None
-    intensity = d["flops_per_s"] / d["bytes_per_s"]
-    fig = _figure(6.5, 4.5)
-    ax = fig.add_subplot()
-    for backend, idx in d.groupby("backend").groups.items():
-        ax.scatter(intensity[idx], d.loc[idx, "flops_per_s"] / 1e9, label=backend, s=24)
-    best_bw = float(d["bytes_per_s"].max())
-    best_flops = float(d["flops_per_s"].max())
-    xs = np.logspace(np.log10(intensity.min() / 4), np.log10(intensity.max() * 4), 100)
-    ax.plot(xs, np.minimum(xs * best_bw, best_flops) / 1e9, color="grey", lw=1, ls="--",
-            label="attained bounds")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
-    ax.set_ylabel("GFLOP/s")
-    ax.legend(fontsize=7)
-    return fig
-
-
 def history_trend(points: Sequence[tuple[str, float, float, float]], case: str,
                   changes: Sequence[int] = ()) -> Figure | None:
     """(label, median, ci_low, ci_high) per run in time order; change points marked."""
@@ -177,6 +152,22 @@ def comparison_forest(cmp: Comparison, limit: int = 40) -> Figure | None:
     return fig
 
 
+def image_format(path: Any, kind: str = "plot") -> str:
+    """The image format of an output file's extension (png, svg, pdf, ...), or a UserError
+    naming the extensions matplotlib writes (before anything is drawn or written)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from harness.errors import UserError
+
+    supported = sorted(FigureCanvasBase.get_supported_filetypes())
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in supported:
+        raise UserError(f"cannot write a {kind} to {Path(path).name!r}: "
+                        f"{'.' + fmt if fmt else 'no extension'} is not an image format; "
+                        f"use one of {', '.join('.' + f for f in supported)}")
+    return fmt
+
+
 def to_svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
@@ -185,4 +176,4 @@ def to_svg(fig: Figure) -> str:
 
 
 def save(fig: Figure, path: Any) -> None:
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=image_format(path))

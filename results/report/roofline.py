@@ -2,8 +2,9 @@
 arithmetic intensity (FLOP per byte moved, from the work model), under two roofs:
 
 - the peak roof: peak FLOP/s and peak memory bandwidth of the device (the catalogue's datasheet
-  figures where the device is in it, else the host's measured attainable peaks), recovered
-  from each measurement's `pct_peak`, so the plot needs nothing beyond `results.load()`;
+  figures where the device is in it, else the host's measured attainable peaks), kept with each
+  measurement (`peak_flops_per_s`, `peak_bytes_per_s`; for older ones recovered from `pct_peak`),
+  so the plot needs nothing beyond `results.load()`;
 - the attained roof: the best FLOP/s and the best STREAM bandwidth in the runs plotted.
 
 `bench report roofline RUN -o roofline.png` draws it; from Python, `plot_roofline(df, path)`.
@@ -37,38 +38,51 @@ def roofs(df: pd.DataFrame) -> dict[str, tuple[float, float]]:
     """{label: (FLOP/s, bytes/s)}: the peak roof per device peak and the attained roof."""
     ok = df[df["status"] == "ok"] if "status" in df else df
     flops, bw, pct = _col(ok, "flops_per_s"), _col(ok, "bytes_per_s"), _col(ok, "pct_peak")
-    compute = ok[(flops > 0) & (pct > 0)]
-    memory = ok[~(flops > 0) & (bw > 0) & (pct > 0)]
+    memory = (_col(ok, "roof_is_memory") == 1) | ~(flops > 0)
+    peak_f, peak_b = _col(ok, "peak_flops_per_s"), _col(ok, "peak_bytes_per_s")
+    # measurements stored before their peaks were kept: recovered from pct_peak and the roof
+    legacy = peak_f.isna() & peak_b.isna() & (pct > 0)
+    peak_f = peak_f.mask(legacy & ~memory & (flops > 0), flops * 100 / pct)
+    peak_b = peak_b.mask(legacy & memory & (bw > 0), bw * 100 / pct)
+    by_f = peak_f.groupby(ok["backend"]).median() if "backend" in ok else {}
+    by_b = peak_b.groupby(ok["backend"]).median() if "backend" in ok else {}
     out: dict[str, tuple[float, float]] = {}
-    peak_f = (compute["flops_per_s"] * 100 / compute["pct_peak"]).groupby(compute["backend"])
-    peak_b = (memory["bytes_per_s"] * 100 / memory["pct_peak"]).groupby(memory["backend"])
     seen: set[tuple[float, float]] = set()
-    for backend in sorted(set(compute["backend"]) | set(memory["backend"])):
-        f = float(peak_f.median().get(backend, np.nan))
-        b = float(peak_b.median().get(backend, np.nan))
-        key = (round(f, -6) if np.isfinite(f) else 0.0, round(b, -6) if np.isfinite(b) else 0.0)
-        if key in seen or not (np.isfinite(f) and np.isfinite(b)):
+    for backend in sorted(set(ok["backend"]) if "backend" in ok else ()):
+        f = float(by_f.get(backend, np.nan))
+        b = float(by_b.get(backend, np.nan))
+        if not (np.isfinite(f) and np.isfinite(b)):
+            continue
+        key = (round(f, -6), round(b, -6))
+        if key in seen:
             continue
         seen.add(key)
         out[f"peak ({backend})"] = (f, b)
     best_f = float(flops[flops > 0].max()) if (flops > 0).any() else np.nan
-    stream = ok[~(flops > 0) & (bw > 0)]
+    stream = ok[memory & (bw > 0)]
     best_b = float(stream["bytes_per_s"].max()) if len(stream) else float(bw.max())
     if np.isfinite(best_f) and np.isfinite(best_b):
         out["attained in these runs"] = (best_f, best_b)
     return out
 
 
+def roofline_points(df: pd.DataFrame) -> pd.DataFrame:
+    """The measurements a roofline plots: successful ones with FLOPs and bytes."""
+    flops = _col(df, "flops_per_s")
+    ai = _col(df, "arithmetic_intensity_flop_per_byte")
+    status_ok = (df["status"] == "ok") if "status" in df else True
+    return df[status_ok & (flops > 0) & (ai > 0)]
+
+
 def roofline_figure(df: pd.DataFrame, title: str = "roofline") -> Figure:
+    """The roofline of `bench report roofline` and of the HTML report: the peak roofs of the
+    devices measured (catalogue or measured attainable peaks), the attained roof dashed."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    flops = _col(df, "flops_per_s")
-    ai = _col(df, "arithmetic_intensity_flop_per_byte")
-    status_ok = (df["status"] == "ok") if "status" in df else True
-    points = df[status_ok & (flops > 0) & (ai > 0)]
+    points = roofline_points(df)
     if points.empty:
         raise UserError("roofline: no measurement with FLOPs and bytes in these runs "
                         "(run gemm or conv2d, e.g. bench run -w gemm -b numpy:cpu)")
@@ -105,13 +119,16 @@ def roofline_figure(df: pd.DataFrame, title: str = "roofline") -> Figure:
 def plot_roofline(df: pd.DataFrame, output: str | Path, title: str = "roofline") -> Path:
     """Draw the roofline of the measurements in `df` (from results.load) to a PNG (or any
     format matplotlib knows from the extension), written to a temporary name then renamed."""
+    from results.report.plots import image_format
+
     out = Path(output)
     folder = out.resolve().parent
     if not folder.is_dir():
         raise UserError(f"cannot write {out}: folder {folder} does not exist")
+    fmt = image_format(out, "roofline")
     fig = roofline_figure(df, title)
     tmp = folder / f".{out.name}.tmp{out.suffix}"
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=120, format=fmt)
     tmp.replace(out)
     return out
 

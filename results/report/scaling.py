@@ -41,14 +41,30 @@ def _throughput(metrics: dict[str, Any]) -> float | None:
 
 
 def scaling_rows(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
-    """One row per case and world size, with speed-up and efficiency against the smallest."""
+    """One row per case and world size, with speed-up and efficiency against the smallest.
+
+    Collectives are left out: n ranks do not do n times the work of one, so operations per
+    second over n x those of the fewest ranks is no efficiency (their figure across ranks is
+    the bus bandwidth). Runs that hold nothing else are a UserError."""
+    from harness.errors import UserError
+    from harness.workmodel import COLLECTIVE_OPS
+
     by_case: dict[str, dict[int, dict[str, Any]]] = {}
+    collectives = 0
     for run_id in run_ids:
         header = store.run(run_id)
         for m in store.measurements([run_id]):
             if m["status"] != "ok":
                 continue
+            if m["workload"] in COLLECTIVE_OPS:
+                collectives += 1
+                continue
             by_case.setdefault(m["case_key"], {})[_ranks(m, header)] = {**m, "run": run_id}
+    if collectives and not by_case:
+        raise UserError(f"report scaling: run(s) {', '.join(r[:8] for r in run_ids)} hold "
+                        "only collective measurements, whose scaling is not a throughput "
+                        "efficiency; compare their bus bandwidth across ranks (bench show) or "
+                        "fit a fabric model (bench model fit)")
     rows = []
     for case, sizes in by_case.items():
         n0 = min(sizes)
@@ -123,10 +139,14 @@ def render(store: Store, run_ids: list[str], output: Path, **_: Any) -> None:
     """Print the table; write it as Markdown/text/JSON, or the plot as PNG/SVG, to `output`."""
     from rich.console import Console
 
+    suffix = output.suffix.lower()
+    if suffix not in (".json", ".md", ".txt"):
+        from results.report.plots import image_format
+
+        image_format(output, "scaling plot (or .json, .md, .txt table)")
     rows = scaling_rows(store, run_ids)
     console = Console()
     (console if console.is_terminal else Console(width=200)).print(scaling_table(store, run_ids))
-    suffix = output.suffix.lower()
     if suffix == ".json":
         output.write_text(json.dumps(rows, indent=1) + "\n")
     elif suffix in (".md", ".txt"):
@@ -145,4 +165,4 @@ def render(store: Store, run_ids: list[str], output: Path, **_: Any) -> None:
             from harness.errors import UserError
 
             raise UserError("nothing to plot: no case was measured at two world sizes")
-        fig.savefig(output, format=suffix.lstrip(".") or "png")
+        fig.savefig(output, format=suffix.lstrip("."))

@@ -8,7 +8,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness.units import headline_metric, percent, seconds
+from harness.units import headline_metric, percent, rate, seconds
 from results.compare import round_spread
 from results.runfile import jsonable
 
@@ -70,6 +70,45 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
         table.caption = ("† calls are not alike: the median is per call of back-to-back blocks "
                          "(≥ min_block_time); the median of single calls follows it")
     return table
+
+
+def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """What measurements recorded beyond their figures, one line per case that has any: the
+    compile time (a first call slower than a steady one), the OpenCL build, why a figure beats
+    the peak it is held against (a working set in cache), a max-QPS search."""
+    lines = []
+    for r in rows:
+        if r.get("status") != "ok":
+            continue
+        info, timing = r.get("info") or {}, r.get("timing") or {}
+        summary = r.get("summary") or r
+        parts = []
+        compile_s = _float(timing.get("compile_s"))
+        if compile_s is not None and compile_s >= max(1e-3, _float(summary.get("median")) or 0):
+            parts.append(f"compile {seconds(compile_s)} (first call beyond a steady one)")
+        if "build_options" in info:
+            built = seconds(_float(info.get("build_s")))
+            how = ("reused" if info.get("build_reused")
+                   else f"{info.get('build_origin', 'source')} {built}")
+            parts.append(f"OpenCL build ({how}) options {info['build_options']!r}")
+        metrics = r.get("metrics") or {}
+        pct, memory = _float(metrics.get("pct_peak")), metrics.get("roof_is_memory")
+        roof = "peak memory bandwidth" if memory else "peak FLOP/s"
+        if pct is not None and metrics.get("cache_level") is not None:
+            parts.append(f"{pct:.0f}% of {roof} (DRAM's), but the working set "
+                         f"{rate(float(metrics['working_set_bytes']), 'B')} fits in the "
+                         f"L{int(metrics['cache_level'])} cache "
+                         f"({rate(float(metrics['cache_bytes']), 'B')}): a cache figure, which "
+                         "may exceed the DRAM peak")
+        elif pct is not None and pct > 100:
+            parts.append(f"{pct:.0f}% of {roof}: above the peak it is held against "
+                         f"({(info.get('peak') or {}).get('source') or 'unknown source'})")
+        if "max_qps" in info:
+            parts.append(f"max QPS {float(info['max_qps']):.4g} "
+                         f"({len(info.get('max_qps_search') or [])} rates tried)")
+        if parts:
+            lines.append(f"{r['case_key']}: " + "; ".join(parts))
+    return lines
 
 
 def runs_table(runs: Iterable[dict[str, Any]]) -> Table:
