@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from harness.stats import summarize
 from results.runfile import RunRecord
 
 BACKEND = "python:host"
+
+
+_REVISION = re.compile(r"[0-9a-f]{7,40}")
 
 
 def looks_like(data: Any) -> bool:
@@ -83,7 +87,9 @@ def to_run_record(path: Path) -> RunRecord:
     header = {
         "run_id": run_id, "started_at": started, "command": f"pytest-benchmark import {path.name}",
         "suite": None, "tags": {"source": "pytest-benchmark"},
-        "git": {"revision": commit.get("id"), "dirty": commit.get("dirty")} if commit else None,
+        # pytest-benchmark writes "unversioned" (or a branch name) when it found no commit
+        "git": ({"revision": commit.get("id"), "dirty": commit.get("dirty")}
+                if commit and _REVISION.fullmatch(str(commit.get("id") or "")) else None),
         "host": machine.get("node"), "harness_version": f"pytest-benchmark {data.get('version')}",
         "env_hash": env_hash(env), "env": env,
     }

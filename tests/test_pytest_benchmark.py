@@ -80,3 +80,17 @@ def test_not_a_pytest_benchmark_file(bench, workdir):
     assert r.rc == 2 and "not a pytest-benchmark JSON file" in r.stderr
     (workdir / "broken.json").write_text("{nope")
     assert bench("ingest", "broken.json").rc == 2
+
+
+def test_an_unversioned_import_has_no_git_revision(tmp_path):
+    from results.pytest_benchmark import to_run_record
+
+    data = {"machine_info": {"node": "h"}, "commit_info": {"id": "unversioned", "dirty": False},
+            "benchmarks": [{"name": "t", "fullname": "t", "stats": {"data": [1.0, 2.0, 3.0]}}],
+            "datetime": "2026-12-02T00:00:00", "version": "5"}
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(data))
+    assert to_run_record(path).header["git"] is None
+    data["commit_info"]["id"] = "0123abcd" * 5
+    path.write_text(json.dumps(data))
+    assert to_run_record(path).header["git"]["revision"] == "0123abcd" * 5
