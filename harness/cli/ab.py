@@ -254,7 +254,7 @@ def render(outcome: Any, store: Any, threshold: float, fdr: float, fmt: str,
                                                  file=open(os.devnull, "w")))  # noqa: SIM115
     for w in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
-    console.print(ab_table(cmp, rows, base, head, failed))
+    console.print(ab_table(cmp, rows, base, head, failed, calibrate))
     where = ", ".join(f"{n} run {outcome.run_ids[n][:8]}" for n in ("base", "head"))
     console.print(f"{where}; run files in {outcome.run_files['base'].parent}", highlight=False)
     if output is not None:

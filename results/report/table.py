@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rich.markup import escape
@@ -133,17 +133,25 @@ def measurement_json(m: dict[str, Any]) -> dict[str, Any]:
     return jsonable(out)
 
 
-def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any]) -> Table:
+def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any],
+                     extra: Sequence[tuple[str, Callable[[str], str]]] = (), label: str = "",
+                     failed: dict[str, str] | None = None,
+                     sides: tuple[str, str] = ("", "")) -> Table:
+    """Per case: base, head, change and its interval, the verdict; `extra` columns (a name
+    and a cell per case key) go before the verdict, `failed` cases (key: why) last."""
     from results.compare import IMPROVEMENT, NOISE, REGRESSION
 
     counts = cmp.counts()
-    title = (f"{base['run_id'][:8]} → {head['run_id'][:8]}: {counts[REGRESSION]} regression(s), "
-             f"{counts[IMPROVEMENT]} improvement(s), {counts[NOISE]} noise, "
+    title = (f"{label}{base['run_id'][:8]}{sides[0]} → {head['run_id'][:8]}{sides[1]}: "
+             f"{counts[REGRESSION]} "
+             f"regression(s), {counts[IMPROVEMENT]} improvement(s), {counts[NOISE]} noise, "
              f"{counts['unchanged']} unchanged (threshold ±{cmp.threshold:.0%}, "
              f"FDR {cmp.fdr:.0%})")
     table = Table(title=title, title_justify="left")
-    for col, just in (("case", "left"), ("base", "right"), ("head", "right"),
-                      ("change", "right"), ("95% CI", "right"), ("verdict", "left")):
+    columns = [("case", "left"), ("base", "right"), ("head", "right"), ("change", "right"),
+               ("95% CI", "right"), *((name, "right") for name, _ in extra),
+               ("verdict", "left")]
+    for col, just in columns:
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     style = {REGRESSION: "red", IMPROVEMENT: "green", NOISE: "yellow"}
     for c in cmp.worst_first():
@@ -151,7 +159,11 @@ def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any]) -> Ta
         table.add_row(escape(c.case_key), seconds(c.base_median), seconds(c.head_median),
                       f"{c.change * 100:+.2f}%",
                       f"[{(c.ci_low - 1) * 100:+.2f}%, {(c.ci_high - 1) * 100:+.2f}%]",
+                      *(cell(c.case_key) for _, cell in extra),
                       f"[{s}]{c.verdict}[/{s}]" if s else c.verdict)
+    for key, why in (failed or {}).items():
+        table.add_row(escape(key), *[""] * (len(columns) - 2),
+                      f"[red]failed[/red]: {escape(why)}")
     if cmp.only_base or cmp.only_head:
         table.caption = (f"unmatched: {len(cmp.only_base)} case(s) only in base, "
                          f"{len(cmp.only_head)} only in head")
@@ -159,31 +171,15 @@ def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any]) -> Ta
 
 
 def ab_table(cmp: Any, rows: dict[str, dict[str, Any]], base: dict[str, Any],
-             head: dict[str, Any], failed: dict[str, str]) -> Table:
-    """`bench ab`: the paired verdict per case, with its pairs and disturbed pairs."""
-    from results.compare import IMPROVEMENT, NOISE, REGRESSION
+             head: dict[str, Any], failed: dict[str, str], calibrate: bool = False) -> Table:
+    """`bench ab`: the paired verdict per case, with its pairs, disturbed pairs and (A/A)
+    the noise floor."""
+    def floor(key: str) -> str:
+        f = rows.get(key, {}).get("floor")
+        return f"{f * 100:.2f}%" if f is not None and f < 1e6 else "-"
 
-    counts = cmp.counts()
-    title = (f"paired A/B {base['run_id'][:8]} (base) → {head['run_id'][:8]} (head): "
-             f"{counts[REGRESSION]} regression(s), {counts[IMPROVEMENT]} improvement(s), "
-             f"{counts[NOISE]} noise, {counts['unchanged']} unchanged (threshold "
-             f"±{cmp.threshold:.0%}, FDR {cmp.fdr:.0%})")
-    table = Table(title=title, title_justify="left")
-    for col, just in (("case", "left"), ("base", "right"), ("head", "right"),
-                      ("change", "right"), ("95% CI", "right"), ("pairs", "right"),
-                      ("disturbed", "right"), ("floor", "right"), ("verdict", "left")):
-        table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
-    style = {REGRESSION: "red", IMPROVEMENT: "green", NOISE: "yellow"}
-    for c in cmp.worst_first():
-        s = style.get(c.verdict, "")
-        row = rows.get(c.case_key, {})
-        floor = row.get("floor")
-        table.add_row(escape(c.case_key), seconds(c.base_median), seconds(c.head_median),
-                      f"{c.change * 100:+.2f}%",
-                      f"[{(c.ci_low - 1) * 100:+.2f}%, {(c.ci_high - 1) * 100:+.2f}%]",
-                      str(row.get("pairs", "")), str(row.get("disturbed", "")),
-                      f"{floor * 100:.2f}%" if floor is not None and floor < 1e6 else "-",
-                      f"[{s}]{c.verdict}[/{s}]" if s else c.verdict)
-    for key, why in failed.items():
-        table.add_row(escape(key), "", "", "", "", "", "", "", f"[red]failed[/red]: {escape(why)}")
-    return table
+    extra = [("pairs", lambda k: str(rows.get(k, {}).get("pairs", ""))),
+             ("disturbed", lambda k: str(rows.get(k, {}).get("disturbed", ""))),
+             *((("floor", floor),) if calibrate else ())]
+    return comparison_table(cmp, base, head, extra, "paired A/B ", failed,
+                            (" (base)", " (head)"))
