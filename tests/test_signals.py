@@ -80,7 +80,8 @@ def test_signal_keeps_finished_cases(bench, bench_popen, workdir, sig, code):
         assert m["params"] == {"us": float(us)}
         assert m["summary"]["n"] >= 10
         assert 0.5 * float(us) * 1e-6 < m["summary"]["median"] < 20 * float(us) * 1e-6
-        assert m["timing"]["stop_reason"] == "budget"
+        # a spin is exact enough that a quiet machine can meet even this target
+        assert m["timing"]["stop_reason"] in ("budget", "ci_target")
 
     (row,) = bench("runs", "--json").json()
     assert (row["status"], row["n_measurements"]) == ("partial", len(done))
