@@ -95,8 +95,38 @@ class Worker:
         self.info = self.request("hello", timeout=max(self.timeout, 60.0))
 
     def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
-        self.send(op, **fields)
-        return self.receive(timeout)
+        """One request; the worker runs only while it serves one (see resume/pause)."""
+        self.resume()
+        try:
+            self.send(op, **fields)
+            return self.receive(timeout)
+        finally:
+            self.pause()
+
+    def pause(self) -> None:
+        """Freeze the process between its requests: a side's idle threads (an OpenMP pool
+        spinning after its turn) would otherwise take CPU from the other side's turn."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGSTOP)
+            self._wait_state("Tt")
+
+    def _wait_state(self, states: str, limit_s: float = 0.05) -> None:
+        """Signals arrive asynchronously: wait (briefly) until the kernel shows the state."""
+        stat = f"/proc/{self.proc.pid}/stat"
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            try:
+                with open(stat) as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[0] in states:
+                        return
+            except (OSError, IndexError):
+                return  # gone, or no /proc here
+
+    def resume(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGCONT)
 
     def send(self, op: str, **fields: Any) -> None:
         assert self.proc.stdin is not None
@@ -148,7 +178,9 @@ class Worker:
     def close(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(WorkerDied, WorkerError, OSError, ValueError):
-                self.request("close", timeout=10)
+                self.resume()
+                self.send("close")
+                self.receive(timeout=10)
         self.kill()
 
     def kill(self) -> None:
@@ -273,7 +305,8 @@ class Experiment:
         everyone = [w for ws in self.workers.values() for w in ws]
         for w in everyone:
             w.handshake()
-        for w in everyone:
+        for w in everyone:  # all prepare at once, then each is frozen until asked
+            w.resume()
             w.send("load", plugins=plugins, cases=specs, check=self.check)
         for side in self.sides:
             for k, w in enumerate(self.workers[side.name]):
@@ -282,6 +315,8 @@ class Experiment:
                 except WorkerError as exc:  # a plugin that does not load there
                     raise UserError(f"the {side.name} side cannot load the plan: "
                                     f"{exc}") from None
+                finally:
+                    w.pause()
                 if k == 0:
                     self.loaded[side.name] = loaded
                 else:  # a case that fails on one process of a side fails on that side
@@ -361,6 +396,7 @@ class Experiment:
     def _pairs(self, r: CaseResult, policy: TimingPolicy) -> None:
         from results.paired import estimate
 
+        self.watch.new_case()
         base, head = self.sides[0].name, self.sides[1].name
         nb, nh = len(self.workers[base]), len(self.workers[head])
         combos: list[tuple[int, int]] = []
@@ -387,7 +423,7 @@ class Experiment:
                 turns[name] = t
                 canaries.append(canary)
                 readings.append(self.watch.read())
-            verdict: Verdict = self.watch.judge(readings, canaries)
+            verdict: Verdict = self.watch.judge(readings, canaries, order[0] == head)
             if verdict.disturbed:
                 r.pairs_disturbed += 1
                 for reason in verdict.reasons:

@@ -181,8 +181,22 @@ class Worker:
         return {"closed": True}
 
 
+def _die_with_parent() -> None:
+    """The parent freezes us between requests (SIGSTOP): if it dies, we must not stay frozen."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent's close() and kill() still end us
+    if os.getppid() == 1:
+        sys.exit(3)  # the parent is already gone
+
+
 def main() -> None:
     _own_path_out()
+    _die_with_parent()
     # Ctrl-C reaches the whole process group: the parent decides, and closes us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = os.fdopen(os.dup(1), "w", buffering=1)

@@ -84,7 +84,7 @@ class Reading:
 class Verdict:
     disturbed: bool
     reasons: list[str] = field(default_factory=list)
-    canary_gap: float = 0.0  # |ln| of the ratio of the two turns' canaries
+    canary_gap: float = 0.0  # |ln| of the turns' canary ratio, beyond the case's usual offset
     pressure: float | None = None  # the larger turn's share of wall time a task waited for a CPU
     steal: float | None = None  # the larger turn's share of CPU time stolen
 
@@ -120,38 +120,63 @@ class MachineWatch:
         self.pressure_gap = _Usual()
         self.steal_gap = _Usual()
         self.available = {"pressure": pressure() is not None, "steal": ticks() is not None}
+        self.new_case()
 
     def read(self) -> Reading:
         return Reading(self.clock(), self.pressure(), self.ticks())
 
-    def judge(self, readings: list[Reading], canaries: list[float]) -> Verdict:
+    def new_case(self) -> None:
+        """A new case: its sides' own offsets (one side's threads raise the pressure its turns
+        see) are learned afresh."""
+        self.offsets = {name: _Usual() for name in ("canary", "pressure", "steal")}
+
+    def judge(self, readings: list[Reading], canaries: list[float],
+              head_first: bool = False) -> Verdict:
         """Did the two turns of a pair see different machines? `readings` are taken before,
-        between and after the turns; `canaries` are the turns' canary times. "Usual" learns
-        from quiet pairs; until it has, a gap beyond the fixed tolerance is unusual. A machine
-        that is steadily busy shows no gap between the turns of a pair, so it is not flagged."""
+        between and after the turns; `canaries` are the turns' canary times, in turn order
+        (`head_first`: the head side's turn came first). A difference between the sides that
+        every pair of the case shows (the head side runs two threads, so its turns see more
+        pressure) is the code's, not the machine's: each witness is judged on how far its
+        head-minus-base difference lies from the case's median one (learned from the case's
+        first MIN_HISTORY pairs, which are not judged). "Usual" learns from quiet pairs; until
+        it has, a gap beyond the fixed tolerance is unusual. A machine that is
+        steadily busy shows no gap between the turns of a pair, so it is not flagged."""
         v = Verdict(False)
-        gaps: list[tuple[str, float, _Usual, float]] = []
+        sign = -1.0 if head_first else 1.0  # second turn minus first, as head minus base
+        witnesses: list[tuple[str, str, float, _Usual, float]] = []
         if len(canaries) == 2 and min(canaries) > 0:
-            v.canary_gap = abs(math.log(canaries[0] / canaries[1]))
-            gaps.append((f"canary {max(canaries) / min(canaries):.2f}x slower in one turn",
-                         v.canary_gap, self.canary_gap, CANARY_TOL))
+            witnesses.append(("canary",
+                              f"canary {max(canaries) / min(canaries):.2f}x slower in one turn",
+                              sign * math.log(canaries[1] / canaries[0]), self.canary_gap,
+                              CANARY_TOL))
         pressure, steal = self._turn_shares(readings)
         if len(pressure) == 2:
             v.pressure = max(pressure)
-            gaps.append((f"CPU pressure {min(pressure):.0%} vs {max(pressure):.0%} in the "
-                         "two turns", max(pressure) - min(pressure), self.pressure_gap,
-                         PRESSURE_TOL))
+            witnesses.append(("pressure", f"CPU pressure {min(pressure):.0%} vs "
+                              f"{max(pressure):.0%} in the two turns",
+                              sign * (pressure[1] - pressure[0]), self.pressure_gap,
+                              PRESSURE_TOL))
         if len(steal) == 2:
             v.steal = max(steal)
-            gaps.append((f"steal {min(steal):.0%} vs {max(steal):.0%} in the two turns",
-                         max(steal) - min(steal), self.steal_gap, STEAL_TOL))
-        for reason, gap, usual, tol in gaps:
+            witnesses.append(("steal",
+                              f"steal {min(steal):.0%} vs {max(steal):.0%} in the two turns",
+                              sign * (steal[1] - steal[0]), self.steal_gap, STEAL_TOL))
+        gaps = []
+        for name, reason, diff, usual, tol in witnesses:
+            offset = self.offsets[name]
+            learning = not offset.ready()  # the case's first pairs teach its sides' offset
+            gap = abs(diff) if learning else abs(diff - offset.median())
+            offset.add(diff)
+            if name == "canary":
+                v.canary_gap = gap
             limit = max(tol, usual.median() + 4 * usual.spread()) if usual.ready() else tol
-            if gap > limit:
+            if gap > limit and not learning:
                 v.reasons.append(reason)
+            if not learning:
+                gaps.append((gap, usual))
         v.disturbed = bool(v.reasons)
         if not v.disturbed:  # "usual" is what quiet pairs show
-            for _, gap, usual, _ in gaps:
+            for gap, usual in gaps:
                 usual.add(gap)
         return v
 

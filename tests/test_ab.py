@@ -193,3 +193,21 @@ def test_compare_warns_below_the_calibrated_floor(bench):
     out = bench("compare", "latest~1", "latest", "--threshold", "0.00001", "--format",
                 "json").json()
     assert any("below the noise floor" in w for w in out["warnings"])
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_worker_runs_only_while_it_serves_a_request() -> None:
+    from harness.ab import Side, Worker
+
+    w = Worker(Side("base"), timeout=60)
+    try:
+        w.handshake()
+        assert _state(w.proc.pid) == "T"  # frozen between requests: its threads cannot spin
+        assert w.request("hello")["protocol"] == 1
+        assert _state(w.proc.pid) == "T"
+    finally:
+        w.close()
+    assert w.proc.poll() is not None

@@ -53,7 +53,9 @@ class ScriptedWatch:
     def read(self) -> None:
         return None
 
-    def judge(self, readings: Any, canaries: Any) -> Verdict:
+    def new_case(self) -> None: ...
+
+    def judge(self, readings: Any, canaries: Any, head_first: bool = False) -> Verdict:
         self.n += 1
         bad = self.disturbed(self.n)
         return Verdict(bad, ["canary 2.00x slower in one turn"] if bad else [])

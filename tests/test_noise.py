@@ -32,8 +32,19 @@ def _settle(w: MachineWatch, pairs: int = MIN_HISTORY + 4, level: float = 0.0) -
         w.judge(_pair(i, 0.02, (level, level + 0.01 * (i % 2))), [1e-4, 1.01e-4])
 
 
-def test_before_a_history_exists_only_the_fixed_tolerance_applies() -> None:
+def test_a_cases_first_pairs_teach_its_offset_and_are_not_judged() -> None:
     w = _watch()
+    for i in range(MIN_HISTORY):
+        assert not w.judge(_pair(i, 0.02, (0.0, 0.9 if i == 3 else 0.0)),
+                           [1e-4, 3e-4 if i == 3 else 1e-4]).disturbed
+
+
+def test_before_a_usual_gap_exists_only_the_fixed_tolerance_applies() -> None:
+    w = _watch()
+    for _ in range(MIN_HISTORY):  # offsets learned, "usual" not yet
+        w.offsets["canary"].add(0.0)
+        w.offsets["pressure"].add(0.0)
+        w.offsets["steal"].add(0.0)
     assert not w.judge(_pair(0, 0.02, (0.0, 0.05)), [1e-4, 1.05e-4]).disturbed
     v = w.judge(_pair(0, 0.02, (0.0, 0.9)), [1e-4, 3e-4])
     assert v.disturbed and len(v.reasons) == 2
@@ -94,3 +105,18 @@ def test_missing_witnesses_are_skipped() -> None:
 
 def test_canary_runs_and_returns_seconds() -> None:
     assert 0 < canary(100) < 1.0
+
+
+def test_a_difference_every_pair_of_the_case_shows_is_the_codes_not_the_machines() -> None:
+    w = _watch()
+    _settle(w)
+    w.new_case()
+    flagged = []
+    for i in range(30):  # the head side's two threads: its turns always see 40% pressure
+        head_first = bool(i % 2)
+        shares = (0.4, 0.0) if head_first else (0.0, 0.4)
+        flagged.append(w.judge(_pair(i, 0.02, shares), [1e-4, 1e-4], head_first).disturbed)
+    assert not any(flagged[MIN_HISTORY:])  # learned within the first pairs
+    # a burst on top of that offset is still the machine's
+    v = w.judge(_pair(99, 0.02, (0.0, 0.95)), [1e-4, 1e-4], head_first=False)
+    assert v.disturbed
