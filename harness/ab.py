@@ -43,6 +43,7 @@ import numpy as np
 from harness.config import PlannedCase
 from harness.errors import UserError
 from harness.noise import CANARY_LOOPS, MachineWatch, Verdict
+from harness.runner import Interrupted, now
 from harness.stats import summarize
 from harness.timing import STOP_BUDGET, STOP_CI, STOP_MAX, TimingPolicy, calibrate
 from harness.workmodel import Work, derive_metrics
@@ -224,6 +225,7 @@ class CaseResult:
     reasons: dict[str, int] = field(default_factory=dict)
     started_at: str = ""
     finished_at: str = ""
+    estimate: Any = None  # results.paired.PairedEstimate of a compared case
 
     @property
     def key(self) -> str:
@@ -260,18 +262,6 @@ class Reporter:
         self.line(f"[{i + 1}/{total}] {r.key}  head/base {est.ratio:.4f} "
                   f"[{est.ci_low:.4f}, {est.ci_high:.4f}]  pairs={est.pairs} "
                   f"disturbed={r.pairs_disturbed}  ({r.stop_reason})")
-
-
-class Interrupted(BaseException):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 class Experiment:
@@ -355,14 +345,14 @@ class Experiment:
     def measure(self, index: int) -> CaseResult:
         planned = self.plan[index]
         policy: TimingPolicy = planned.policy
-        result = CaseResult(index, planned, {}, started_at=_now())
+        result = CaseResult(index, planned, {}, started_at=now())
         for side in self.sides:
             entry = self.loaded[side.name]["cases"][index]
             result.sides[side.name] = SideCase(status=entry["status"], error=entry["error"],
                                                work=entry["work"], info=entry["info"] or {},
                                                setup_s=entry.get("setup_s"))
         if result.failed_on:
-            result.finished_at = _now()
+            result.finished_at = now()
             return result
         order = list(self.sides)
         self.rng.shuffle(order)  # which side calibrates first
@@ -374,7 +364,7 @@ class Experiment:
             except WorkerError as exc:
                 sc.status, sc.error = "failed", str(exc)
         if result.failed_on:
-            result.finished_at = _now()
+            result.finished_at = now()
             return result
         cals = [result.sides[s.name].calibration for s in self.sides]
         result.block = max(c.block for c in cals)
@@ -390,7 +380,7 @@ class Experiment:
         except WorkerError as exc:
             for sc in result.sides.values():
                 sc.status, sc.error = "failed", f"during the turns: {exc}"
-        result.finished_at = _now()
+        result.finished_at = now()
         return result
 
     def _pairs(self, r: CaseResult, policy: TimingPolicy) -> None:
@@ -574,7 +564,8 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
         for i in range(len(plan)):
             r = exp.measure(i)
             results.append(r)
-            est = estimate(r.log_ratios, threshold, groups=r.groups) if r.compared else None
+            est = r.estimate = (estimate(r.log_ratios, threshold, groups=r.groups)
+                                if r.compared else None)
             for side in sides:
                 writers[side.name].append(exp.side_measurement(r, side.name, est))
             reporter.case_finished(i, len(plan), r, est)
@@ -592,7 +583,7 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
             exp.close()
             paths: dict[str, Path] = {}
             for name, writer in writers.items():
-                paths[name] = writer.finish(status, _now())
+                paths[name] = writer.finish(status, now())
                 if store is not None:
                     store.ingest(read_run_file(paths[name]))
         finally:

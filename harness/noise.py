@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -194,7 +193,3 @@ class MachineWatch:
                 if total > 0:
                     steal.append(max(0.0, (b.ticks[0] - a.ticks[0]) / total))
         return pressure, steal
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -157,59 +156,58 @@ def ab(selection: Selection, timing: Timing, base_python: str | None, head_pytho
         click.echo(f"bench: error: {outcome.error}; finished cases kept (runs "
                    f"{outcome.run_ids.get('base', '?')[:8]}, "
                    f"{outcome.run_ids.get('head', '?')[:8]}, partial)", err=True)
+    cmp = _comparison(outcome, threshold, fdr)
     if outcome.results:
-        render(outcome, outcome.store, threshold, fdr, fmt, output, calibrate)
+        render(outcome, cmp, threshold, fmt, output, calibrate)
     if outcome.exit_code:
         sys.exit(outcome.exit_code)
     from harness.cli.render import fail_gate
 
-    fail_gate(_comparison(outcome, threshold, fdr)[0].counts(), fail_on, "ab")
+    fail_gate(cmp.counts(), fail_on, "ab")
 
 
 def _comparison(outcome: Any, threshold: float, fdr: float) -> Any:
-    from results.paired import PairedCase, estimate, verdicts
+    """The verdicts across the compared cases (their estimates were made during the run)."""
+    import numpy as np
 
-    cases = []
-    for r in outcome.results:
-        if not r.compared:
-            continue
-        b, h = r.sides["base"], r.sides["head"]
-        import numpy as np
+    from results.paired import PairedCase, verdicts
 
-        cases.append(PairedCase(r.key, float(np.median(b.samples)), float(np.median(h.samples)),
-                                len(b.samples), len(h.samples),
-                                estimate(r.log_ratios, threshold, groups=r.groups)))
-    return verdicts(cases, threshold, fdr), {c.case_key: c.estimate for c in cases}
+    cases = [PairedCase(r.key, float(np.median(r.sides["base"].samples)),
+                        float(np.median(r.sides["head"].samples)), len(r.sides["base"].samples),
+                        len(r.sides["head"].samples), r.estimate)
+             for r in outcome.results if r.compared and r.estimate is not None]
+    return verdicts(cases, threshold, fdr)
 
 
-def render(outcome: Any, store: Any, threshold: float, fdr: float, fmt: str,
-           output: Path | None, calibrate: bool) -> None:
+def render(outcome: Any, cmp: Any, threshold: float, fmt: str, output: Path | None,
+           calibrate: bool) -> None:
+    from harness.ab import MAX_REDO
+    from harness.cli.render import emit
     from results.noise_floor import floor_warning, latest_floors
 
-    cmp, estimates = _comparison(outcome, threshold, fdr)
     by_key = {r.key: r for r in outcome.results}
     failed = {r.key: "; ".join(f"{n}: {r.sides[n].error}" for n in r.failed_on)
               for r in outcome.results if r.failed_on}
-    rows = {k: {"pairs": e.pairs, "disturbed": by_key[k].pairs_disturbed,
-                "disturbed_kept": by_key[k].disturbed_kept, "floor": e.floor}
-            for k, e in estimates.items()}
+    rows = {c.case_key: {"pairs": by_key[c.case_key].estimate.pairs,
+                         "disturbed": by_key[c.case_key].pairs_disturbed,
+                         "disturbed_kept": by_key[c.case_key].disturbed_kept,
+                         "floor": by_key[c.case_key].estimate.floor} for c in cmp.cases}
     warnings = []
     kept = [k for k, row in rows.items() if row["disturbed_kept"]]
     if kept:
         warnings.append(f"{len(kept)} case(s) rest on pairs measured while the machine was "
-                        f"disturbed (re-measured {2} times, still disturbed): "
+                        f"disturbed (re-measured {MAX_REDO} times, still disturbed): "
                         + ", ".join(kept[:3]) + (" ..." if len(kept) > 3 else ""))
-    if store is not None and not calibrate:
-        run, floors = latest_floors(store, socket.gethostname())
+    if outcome.store is not None and not calibrate:
+        run, floors = latest_floors(outcome.store, socket.gethostname())
         w = floor_warning(run, floors, threshold, rows)
         if w:
             warnings.append(w)
     base = {"run_id": outcome.run_ids["base"], "started_at": ""}
     head = {"run_id": outcome.run_ids["head"], "started_at": ""}
-    if fmt == "json":
-        from results.runfile import jsonable
 
-        cases = []
+    def as_json() -> dict[str, Any]:
+        cases: list[dict[str, Any]] = []
         for c in cmp.worst_first():
             row = rows[c.case_key]
             cases.append({"case_key": c.case_key, "ratio": c.ratio, "ci_low": c.ci_low,
@@ -221,50 +219,40 @@ def render(outcome: Any, store: Any, threshold: float, fdr: float, fmt: str,
         for key, why in failed.items():
             cases.append({"case_key": key, "verdict": "failed", "error": why,
                           "base_run_id": base["run_id"], "head_run_id": head["run_id"]})
-        text = json.dumps(jsonable({
+        return {
             "ab_id": outcome.ab_id, "status": outcome.status, "seed": outcome.seed,
             "base": {"run_id": base["run_id"], "run_file": str(outcome.run_files.get("base"))},
             "head": {"run_id": head["run_id"], "run_file": str(outcome.run_files.get("head"))},
-            "threshold": threshold, "fdr": fdr, "counts": cmp.counts(), "cases": cases,
+            "threshold": threshold, "fdr": cmp.fdr, "counts": cmp.counts(), "cases": cases,
             "warnings": warnings, "calibrate": calibrate,
-        }), indent=2, default=str)
-        _write(text, output)
-        return
-    if fmt == "markdown":
+        }
+
+    def as_markdown() -> str:
         from results.report.markdown import compare_markdown
 
-        text = compare_markdown(cmp, base, head, [], warnings
+        return compare_markdown(cmp, base, head, [], warnings
                                 + [f"failed on one side, not compared: {k} ({v})"
-                                   for k, v in failed.items()])
-        text = text.replace("### accelbench compare:", "### accelbench ab (paired):", 1)
-        _write(text, output)
-        return
-    if fmt == "html":
+                                   for k, v in failed.items()],
+                                title="accelbench ab (paired)")
+
+    def as_html() -> str:
         from results.report.html import compare_html
 
-        _write(compare_html(cmp, base, head, [], warnings), output)
-        return
-    from rich.console import Console
-    from rich.markup import escape
+        return compare_html(cmp, base, head, [], warnings)
 
-    from results.report.table import ab_table
+    def as_table(console: Any) -> None:
+        from rich.markup import escape
 
-    console = Console(width=200) if output is None and not sys.stdout.isatty() else (
-        Console() if output is None else Console(record=True, width=200,
-                                                 file=open(os.devnull, "w")))  # noqa: SIM115
-    for w in warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
-    console.print(ab_table(cmp, rows, base, head, failed, calibrate))
-    where = ", ".join(f"{n} run {outcome.run_ids[n][:8]}" for n in ("base", "head"))
-    console.print(f"{where}; run files in {outcome.run_files['base'].parent}", highlight=False)
-    if output is not None:
-        _write(console.export_text(), output)
+        from results.report.table import ab_table
 
+        for w in warnings:
+            console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
+        console.print(ab_table(cmp, rows, base, head, failed, calibrate))
+        where = ", ".join(f"{n} run {outcome.run_ids[n][:8]}" for n in ("base", "head"))
+        console.print(f"{where}; run files in {outcome.run_files['base'].parent}",
+                      highlight=False)
 
-def _write(text: str, output: Path | None) -> None:
-    from harness.cli.render import write_text
-
-    write_text(text, output)
+    emit(fmt, output, table=as_table, markdown=as_markdown, json=as_json, html=as_html)
 
 
 COMMANDS = [ab]

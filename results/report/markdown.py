@@ -20,10 +20,10 @@ def _pct(x: float) -> str:
 
 def compare_markdown(cmp: Comparison, base: dict[str, Any], head: dict[str, Any],
                      env_diff: list[tuple[str, Any, Any]], warnings: list[str] | None = None,
-                     limit: int = 50) -> str:
+                     limit: int = 50, title: str = "accelbench compare") -> str:
     counts = cmp.counts()
     lines = [
-        f"### accelbench compare: `{base['run_id'][:8]}` → `{head['run_id'][:8]}`",
+        f"### {title}: `{base['run_id'][:8]}` → `{head['run_id'][:8]}`",
         "",
         (f"**{counts[REGRESSION]} regression(s)**, {counts[IMPROVEMENT]} improvement(s), "
          f"{counts[NOISE]} noise, {counts[UNCHANGED]} unchanged — threshold "
