@@ -23,17 +23,7 @@ import numpy as np
 
 from harness.backends.numpy import NumpyBackend
 from harness.timing import BLOCK_STEADY, Engine, TimingPolicy
-from workloads.spin import Spin, _spin
-
-
-def periodic_op(fast_us: float, slow_us: float, every: int) -> Any:
-    count = [0]
-
-    def op() -> None:
-        count[0] += 1
-        _spin(int((slow_us if count[0] % every == 0 else fast_us) * 1000))
-
-    return op
+from workloads.spin import Spin, periodic
 
 
 def main() -> None:
@@ -64,10 +54,10 @@ def main() -> None:
 
     fast, slow, every = 10.0, 80.0, 7
     mean = (fast * (every - 1) + slow) / every
-    t = Engine(cpu, policy.replace(target_ci=0.01)).measure(periodic_op(fast, slow, every))
+    t = Engine(cpu, policy.replace(target_ci=0.01)).measure(periodic(fast, slow, every))
     med = float(np.median(t.samples)) * 1e6
     off = Engine(cpu, policy.replace(target_ci=0.01, min_block_time=0.0)).measure(
-        periodic_op(fast, slow, every))
+        periodic(fast, slow, every))
     med_off = float(np.median(off.samples)) * 1e6
     out["periodic"] = {"mean_us": mean, "median_us": med, "ratio": med / mean,
                        "block": t.block, "block_rule": t.block_rule,

@@ -528,23 +528,21 @@ class Engine:
         sampler = run if timer is None or device is None else (
             _with_device_timer(run, timer, device))
         taken = sample(sampler, cal.block, policy, time.perf_counter, self.progress)
-        return Timing(
-            samples=taken.samples,
-            block=cal.block,
-            stop_reason=taken.stop_reason,
-            first_call_s=cal.first_call_s,
-            warmup_s=cal.warmup_s,
-            warmup_calls=cal.warmup_calls,
-            overhead_s=self.overhead,
-            device_samples=device,
-            block_rule=cal.block_rule,
-            single_call_s=cal.single_call_s,
-            back_to_back_call_s=cal.back_to_back_call_s,
-        )
+        return self._timing(cal, taken, device)
 
     @staticmethod
     def _ci_width(samples: list[float]) -> float:
         return _ci_width(samples)
+
+
+    def _timing(self, cal: Calibration, taken: Sampled, device: list[float] | None,
+                extra: dict[str, Any] | None = None) -> Timing:
+        return Timing(samples=taken.samples, block=cal.block, stop_reason=taken.stop_reason,
+                      first_call_s=cal.first_call_s, warmup_s=cal.warmup_s,
+                      warmup_calls=cal.warmup_calls, overhead_s=self.overhead,
+                      device_samples=device, block_rule=cal.block_rule,
+                      single_call_s=cal.single_call_s,
+                      back_to_back_call_s=cal.back_to_back_call_s, extra=extra or {})
 
 
 class DistributedEngine(Engine):
@@ -610,17 +608,4 @@ class DistributedEngine(Engine):
                 rank_medians=np.median(matrix, axis=1).tolist(),
                 first_call_ranks=[f[0] for f in firsts],
             )
-        return Timing(
-            samples=taken.samples,
-            block=cal.block,
-            stop_reason=taken.stop_reason,
-            first_call_s=cal.first_call_s,
-            warmup_s=cal.warmup_s,
-            warmup_calls=cal.warmup_calls,
-            overhead_s=self.overhead,
-            device_samples=device,
-            block_rule=cal.block_rule,
-            single_call_s=cal.single_call_s,
-            back_to_back_call_s=cal.back_to_back_call_s,
-            extra=extra,
-        )
+        return self._timing(cal, taken, device, extra)

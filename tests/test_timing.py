@@ -32,7 +32,7 @@ from harness.timing import (
     TimingPolicy,
     sample_overhead,
 )
-from workloads.spin import Spin, _spin
+from workloads.spin import Spin, _spin, periodic
 
 
 @pytest.fixture(scope="module")
@@ -160,23 +160,13 @@ def test_block_for_meets_the_overhead_fraction(numpy_cpu: Backend) -> None:
         assert engine.overhead <= 0.05 * block * per_call * (1 + 1e-9)
 
 
-def periodic_op(fast_us: float, slow_us: float, every: int) -> Any:
-    """Fast calls with a slow one every `every` calls, as a small torch matmul behaves."""
-    count = [0]
-
-    def op() -> None:
-        count[0] += 1
-        _spin(int((slow_us if count[0] % every == 0 else fast_us) * 1000))
-
-    return op
-
 
 def test_a_periodic_slow_call_gets_the_steady_state_check(numpy_cpu: Backend) -> None:
     # The rule itself (which block, which figures) is asserted on a scripted clock; a real
     # periodic op checks that the check is made and recorded, and the figures are sane.
     fast, slow, every = 10.0, 80.0, 7
     policy = TimingPolicy(target_ci=0.01, budget=0.5, warmup_budget=0.2)
-    timing = Engine(numpy_cpu, policy).measure(periodic_op(fast, slow, every))
+    timing = Engine(numpy_cpu, policy).measure(periodic(fast, slow, every))
     assert timing.block_rule in (BLOCK_STEADY, BLOCK_OVERHEAD)
     assert timing.single_call_s is not None and timing.back_to_back_call_s is not None
     assert 5e-6 < timing.single_call_s < 500e-6 and 5e-6 < timing.back_to_back_call_s < 500e-6
@@ -185,7 +175,7 @@ def test_a_periodic_slow_call_gets_the_steady_state_check(numpy_cpu: Backend) ->
     assert 5e-6 < float(np.median(timing.samples)) < 500e-6
     # With the check off, no check is made and calls stay in blocks of the overhead rule.
     single = Engine(numpy_cpu, policy.replace(min_block_time=0.0)).measure(
-        periodic_op(fast, slow, every))
+        periodic(fast, slow, every))
     assert single.block_rule == BLOCK_OVERHEAD and single.single_call_s is None
     assert single.back_to_back_call_s is None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -33,6 +33,18 @@ def _spin(ns: int, clock: Any = time.perf_counter_ns) -> None:
     deadline = clock() + ns
     while clock() < deadline:
         pass
+
+
+def periodic(fast_us: float, slow_us: float, every: int) -> Callable[[], None]:
+    """Fast calls with a slow one every `every` calls, as a small torch matmul behaves: an op
+    whose steady cost per call (the mean) differs from its typical single call."""
+    count = [0]
+
+    def op() -> None:
+        count[0] += 1
+        _spin(int((slow_us if count[0] % every == 0 else fast_us) * 1000))
+
+    return op
 
 
 def _self_cost_ns(reps: int = 2000, probe_ns: int = 2000) -> int:
