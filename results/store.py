@@ -32,18 +32,27 @@ from results import schema as s
 from results.runfile import RunRecord
 
 DEFAULT_STORE = "bench.db"
+_MAX_ROWS = 2**62  # a LIMIT larger than this means "all" (SQLite's integers are 64-bit)
 _REF = re.compile(r"^latest(?:~(\d+))?$")
 
 
-def store_url(ref: str | None) -> URL:
-    """A path or SQLAlchemy URL (or $BENCH_STORE, or ./bench.db) as a URL."""
-    ref = ref or os.environ.get("BENCH_STORE") or DEFAULT_STORE
+def store_url(ref: str | None, create: bool = True) -> URL:
+    """A path or SQLAlchemy URL (or $BENCH_STORE, or ./bench.db) as a URL. With create=False (a
+    command that only reads) a store file named explicitly must exist: a mistyped path is an
+    error, not a new empty store."""
+    if ref is not None and not ref.strip():
+        raise UserError("--store is empty; give a file path or URL, or leave it out for "
+                        f"$BENCH_STORE or ./{DEFAULT_STORE}")
+    explicit = ref or os.environ.get("BENCH_STORE")
+    ref = explicit or DEFAULT_STORE
     if "://" in ref:
         try:
-            return make_url(ref)
+            url = make_url(ref)
         except (ArgumentError, ValueError):  # ValueError: e.g. a port that is not a number
             raise UserError(f"cannot parse store URL {mask_secrets(ref)!r}; expected a file path "
                             "or a URL such as postgresql+psycopg://user@host/db") from None
+        _check_kind(url)
+        return url
     path = Path(ref).expanduser()
     if path.is_dir():
         raise UserError(f"store {ref!r} is a directory; give a file path such as {path}/bench.db")
@@ -51,9 +60,38 @@ def store_url(ref: str | None) -> URL:
     if not parent.is_dir():
         raise UserError(f"store directory {parent} does not exist; create it or choose another "
                         "--store path")
+    if not create and explicit and not path.exists():
+        raise UserError(f"no such store {ref!r}: nothing was created; check --store (or "
+                        "BENCH_STORE), or make it with `bench run` or `bench ingest`")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"store {path} is not writable; choose another --store path")
     return URL.create("sqlite", database=str(path.resolve()))
+
+
+# Database kinds the store's SQL is written for (see _insert_ignore), and the driver that
+# `pip install 'accelbench[postgres]'` installs.
+KINDS = ("sqlite", "postgresql")
+PG_DRIVER = "psycopg"
+
+
+def _check_kind(url: URL) -> None:
+    """Refuse a URL the store cannot keep runs in, before any driver is imported."""
+    kind = url.get_backend_name()
+    if kind not in KINDS:
+        raise UserError(f"store {_safe(url)}: unsupported database kind {kind!r}; use a file "
+                        "path (SQLite) or postgresql+psycopg://user@host/db")
+    if kind == "sqlite" and url.database in (None, "", ":memory:"):
+        raise UserError(f"store {_safe(url)} is an in-memory database: nothing would be kept; "
+                        "give a file path such as bench.db")
+
+
+def _driver_hint(url: URL, module: str | None) -> str:
+    """What to install (or write) when the URL's driver is missing."""
+    if url.get_driver_name() == PG_DRIVER:
+        return "pip install 'accelbench[postgres]'"
+    return (f"write postgresql+{PG_DRIVER}://... to use the driver that "
+            "`pip install 'accelbench[postgres]'` installs, or install "
+            f"{module or url.get_driver_name()!r} yourself")
 
 
 def _safe(url: URL) -> str:
@@ -65,9 +103,20 @@ def _float(v: Any) -> Any:
 
 
 class Store:
-    def __init__(self, ref: str | None = None) -> None:
-        self.url = store_url(ref)
+    def __init__(self, ref: str | None = None, *, create: bool = True) -> None:
+        """Open (with create=True, also make) the store `ref` (see `store_url`)."""
+        self.url = store_url(ref, create)
         self.name = _safe(self.url)
+        path = Path(self.url.database) if self.url.get_backend_name() == "sqlite" else None
+        is_new = path is not None and not path.exists()
+        try:
+            self._open()
+        except BaseException:
+            if is_new and path is not None and path.exists() and path.stat().st_size == 0:
+                path.unlink()  # an empty file this call created: leave nothing behind
+            raise
+
+    def _open(self) -> None:
         try:
             kwargs: dict[str, Any] = {}
             if self.url.get_backend_name() == "sqlite":
@@ -82,23 +131,52 @@ class Store:
                             ) from None
         except ModuleNotFoundError as exc:
             raise UserError(f"store {self.name}: driver {exc.name!r} is not installed: "
-                            "pip install 'accelbench[postgres]'") from None
+                            f"{_driver_hint(self.url, exc.name)}") from None
         except SQLAlchemyError as exc:
             reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+            if _disk_full(reason):
+                raise UserError(f"store {self.name} cannot be written: {reason}; "
+                                "free space there or choose another --store") from None
             raise UserError(f"store {self.name} cannot be opened: {reason}") from None
 
     def _ensure_schema(self) -> None:
         # Several processes may open a new store at once: the loser of the race to create it
         # sees the winner's tables (or, in the instant between them, tables without their
-        # version row) and looks again.
+        # version row) and looks again. Tables that stay without a version row are a store
+        # whose creation was cut short (SQLite commits each CREATE TABLE on its own, so a full
+        # disk can stop it half-way): it is completed here once it can be.
         attempts = 8
         for attempt in range(attempts):
             try:
                 return self._create_or_migrate()
-            except (IntegrityError, OperationalError, ProgrammingError, _SchemaInProgress):
+            except _SchemaInProgress:
                 if attempt == attempts - 1:
+                    return self._complete_half_created()
+                time.sleep(0.05 * (attempt + 1) * (1 + random.random()))
+            except (IntegrityError, OperationalError, ProgrammingError) as exc:
+                if attempt == attempts - 1 or _disk_full(str(getattr(exc, "orig", exc))):
                     raise
                 time.sleep(0.05 * (attempt + 1) * (1 + random.random()))
+
+    def _complete_half_created(self) -> None:
+        """Tables without a schema version, seen for seconds: finish creating the store, or
+        say that it is half-created and what to do."""
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(sa.select(sa.func.count()).select_from(s.runs)).scalar_one():
+                    raise UserError(f"store {self.name} holds runs but no schema version; it "
+                                    "was not made by accelbench, or is damaged: choose another "
+                                    "--store")
+                s.metadata.create_all(conn)  # the tables that were never made
+                conn.execute(sa.insert(s.meta).values(key="schema_version",
+                                                      value=str(s.SCHEMA_VERSION)))
+        except IntegrityError:
+            return  # another process completed it just now
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+            raise UserError(f"store {self.name} is half-created (its tables exist but not its "
+                            f"schema version) and cannot be completed: {reason}; free space "
+                            "there and run the command again, or delete the file") from None
 
     def _create_or_migrate(self) -> None:
         with self.engine.begin() as conn:
@@ -209,7 +287,12 @@ class Store:
         with self.engine.connect() as conn:
             m = _REF.match(ref)
             if m:
-                offset = int(m.group(1) or 0)
+                digits = m.group(1) or "0"
+                offset = int(digits) if len(digits) <= 18 else _MAX_ROWS
+                total = self.count_runs(conn)
+                if offset >= total:  # (and an offset past any integer the database holds)
+                    raise UserError(f"no run {ref!r}: the store {self.name} holds "
+                                    f"{total} run(s)")
                 rid = conn.execute(sa.select(s.runs.c.run_id)
                                    .order_by(s.runs.c.started_at.desc()).offset(offset)
                                    .limit(1)).scalar()
@@ -234,7 +317,7 @@ class Store:
         with self.engine.connect() as conn:
             q = sa.select(s.runs).order_by(s.runs.c.started_at.desc())
             if limit:
-                q = q.limit(limit)
+                q = q.limit(min(limit, _MAX_ROWS))
             return [dict(r._mapping) for r in conn.execute(q)]
 
     def run(self, run_id: str) -> dict[str, Any]:
@@ -300,6 +383,12 @@ class Store:
             row = conn.execute(sa.select(s.runs.c.status, s.runs.c.n_measurements)
                                .where(s.runs.c.run_id == run_id)).first()
         return row is not None and tuple(row) == (status, n)
+
+
+def _disk_full(reason: str) -> bool:
+    """A database error that says the disk (or the database's file system) is full."""
+    reason = reason.lower()
+    return "disk is full" in reason or "no space left" in reason
 
 
 class _SchemaInProgress(SQLAlchemyError):

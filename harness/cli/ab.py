@@ -147,7 +147,8 @@ def ab(selection: Selection, timing: Timing, base_python: str | None, head_pytho
 
         tag_values[CALIBRATION_TAG] = "1"
     outcome = run_ab(plan, sides, run_dir=run_dir,
-                     open_store=None if no_store else (lambda: open_store(store, None)),
+                     open_store=None if no_store
+                     else (lambda: open_store(store, None, create=True)),
                      tags=tag_values, argv=["bench", *sys.argv[1:]], suite=suite_name,
                      plugins=selection.plugins, check=timing.check, threshold=threshold,
                      timeout=timing.rank_timeout, reporter=Reporter(quiet), seed=seed,

@@ -378,12 +378,14 @@ def store_options(store: bool = True, run_dir: bool = True,
     return decorate
 
 
-def open_store(store: str | None, run_dir: Path | None) -> Any:
-    """Open the store and pick up run files waiting in the run folder (None: none)."""
+def open_store(store: str | None, run_dir: Path | None, *, create: bool = False) -> Any:
+    """Open the store and pick up run files waiting in the run folder (None: none). Only a
+    command that measures passes create=True: a reading command given a store file that does
+    not exist says so and creates nothing (./bench.db, the default, is made either way)."""
     from results.ingest import sync_run_dir
     from results.store import Store
 
-    st = Store(store)
+    st = Store(store, create=create)
     if run_dir is not None:
         sync_run_dir(st, run_dir)
     return st
@@ -404,6 +406,10 @@ def output_options(formats: tuple[str, ...] = FORMATS, fail_on: bool = True) -> 
 
             if kwargs["fmt"] in NEEDS_FILE and kwargs["output"] is None:
                 raise UserError(f"--format {kwargs['fmt']} needs -o FILE")
+            if kwargs["output"] is not None:  # refused before any work, not after it
+                from harness.files import check_output_file
+
+                check_output_file(kwargs["output"])
             return f(*args, **kwargs)
 
         options = [
