@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from harness.errors import UserError
+from harness.files import write_atomic
 from results.schema import SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
@@ -117,12 +116,8 @@ def export(df: pd.DataFrame, fmt: str, path: Path) -> None:
     """Write to a temporary name in the target folder, then rename: never a half-written file."""
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    folder = path.resolve().parent
-    if not folder.is_dir():
-        raise UserError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         if fmt == "csv":
             df.to_csv(tmp, index=False)
         elif fmt == "json":
@@ -132,7 +127,5 @@ def export(df: pd.DataFrame, fmt: str, path: Path) -> None:
                           fh, indent=1, allow_nan=False)
         else:
             df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write)

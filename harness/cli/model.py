@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,10 @@ def model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str
     import numpy as np
 
     from cluster.model import fit, points_from_measurements, relative_errors
+    from harness.files import check_output_file, write_text_atomic
 
+    if output is not None:
+        check_output_file(output)
     st = open_store(store, run_dir)
     ids = [st.resolve(r) for r in run_refs]
     points = points_from_measurements(st.measurements(ids))
@@ -79,9 +81,7 @@ def model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str
                              "median_abs_rel_error": float(np.median(np.abs(err))),
                              "max_abs_rel_error": float(np.max(np.abs(err)))}
     if output is not None:
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text(fabric.to_json())
-        os.replace(tmp, output)
+        write_text_atomic(output, fabric.to_json())
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

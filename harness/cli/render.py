@@ -53,12 +53,9 @@ def write_text(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
-    folder = output.resolve().parent
-    if not folder.is_dir():
-        raise UserError(f"cannot write {output}: folder {folder} does not exist")
-    tmp = folder / f".{output.name}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, output)
+    from harness.files import write_text_atomic
+
+    write_text_atomic(output, text)
     click.echo(f"wrote {output}", err=True)
 
 

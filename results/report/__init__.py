@@ -22,9 +22,23 @@ KINDS: dict[str, str] = {
 }
 
 
-def render(kind: str, store: Store, run_ids: list[str], output: Path, **options: Any) -> None:
+# The file names a kind writes, where the kind does not tell its format from the name itself.
+SUFFIXES: dict[str, tuple[str, ...]] = {"html": (".html", ".htm")}
+
+
+def check_output_name(kind: str, output: Path) -> None:
+    """Refuse an output name whose extension says another format than the kind writes."""
     if kind not in KINDS:
         raise UserError(f"unknown report kind {kind!r}; known: {', '.join(KINDS)}")
+    wanted = SUFFIXES.get(kind)
+    if wanted and output.suffix.lower() not in wanted:
+        given = output.suffix or "a name without an extension"
+        raise UserError(f"report kind {kind} writes {wanted[0][1:].upper()}, not {given}: name "
+                        f"the file {output.stem}{wanted[0]}")
+
+
+def render(kind: str, store: Store, run_ids: list[str], output: Path, **options: Any) -> None:
+    check_output_name(kind, output)
     folder = output.resolve().parent
     if not folder.is_dir():
         raise UserError(f"cannot write {output}: folder {folder} does not exist")

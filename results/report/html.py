@@ -6,11 +6,11 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.files import write_text_atomic
 from harness.units import headline_key, headline_metric, percent, seconds
 from results.report import plots
 from results.report.roofline import roofline_figure, roofline_points
@@ -114,9 +114,7 @@ class Page:
 
 
 def write_atomic(text: str, output: Path) -> None:
-    tmp = output.resolve().parent / f".{output.name}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, output)
+    write_text_atomic(output, text)
 
 
 def _measurement_rows(ms: list[dict[str, Any]]) -> list[list[Any]]:
