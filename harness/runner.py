@@ -10,7 +10,9 @@ dies or hangs ends the run `partial` with a message naming it and exit code 3, n
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -28,6 +30,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from cluster import fabric
 from cluster.launch import cluster_record, placement
 from harness import __version__
@@ -43,10 +47,11 @@ from harness.timing import DistributedEngine, Engine
 from harness.workload import FIRST_CALL
 from harness.workload import registry as workloads
 from harness.workmodel import derive_metrics
-from results.runfile import RunFileWriter, read_run_file
+from results.runfile import PART, RunFileWriter, read_run_file
 from results.store import Store
 
 EXIT_OK, EXIT_CASE_FAILED, EXIT_RANK_FAILED = 0, 1, 3
+EXIT_UNWRITABLE = 2  # the run file or the store could not be written (e.g. a full disk)
 FAULT_ENV = "BENCH_FAULT"  # test hook: kill:RANK:CASE or hang:RANK:CASE (a real signal)
 
 
@@ -83,7 +88,7 @@ class RunResult:
     path: Path
     measurements: list[dict[str, Any]] = field(default_factory=list)
     ingested: str = ""
-    error: str | None = None  # why a multi-rank run ended early
+    error: str | None = None  # why the run ended early, or what could not be written
 
 
 class _Silent:
@@ -375,20 +380,35 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         env["fabric"] = fabric.detect()
         header = run_header(run_id, env, argv, suite, tags, launcher=where.launcher,
                             world_size=comm.size)
-        writer = RunFileWriter(run_dir, header)
+        writer = _open_run_file(run_dir, header)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     lock = threading.Lock()
     ended: list[Path] = []
+    write_error: list[str] = []  # why the run file or the store could not be written (once)
 
     def finish(status: str) -> tuple[Path, str]:
-        """Close the run file and ingest it, once (the watchdog thread may get here first)."""
+        """Close the run file and ingest it, once (the watchdog thread may get here first).
+        A run file that could not be written to the end stays a `.part` file holding the
+        finished cases; that is what the store gets."""
         with lock:
             if writer is None:
                 return Path(), ""
-            if not ended:
-                ended.append(writer.finish(status, now()))
-                return ended[0], store.ingest(read_run_file(ended[0])) if store else ""
-            return ended[0], ""
+            if ended:
+                return ended[0], ""
+            if not write_error:
+                try:
+                    ended.append(writer.finish(status, now()))
+                except OSError as exc:
+                    write_error.append(_run_file_error(writer.part, exc))
+            if write_error:
+                ended.append(writer.abandon())
+            if store is None:
+                return ended[0], ""
+            try:
+                return ended[0], store.ingest(read_run_file(ended[0]))
+            except SQLAlchemyError as exc:
+                write_error.append(_store_error(store, ended[0], exc))
+                return ended[0], ""
 
     def on_fatal(message: str) -> None:
         # Called from a background thread while the main thread is stuck in a collective.
@@ -415,10 +435,19 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
 
     def record(i: int, m: dict[str, Any]) -> None:
         nonlocal status, code
+        if writer is not None and write_error:
+            return  # the run file could not be written: this case cannot be kept
         done.append(m)  # first: a signal held during the write lands right after it
         if writer is not None:
             with lock:
-                writer.append(m)
+                try:
+                    writer.append(m)
+                except OSError as exc:  # a full disk: the cases before this one are kept
+                    done.pop()
+                    write_error.append(_run_file_error(writer.part, exc))
+                    if comm.size == 1:  # (many ranks go on in step; rank 0 writes no more)
+                        raise _RunFileFailed from None
+                    return
         reporter.case_finished(i, m)
         if m["status"] == "failed":
             status, code = "failed", EXIT_CASE_FAILED
@@ -445,6 +474,8 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             status, code = comm.bcast([status, code] if root else None)
     except RankFailure as exc:
         status, code, error = "partial", EXIT_RANK_FAILED, str(exc)
+    except _RunFileFailed:
+        status = "partial"
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         status, code = "partial", 128 + int(signum)
@@ -456,7 +487,8 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             signal.signal(sig, signal.SIG_IGN)
         try:
             for i in sorted(pending):  # interrupted between rounds: keep the rounds measured
-                record(i, merge_rounds(pending.pop(i), plan[i]))
+                with contextlib.suppress(_RunFileFailed):
+                    record(i, merge_rounds(pending.pop(i), plan[i]))
             path, ingested = finish(status)
             reporter.run_finished(status)
         finally:
@@ -464,7 +496,41 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
                 signal.signal(sig, handler)
             if comm.size > 1 and error is None:
                 comm.close()  # type: ignore[attr-defined]
+    if write_error and error is None:
+        if path.name.endswith(PART):  # the run file has no end: its cases are a partial run
+            status = "partial"
+        code, error = EXIT_UNWRITABLE, "; ".join(write_error)
     return RunResult(run_id, status, code, path, done, ingested, error)
+
+
+class _RunFileFailed(Exception):
+    """The run file could not be written (a single-process run stops at once)."""
+
+
+def _open_run_file(run_dir: Path, header: dict[str, Any]) -> RunFileWriter:
+    """The run's file, its header written; a folder where even that cannot be written is one
+    UserError and leaves no file behind."""
+    try:
+        return RunFileWriter(run_dir, header)
+    except OSError as exc:
+        (run_dir / f"{header['run_id']}{PART}").unlink(missing_ok=True)
+        raise UserError(f"cannot write run files in {run_dir}: {exc.strerror}; "
+                        f"{_free_space(exc)}choose another --run-dir") from None
+
+
+def _free_space(exc: OSError) -> str:
+    return "free space there or " if exc.errno == errno.ENOSPC else ""
+
+
+def _run_file_error(path: Path, exc: OSError) -> str:
+    return (f"cannot write run file {path}: {exc.strerror}; {_free_space(exc)}give another "
+            "--run-dir next time")
+
+
+def _store_error(store: Store, path: Path, exc: SQLAlchemyError) -> str:
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+    return (f"store {store.name} cannot be written ({reason}); the run file {path} keeps the "
+            f"run: free space and `bench ingest {path}`")
 
 
 def merge_rounds(records: list[dict[str, Any]], planned: PlannedCase) -> dict[str, Any]:

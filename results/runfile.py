@@ -8,6 +8,7 @@ reader still recovers (the run is then `partial`). A torn last line is ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -82,6 +83,15 @@ class RunFileWriter:
             self._fh.close()
             os.replace(self.part, self.final)
         return self.final
+
+    def abandon(self) -> Path:
+        """After a write failed (a full disk): close the file without an end record and return
+        its path. It stays a `.part` file whose finished measurements a reader recovers (a
+        torn last line is ignored); nothing more is written to it."""
+        # The unwritten tail is dropped; close() closes the file descriptor even when it fails.
+        with _signals_deferred(), contextlib.suppress(OSError):
+            self._fh.close()
+        return self.part
 
 
 @dataclass

@@ -77,7 +77,7 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     profile = profiling.request(plan)
     from cluster.launch import ENV_LAUNCHED, placement
     from harness.progress import ProgressReporter
-    from harness.runner import execute, setup_backends
+    from harness.runner import EXIT_RANK_FAILED, execute, setup_backends
     from results.report.table import measurement_json, measurements_table
 
     inside = os.environ.get(ENV_LAUNCHED) or placement().launcher != "local"  # already a rank
@@ -86,18 +86,19 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
                       run_dir)  # never returns
     comm, rank = _join_ranks(launcher, nranks, timing.rank_timeout)
     backends = setup_backends(plan)  # a missing package or device fails before any write
-    st = open_store(store, None) if rank == 0 and not no_store else None
+    st = open_store(store, None, create=True) if rank == 0 and not no_store else None
     reporter = ProgressReporter(quiet=quiet)
     result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
                      argv=["bench", *sys.argv[1:]], backends=backends, comm=comm,
                      check=timing.check, run_id=os.environ.get("BENCH_RUN_ID"),
                      profile=profile)
     if result.error:
+        kept = rank == 0 and result.status == "partial"
         click.echo(f"bench: error: {result.error}"
-                   + (f"; finished cases kept (run {result.run_id}, partial)" if rank == 0
-                      else ""), err=True)
+                   + (f"; finished cases kept (run {result.run_id}, partial)" if kept else ""),
+                   err=True)
     if rank != 0:
-        _end(result.exit_code, hard=result.error is not None)
+        _end(result.exit_code, hard=result.exit_code == EXIT_RANK_FAILED)
     if as_json:
         print_json({"run_id": result.run_id, "status": result.status,
                     "run_file": str(result.path), "store": st.name if st else None,
@@ -107,9 +108,9 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
         out.print(measurements_table(result.measurements,
                                      title=f"run {result.run_id} ({result.status})"))
         print_sweeps(out, result.measurements)
-        where = f"stored in {st.name}; " if st else ""
+        where = f"stored in {st.name}; " if st and result.ingested else ""
         out.print(f"{where}run file {result.path}", highlight=False)
-    _end(result.exit_code, hard=result.error is not None)
+    _end(result.exit_code, hard=result.exit_code == EXIT_RANK_FAILED)
 
 
 def _end(code: int, hard: bool) -> None:
@@ -183,7 +184,7 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
     if rank_list and code == 0:
         from results.report.scaling import scaling_table
 
-        st = open_store(store, run_dir)
+        st = open_store(store, run_dir, create=True)
         console().print(scaling_table(st, run_ids))
     sys.exit(code)
 
