@@ -111,9 +111,12 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, long: bool,
       bench export latest --format nccl-tests -o allreduce.txt
       bench export latest --samples -o samples.csv     # one row per raw sample
     """
+    from harness.files import check_output_file, write_text_atomic
     from results.frame import FORMATS, export, load, samples
 
     fmt = fmt or output.suffix.lstrip(".").lower()
+    if fmt in (*FORMATS, "nccl-tests"):
+        check_output_file(output)
     if fmt == "nccl-tests":
         from results.report.collectives import nccl_tests_text, sweeps
 
@@ -123,7 +126,7 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, long: bool,
         if not sweeps(rows):
             raise UserError(f"run(s) {', '.join(i[:8] for i in ids)} hold no collective "
                             "measurements to export in nccl-tests format")
-        output.write_text(nccl_tests_text(rows, ids))
+        write_text_atomic(output, nccl_tests_text(rows, ids))
         click.echo(f"wrote {sum(len(m) for _, m in sweeps(rows))} measurement(s) to {output}",
                    err=True)
         return
@@ -295,17 +298,30 @@ def report(args: tuple[str, ...], output: Path, plots_dir: Path | None, store: s
       bench report latest -o report.html           self-contained HTML with plots
       bench report html latest~1 latest -o ab.html
     """
-    from results.report import KINDS, render
+    from harness.files import check_output_dir, check_output_file, os_error_line
+    from results.report import KINDS, check_output_name, render
 
     kind, refs = ("html", list(args)) if args[0] not in KINDS else (args[0], list(args[1:]))
     if not refs:
         raise UserError(f"bench report {kind}: give at least one RUN (e.g. latest)")
+    check_output_name(kind, output)
+    check_output_file(output)
+    if plots_dir is not None:
+        check_output_dir(plots_dir, "--plots")
     st = open_store(store, run_dir)
     ids = [st.resolve(r) for r in refs]
     options: dict[str, Any] = {"plots_dir": plots_dir} if plots_dir else {}
     if kind == "html":
         options["run_dir"] = run_dir  # where moved run folders keep their traces
-    render(kind, st, ids, output, **options)
+    try:
+        render(kind, st, ids, output, **options)
+    except OSError as exc:  # e.g. the disk filled, or --plots could not be made after all
+        where = Path(exc.filename).resolve() if exc.filename else None
+        plots = plots_dir.resolve() if plots_dir is not None else None
+        if where is not None and plots is not None and (where == plots
+                                                         or plots in where.parents):
+            raise UserError(os_error_line(exc, plots_dir, "--plots")) from None  # type: ignore[arg-type]
+        raise UserError(os_error_line(exc, output, "-o")) from None
     click.echo(f"wrote {output}", err=True)
 
 
@@ -321,10 +337,24 @@ def ingest(paths: tuple[Path, ...], store: str | None) -> None:
       bench ingest /scratch/me/bench-runs/3f2a9c1e.jsonl --store team.db
     """
     from results.ingest import ingest_paths
-    from results.store import Store
+    from results.runfile import find_run_files
+    from results.store import Store, store_url
 
-    counts = ingest_paths(Store(store), list(paths))
-    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no run files found")
+    def some_files() -> None:
+        if not find_run_files(list(paths)):
+            shown = ", ".join(str(p) for p in paths)
+            raise UserError(f"no run files (*.jsonl, *.jsonl.part) in {shown}; give the "
+                            "folder that `bench run --run-dir` wrote to")
+
+    url = store_url(store)
+    new_file = url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists()
+    if new_file:  # a store is made only for something to put in it
+        some_files()
+    st = Store(store)
+    if not new_file:  # (a store that cannot be opened is said first)
+        some_files()
+    counts = ingest_paths(st, list(paths))
+    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
 
 
 COMMANDS = [runs, show, export, compare, history, report, ingest]
