@@ -29,7 +29,9 @@ _OPTION_VALUE = {
     "partition": r"[A-Za-z0-9_.,-]{1,128}",
     "account": r"[A-Za-z0-9_.-]{1,128}",
     "qos": r"[A-Za-z0-9_.-]{1,128}",
-    "time": r"[0-9:-]{1,16}|UNLIMITED|INFINITE",
+    # Slurm's forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (and no limit)
+    "time": r"[0-9]{1,9}(:[0-9]{1,2}){0,2}|[0-9]{1,5}-[0-9]{1,2}(:[0-9]{1,2}){0,2}"
+            r"|UNLIMITED|INFINITE|unlimited|infinite",
     "constraint": r"[A-Za-z0-9_.&|,()\[\]*-]{1,256}",
     "nodes": r"[0-9]{1,6}(-[0-9]{1,6})?",
     "ntasks": r"[0-9]{1,7}",
@@ -38,12 +40,16 @@ _OPTION_VALUE = {
     "gpus-per-node": r"([A-Za-z0-9_]+:)?[0-9]{1,3}",
     "array": r"[0-9,%-]{1,256}",
 }
+# What to write instead, where a pattern says too little.
+_OPTION_HINT = {"time": "a Slurm time limit: MINUTES, HH:MM:SS or D-HH:MM:SS, e.g. --time 00:30:00"}
 _EXTRA_LINE = re.compile(r"^--[a-z][a-z-]*(=[A-Za-z0-9_.,:/%@+=|&-]*)?$")
 
 
 def check_option(name: str, value: Any) -> str:
     text = str(value)
     pattern = _OPTION_VALUE[name]
+    if not re.fullmatch(pattern, text) and name in _OPTION_HINT:
+        raise UserError(f"--{name} {text!r} is not {_OPTION_HINT[name]}")
     if not re.fullmatch(pattern, text):
         raise UserError(f"--{name} {text!r} is not accepted: it may only contain "
                         f"characters matching {pattern!r} (no spaces, quotes or newlines)")

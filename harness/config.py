@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.files import not_a_file
 from harness.timing import TimingPolicy
 from harness.workload import Case, make_case
 from harness.workload import registry as workloads
@@ -38,6 +39,13 @@ else:  # pragma: no cover
 SUITES_DIR = Path(__file__).parent / "suites"
 _TIMING_FIELDS = {f.name: f.type for f in fields(TimingPolicy)}
 _ZERO_ALLOWED = {"min_block_time"}  # 0 turns the rule off
+# The largest sensible value of each setting: beyond it a case would run for days (min_samples
+# is taken whatever the budget) or a fraction would exceed the whole.
+_TIMING_MAX: dict[str, float] = {
+    "target_ci": 1.0, "budget": 86400.0, "warmup_budget": 86400.0, "min_samples": 1_000_000,
+    "max_samples": 1_000_000_000, "warmup_min_time": 3600.0, "min_time": 86400.0,
+    "overhead_frac": 1.0, "min_block_time": 60.0, "rounds": 20,
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,10 @@ def timing_policy(base: TimingPolicy, overrides: Mapping[str, Any], where: str) 
                 or not math.isfinite(value) or value < 0 or (value == 0 and not may_be_zero)):
             kind = "a number >= 0" if may_be_zero else "a positive number"
             raise UserError(f"{where}: timing setting {key!r} must be {kind}, got {value!r}")
+        limit = _TIMING_MAX.get(key)
+        if limit is not None and value > limit:
+            raise UserError(f"{where}: timing setting {key!r} must be at most {limit:g}, got "
+                            f"{value!r}")
         is_int = key in ("min_samples", "max_samples", "rounds")
         if is_int and not float(value).is_integer():
             raise UserError(f"{where}: timing setting {key!r} must be a whole number")
@@ -175,7 +187,7 @@ def load_suite(ref: str, base: TimingPolicy | None = None) -> tuple[str, list[Pl
     path = suites.get(ref) or Path(ref)
     if not path.is_file():
         raise UserError(f"unknown suite {ref!r}: not a built-in ({', '.join(suites)}) "
-                        "and no such file")
+                        f"and {not_a_file(path)}; give a suite name or a .toml file")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

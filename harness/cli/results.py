@@ -210,8 +210,9 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
 @tag_option("Only runs with this tag (e.g. --tag branch=main).")
 @click.option("--last", type=click.IntRange(min=2), default=50, show_default=True,
               help="How many of the newest matching runs to use.")
-@click.option("--threshold", type=FiniteFloat(), default=0.05, show_default=True,
-              help="Smallest level change (fraction) reported as a step or a drift.")
+@click.option("--threshold", type=FiniteFloat(0.0, min_open=True), default=0.05,
+              show_default=True, metavar="FRACTION",
+              help="Smallest level change (fraction, > 0) reported as a step or a drift.")
 @json_option()
 @store_options()
 def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_json: bool,
