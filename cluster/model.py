@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import UserError
+from harness.files import not_a_file
 from harness.workmodel import bus_factor  # noqa: F401 (the one definition, re-exported here)
 
 COLLECTIVES = ("allreduce", "allgather", "reduce-scatter", "broadcast", "alltoall", "p2p")
@@ -160,11 +161,24 @@ def load_fabric(ref: str) -> Fabric:
         return PRESETS[ref]
     path = Path(ref)
     if not path.is_file():
-        raise UserError(f"unknown fabric {ref!r}: use a preset ({', '.join(PRESETS)}) or a file "
-                        "written by `bench model fit -o`")
+        raise UserError(f"unknown fabric {ref!r}: not a preset ({', '.join(PRESETS)}) and "
+                        f"{not_a_file(path)}; give a preset or a file written by "
+                        "`bench model fit -o`")
     try:
-        data = json.loads(path.read_text())
-        return Fabric(**data)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fabric = Fabric(**data)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a fabric profile written by `bench model fit` (not "
+                        "UTF-8 text)") from None
+    except OSError as exc:
+        raise UserError(f"cannot read fabric profile {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, TypeError) as exc:
         raise UserError(f"{path}: not a fabric profile written by `bench model fit` "
-                        f"({exc})") from None
+                        f"({' '.join(str(exc).split())})") from None
+    alpha, beta = fabric.alpha_s, fabric.beta_bytes_per_s
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in (alpha, beta)) or alpha < 0 or beta <= 0:
+        raise UserError(f"{path}: alpha_s must be a number >= 0 and beta_bytes_per_s a "
+                        f"positive number, got {alpha!r} and {beta!r}; fit it again with "
+                        "`bench model fit RUN -o FILE`")
+    return fabric

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.files import not_a_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,13 +51,16 @@ def load_site(ref: str | None) -> Site:
     path = builtin_sites().get(ref) or Path(ref)
     if not path.is_file():
         raise UserError(f"unknown site profile {ref!r}: not a built-in "
-                        f"({', '.join(builtin_sites())}) and no such file")
+                        f"({', '.join(builtin_sites())}) and {not_a_file(path)}; give a site "
+                        "name or a .toml file")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: malformed TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read site profile {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file; a site profile is TOML text") from None
+    except OSError as exc:
+        raise UserError(f"cannot read site profile {path}: {exc.strerror}") from None
     return validate(path.stem, data, str(path))
 
 

@@ -50,6 +50,16 @@ def _check_folder(folder: Path, path: Path, option: str) -> None:
                         f"{option} path")
 
 
+def not_a_file(path: Path) -> str:
+    """Why a path that should name a file to read does not: for "... and {reason}"."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder, not a file"
+    if path.exists():
+        return f"{path} is not a regular file"
+    return "no such file"
+
+
 def os_error_line(exc: OSError, path: Path, option: str) -> str:
     """An OSError met while writing `path` as what is wrong and how to fix it."""
     reason = exc.strerror or type(exc).__name__

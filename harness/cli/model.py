@@ -25,13 +25,37 @@ def model() -> None:
     """
 
 
-def _size_list(text: str) -> list[int]:
+# What a prediction is asked about: beyond these it says nothing about any machine.
+MAX_NODES = 1_000_000
+MAX_BYTES = 2**60  # 1 EiB
+MAX_STEP_S = 86400.0  # a training step longer than a day
+
+
+def _size(text: str, option: str) -> int:
     from harness.params import parse_size
 
     try:
-        return [parse_size(x) for x in split_values((text,))]
+        size = parse_size(text)
     except ValueError as exc:
-        raise UserError(f"--size: {exc}") from None
+        raise UserError(f"{option}: {exc}") from None
+    if not 1 <= size <= MAX_BYTES:
+        raise UserError(f"{option} {text!r} must be between 1 byte and 1 EiB")
+    return size
+
+
+def _size_list(text: str) -> list[int]:
+    sizes = [_size(x, "--size") for x in split_values((text,))]
+    if not sizes:
+        raise UserError(f"--size {text!r} names no size; e.g. --size 8B,1MiB,1GiB")
+    return sizes
+
+
+def _node_counts(text: str) -> list[int]:
+    counts = parse_counts(text, "--nodes")
+    if max(counts) > MAX_NODES:
+        raise UserError(f"--nodes {max(counts)} is more than {MAX_NODES:,} nodes; the model "
+                        "predicts for machines that exist")
+    return counts
 
 
 @model.command("fit")
@@ -109,7 +133,7 @@ def model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str
     default="allreduce", show_default=True)
 @click.option("--gradient-bytes", metavar="BYTES",
               help="Data-parallel training: gradient size (e.g. 1GB); with --step-time.")
-@click.option("--step-time", type=FiniteFloat(), metavar="SECONDS",
+@click.option("--step-time", type=FiniteFloat(0.0, MAX_STEP_S, min_open=True), metavar="SECONDS",
               help="Data-parallel training: compute time of one step on one node.")
 @click.option("--overlap", type=FiniteFloat(0, 1), default=0.0, show_default=True,
               help="Fraction of the gradient allreduce hidden behind compute.")
@@ -125,19 +149,13 @@ def model_predict(fabric_ref: str, nodes: str, size: str, collective: str,
       bench model predict --fabric mpi-loopback.json --gradient-bytes 1GB --step-time 0.5
     """
     from cluster.model import bus_factor, dp_efficiency, load_fabric, predict_time
-    from harness.params import parse_size
 
     fabric = load_fabric(fabric_ref)
-    counts = parse_counts(nodes, "--nodes")
+    counts = _node_counts(nodes)
     sizes = _size_list(size)
     if (gradient_bytes is None) != (step_time is None):
         raise UserError("give --gradient-bytes and --step-time together")
-    grad = None
-    if gradient_bytes is not None:
-        try:
-            grad = parse_size(gradient_bytes)
-        except ValueError as exc:
-            raise UserError(f"--gradient-bytes: {exc}") from None
+    grad = None if gradient_bytes is None else _size(gradient_bytes, "--gradient-bytes")
     rows = []
     for m in sizes:
         for p in counts:
