@@ -118,10 +118,16 @@ def parse_backend(spec: str) -> Backend:
     model, _, device = spec.partition(":")
     cls = registry.get(model)
     device = device or cls.devices[0]
-    kind = device.split(":", 1)[0]
+    kind, _, index = device.partition(":")
     if kind not in cls.devices and "*" not in cls.devices:
         raise UserError(
             f"backend {model!r} has no device {device!r}; "
             f"devices: {', '.join(cls.devices)} (e.g. {model}:{cls.devices[0]})"
         )
+    if "*" in cls.devices:  # model:<platform>[:<device>]
+        if not kind or ":" in index:
+            raise UserError(f"backend {spec!r}: write {model}:PLATFORM[:DEVICE], e.g. {model}:0")
+    elif index and not (index.isascii() and index.isdigit()):
+        raise UserError(f"backend {spec!r}: write {model}:{kind} or {model}:{kind}:N with N a "
+                        f"device number, e.g. {model}:{kind}:0")
     return cls(device)
