@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -16,6 +17,16 @@ from typing import Generic, TypeVar
 from harness.errors import UserError
 
 T = TypeVar("T")
+# A name is shown in case keys, on terminals and in file names: letters, digits and _ . + -
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def check_name(name: object, kind: str) -> None:
+    """Refuse a workload, parameter or backend name with control characters, spaces or the
+    characters of a case key ([ ] ( ) , = :), which would print as something else."""
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise UserError(f"{kind} name {name!r} is not allowed: use up to 64 letters, digits and "
+                        "_ . + - (starting with a letter or digit)")
 
 
 class Registry(Generic[T]):
@@ -28,6 +39,7 @@ class Registry(Generic[T]):
         self._entry_points: dict[str, metadata.EntryPoint] | None = None
 
     def register(self, name: str, obj: T) -> T:
+        check_name(name, self.kind)
         self._items[name] = obj
         return obj
 

@@ -43,6 +43,7 @@ from harness.errors import CheckFailed, UserError
 from harness.exiting import exit_now
 from harness.profiling import ProfileRequest, gpu_counters
 from harness.stats import summarize
+from harness.text import printable
 from harness.timing import DistributedEngine, Engine
 from harness.workload import FIRST_CALL
 from harness.workload import registry as workloads
@@ -307,7 +308,7 @@ def _profile(planned: PlannedCase, backend: Backend, prepared: Any, workload: An
         entry = profiling.write_trace(profiling.rank_events(timelines, case.workload), dest,
                                       meta, request.max_bytes)
         if entry.get("error"):
-            sys.stderr.write(f"bench: warning: {case.key}: {entry['error']}\n")
+            sys.stderr.write(printable(f"bench: warning: {case.key}: {entry['error']}") + "\n")
         return entry
 
     def run_iteration(op: Any) -> None:
@@ -327,7 +328,7 @@ def _profile(planned: PlannedCase, backend: Backend, prepared: Any, workload: An
     except Exception as exc:  # the measurement stands; the profile says what went wrong
         entry = {"error": f"profiling failed: {_describe(exc)}"}
     if entry.get("error"):
-        sys.stderr.write(f"bench: warning: {case.key}: {entry['error']}\n")
+        sys.stderr.write(printable(f"bench: warning: {case.key}: {entry['error']}") + "\n")
     return entry
 
 

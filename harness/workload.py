@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from harness.backends.base import Backend, parse_backend
 from harness.errors import UserError
 from harness.params import Param
-from harness.registry import Registry
+from harness.registry import Registry, check_name
 from harness.workmodel import Work
 
 
@@ -89,6 +89,10 @@ def workload(
             data = list(range(n, 0, -1))
             return lambda: sorted(data)
     """
+
+    check_name(name, "workload")
+    for pname in params or {}:
+        check_name(pname, f"workload {name} parameter")
 
     def decorate(fn: Callable[..., Any]) -> type[Workload]:
         def prepare(self: Workload, backend: Backend, p: Mapping[str, Any]) -> Prepared:

@@ -64,13 +64,21 @@ def main(argv: list[str] | None = None) -> None:
         report_exit(code)
 
 
+def error_line(message: str) -> str:
+    """`bench: error: <message>` on one line whatever the message holds: a value with a newline
+    or a terminal escape (a case key, a name from a plugin) is shown escaped."""
+    from harness.text import printable
+
+    return f"bench: error: {printable(message)}"
+
+
 def usage_line(exc: click.ClickException) -> str:
     """A parser error as one line: `bench: error: <message> (see 'bench X --help')`."""
     message = " ".join(exc.format_message().split())
     ctx = getattr(exc, "ctx", None)
     if isinstance(exc, click.UsageError) and ctx is not None:
         message += f" (see '{ctx.command_path} --help')"
-    return f"bench: error: {message}"
+    return error_line(message)
 
 
 def _main(argv: list[str] | None) -> None:
@@ -78,7 +86,7 @@ def _main(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="bench", standalone_mode=False)
     except UserError as exc:
-        click.echo(f"bench: error: {exc}", err=True)
+        click.echo(error_line(str(exc)), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("bench: aborted", err=True)

@@ -72,14 +72,18 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
         print_json({**{k: v for k, v in header.items()},
                     "measurements": [measurement_json(r) for r in rows]})
         return
+    from harness.text import printable
+
     out = console()
     env = header.get("env") or {}
-    out.print(f"run {run_id}  [{header['status']}]  started {header['started_at']}",
-              highlight=False)
-    out.print(f"command: {header['command']}", highlight=False, markup=False)
-    if env:
-        out.print(f"host {env.get('host')}, {env.get('cpu', {}).get('model')}, "
-                  f"env {header['env_hash']}", highlight=False, markup=False)
+    tags = " ".join(f"{k}={v}" for k, v in (header.get("tags") or {}).items())
+    lines = [f"run {run_id}  [{header['status']}]  started {header['started_at']}",
+             f"command: {header['command']}",
+             *([f"tags: {tags}"] if tags else []),
+             *([f"host {env.get('host')}, {(env.get('cpu') or {}).get('model')}, "
+                f"env {header['env_hash']}"] if env else [])]
+    for line in lines:  # names, tags and values from the store: control characters escaped
+        out.print(printable(line), highlight=False, markup=False)
     out.print(measurements_table(rows))
     for line in info_lines(rows):
         out.print(line, highlight=False, markup=False)
@@ -87,7 +91,7 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
     from harness.cli.profile import traces_line
 
     if line := traces_line(rows, run_id):
-        out.print(line, highlight=False, markup=False)
+        out.print(printable(line), highlight=False, markup=False)
 
 
 @click.command()
@@ -169,9 +173,7 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
     result, base, head, env_diff = rc.comparison, rc.base, rc.head, rc.env_diff
 
     def table(out: Any) -> None:
-        from rich.markup import escape
-
-        from results.report.table import comparison_table
+        from results.report.table import comparison_table, escape
 
         for warning in rc.warnings:
             out.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
@@ -260,10 +262,10 @@ def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_js
                 "drift": hist.drift()}
 
     def table(out: Any) -> None:
-        from rich.markup import escape
         from rich.table import Table
 
         from harness.units import percent, seconds
+        from results.report.table import escape
 
         t = Table(title=escape(f"{hist.case_key}: {len(hist.medians)} run(s)"),
                   title_justify="left")

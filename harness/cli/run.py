@@ -94,9 +94,10 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
                      profile=profile)
     if result.error:
         kept = rank == 0 and result.status == "partial"
-        click.echo(f"bench: error: {result.error}"
-                   + (f"; finished cases kept (run {result.run_id}, partial)" if kept else ""),
-                   err=True)
+        from harness.cli import error_line
+
+        click.echo(error_line(result.error + (f"; finished cases kept (run {result.run_id}, "
+                                              "partial)" if kept else "")), err=True)
     if rank != 0:
         _end(result.exit_code, hard=result.exit_code == EXIT_RANK_FAILED)
     if as_json:

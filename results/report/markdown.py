@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.text import printable
 from harness.units import seconds
 from results.compare import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED, Comparison
 
@@ -11,7 +12,7 @@ ICON = {REGRESSION: "🔴", IMPROVEMENT: "🟢", NOISE: "🟡", UNCHANGED: "⚪"
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'").replace("\n", " ")
+    return printable(text).replace("|", "\\|").replace("`", "'")
 
 
 def _pct(x: float) -> str:

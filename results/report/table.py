@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 from rich.table import Table
 
+from harness.text import printable
 from harness.units import headline_metric, percent, rate, seconds
 from results.compare import round_spread
 from results.runfile import jsonable
+
+
+def escape(text: str) -> str:
+    """A value from the store as a table cell: control characters shown escaped (no terminal
+    escape sequence reaches the terminal), rich markup inert."""
+    return _markup_escape(printable(str(text)))
 
 
 def _float(v: Any) -> float | None:
@@ -64,7 +71,7 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
               if with_rounds else ()),
             seconds(_float(summary["p5"])),
             seconds(_float(summary["p95"])), headline_metric(r.get("metrics") or {}, unit),
-            timing.get("stop_reason", ""),
+            escape(timing.get("stop_reason", "")),
         )
     if blocked:
         table.caption = ("† calls are not alike: the median is per call of back-to-back blocks "
@@ -107,7 +114,7 @@ def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
             parts.append(f"max QPS {float(info['max_qps']):.4g} "
                          f"({len(info.get('max_qps_search') or [])} rates tried)")
         if parts:
-            lines.append(f"{r['case_key']}: " + "; ".join(parts))
+            lines.append(printable(f"{r['case_key']}: " + "; ".join(parts)))
     return lines
 
 
@@ -117,10 +124,10 @@ def runs_table(runs: Iterable[dict[str, Any]]) -> Table:
         table.add_column(col, overflow="fold")
     for r in runs:
         style = {"complete": "green", "partial": "yellow", "failed": "red"}.get(r["status"], "")
-        rev = (r.get("git_revision") or "")[:10] + ("+" if r.get("git_dirty") else "")
+        rev = escape((r.get("git_revision") or "")[:10] + ("+" if r.get("git_dirty") else ""))
         tags = " ".join(f"{k}={v}" for k, v in (r.get("tags") or {}).items())
-        table.add_row(r["run_id"][:8], r["started_at"][:19].replace("T", " "),
-                      f"[{style}]{r['status']}[/{style}]" if style else r["status"],
+        table.add_row(escape(r["run_id"][:8]), escape(r["started_at"][:19].replace("T", " ")),
+                      f"[{style}]{r['status']}[/{style}]" if style else escape(r["status"]),
                       str(r["n_measurements"]), escape(r.get("suite") or ""),
                       escape(r.get("host") or ""), rev, escape(tags))
     return table
