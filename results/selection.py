@@ -103,7 +103,12 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
     base_ms, head_ms = store.measurements([base_id]), store.measurements([head_id])
     keys = [c.case_key for c in result.cases]
     floor_run, floors = latest_floors(store, str(head.get("host") or ""))
-    warnings = [w for w in (unpaired_warning(base, head, base_ms, head_ms, keys),
+    same = (f"BASE and HEAD are the same run ({base_id[:8]}): every case is compared with "
+            "itself, so nothing can change; give two runs, e.g. latest~1 latest"
+            if base_id == head_id else None)
+    warnings = [w for w in (same,
+                            None if same else unpaired_warning(base, head, base_ms, head_ms,
+                                                               keys),
                             floor_warning(floor_run, floors, threshold, keys),
                             busy_warning(base_ms, base, "BASE"),
                             busy_warning(head_ms, head, "HEAD"),
