@@ -166,8 +166,9 @@ def test_list_workloads_json(bench):
     assert by_name["spin"]["params"]["us"]["type"] == "float"
 
 
-def test_list_backends_json(bench):
-    res = bench("list", "backends", "--json")
+def test_list_backends_json(bench, tmp_path):
+    res = bench("list", "backends", "--probe", "--json",
+                env={"BENCH_CACHE_DIR": str(tmp_path / "cache")})
     assert res.rc == 0, res.stderr
     by_name = {b["backend"]: b for b in res.json()["backends"]}
     assert by_name["numpy:cpu"]["usable"] is True

@@ -31,6 +31,8 @@ class Backend(ABC):
     extra: ClassVar[str]  # pip extra that installs it
     devices: ClassVar[tuple[str, ...]]  # device kinds; the first is the default
     description: ClassVar[str] = ""
+    # Whether `unusable_reason` is cheap enough for `bench list` (no framework to import).
+    cheap_probe: ClassVar[bool] = False
 
     def __init__(self, device: str) -> None:
         self.device = device

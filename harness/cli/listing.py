@@ -17,21 +17,27 @@ from harness.cli.render import console, print_json
                 default="all")
 @click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False),
               help="Also load workloads from this Python file.")
+@click.option("--probe", is_flag=True,
+              help="Import each installed framework and look for its devices (seconds), and "
+                   "remember the answers; without it, backends not probed before say so.")
 @json_option()
-def list_(what: str, plugins: tuple[str, ...], as_json: bool) -> None:
+def list_(what: str, plugins: tuple[str, ...], probe: bool, as_json: bool) -> None:
     """What exists: workloads (with parameters), backends (usable here or why not), suites.
+
+    Listing imports no framework: whether an installed backend works here is what the last
+    `bench list backends --probe` found (while nothing it depends on has changed).
 
     \b
     Examples:
       bench list
-      bench list backends
+      bench list backends --probe
       bench list workloads --plugin my_workloads.py --json
     """
     from rich.markup import escape
     from rich.table import Table
 
-    from harness.backends.base import parse_backend
     from harness.backends.base import registry as backends
+    from harness.backends.probe import usability
     from harness.config import builtin_suites, suite_description
     from harness.registry import load_plugin
     from harness.workload import registry as workloads
@@ -50,15 +56,14 @@ def list_(what: str, plugins: tuple[str, ...], as_json: bool) -> None:
                 **({"supports": cls.supports_by_model()} if hasattr(cls, "supports_by_model")
                    else {})})
     if what in ("backends", "all"):
-        data["backends"] = []
-        for name in backends.names():
-            cls = backends.get(name)
-            for device in cls.devices:
-                spec = f"{name}:{device}" if device != "*" else f"{name}:<platform>[:<device>]"
-                reason = parse_backend(f"{name}:{device if device != '*' else '0'}") \
-                    .unusable_reason()
-                data["backends"].append({"backend": spec, "usable": reason is None,
-                                         "reason": reason, "description": cls.description})
+        listed = [(name, backends.get(name), device) for name in backends.names()
+                  for device in backends.get(name).devices]
+        found = usability([(f"{name}:{device if device != '*' else '0'}", cls)
+                           for name, cls, device in listed], probe=probe)
+        data["backends"] = [
+            {"backend": f"{name}:{device}" if device != "*" else f"{name}:<platform>[:<device>]",
+             "usable": u.usable, "reason": u.reason, "description": cls.description}
+            for (name, cls, device), u in zip(listed, found, strict=True)]
     if what in ("suites", "all"):
         data["suites"] = [{"name": n, "path": str(p), "description": suite_description(p)}
                           for n, p in builtin_suites().items()]
@@ -79,8 +84,9 @@ def list_(what: str, plugins: tuple[str, ...], as_json: bool) -> None:
         for col in ("backend", "usable here", "description / why not"):
             t.add_column(col, overflow="fold")
         for b in data["backends"]:
-            t.add_row(b["backend"], "[green]yes[/green]" if b["usable"] else "[red]no[/red]",
-                      escape(b["description"] if b["usable"] else b["reason"]))
+            mark = {True: "[green]yes[/green]", False: "[red]no[/red]"}.get(b["usable"],
+                                                                            "[yellow]?[/yellow]")
+            t.add_row(b["backend"], mark, escape(b["description"] if b["usable"] else b["reason"]))
         out.print(t)
     if "suites" in data:
         t = Table(title="suites", title_justify="left")
