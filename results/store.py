@@ -276,6 +276,9 @@ class Store:
     def resolve(self, ref: str) -> str:
         """A run id from an id, a unique id prefix, `latest`, `latest~N` or `tag:KEY=VALUE`
         (the newest run with that tag)."""
+        if not ref.strip():
+            raise UserError("empty run reference; give a run id or a prefix of one, latest, "
+                            "latest~N or tag:KEY=VALUE (see `bench runs`)")
         if ref.startswith("tag:"):
             key, sep, value = ref[4:].partition("=")
             if not sep or not key:
