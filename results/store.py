@@ -163,7 +163,8 @@ class Store:
         say that it is half-created and what to do."""
         try:
             with self.engine.begin() as conn:
-                if conn.execute(sa.select(sa.func.count()).select_from(s.runs)).scalar_one():
+                if sa.inspect(conn).has_table("runs") and conn.execute(
+                        sa.select(sa.func.count()).select_from(s.runs)).scalar_one():
                     raise UserError(f"store {self.name} holds runs but no schema version; it "
                                     "was not made by accelbench, or is damaged: choose another "
                                     "--store")
