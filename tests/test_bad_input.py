@@ -6,13 +6,16 @@ script, without an interpreter start each); a representative few start the real 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
+import shutil
 import sqlite3
 import textwrap
 from pathlib import Path
 
 import pytest
+from bad_input_table import BAD_FILES, BAD_SUITES, TABLE
 
 from results.runfile import RunFileWriter, read_run_file
 from results.store import Store
@@ -40,15 +43,26 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture
-def existing(workdir, make_header, make_measurement):
-    """A store (./bench.db) that already holds one finished run, and its run folder."""
-    path = RunFileWriter(workdir / "bench-runs", make_header())
-    path.append(make_measurement())
-    final = path.finish("complete", "2024-01-01T00:00:01+00:00")
-    st = Store(str(workdir / "bench.db"))
+@pytest.fixture(scope="session")
+def template_store(tmp_path_factory):
+    """A store (bench.db) that holds one finished run, and its run folder, made once."""
+    from conftest import _header, _measurement
+
+    folder = tmp_path_factory.mktemp("template")
+    writer = RunFileWriter(folder / "bench-runs", _header())
+    writer.append(_measurement())
+    final = writer.finish("complete", "2024-01-01T00:00:01+00:00")
+    st = Store(str(folder / "bench.db"))
     assert st.ingest(read_run_file(final)) == "added"
     st.engine.dispose()
+    return folder
+
+
+@pytest.fixture
+def existing(workdir, template_store):
+    """A copy of the template store and run folder in the working folder; its snapshot."""
+    shutil.copy2(template_store / "bench.db", workdir / "bench.db")
+    shutil.copytree(template_store / "bench-runs", workdir / "bench-runs")
     return snapshot(workdir)
 
 
@@ -62,53 +76,65 @@ def assert_nothing_written(workdir: Path, before: dict[str, tuple[int, int]]) ->
     assert n_runs(workdir) == 1
 
 
-BAD_RUNS = {
-    "unknown workload": (["-w", "nope"], ["unknown workload 'nope'", "spin"]),
-    "unknown workload close": (["-w", "spinn"], ["did you mean 'spin'"]),
-    "unknown backend": (["-w", "spin", "-b", "nope:cpu"], ["unknown backend 'nope'"]),
-    "unknown device kind": (["-w", "gemm", "-b", "torch:tpu"], ["has no device 'tpu'"]),
-    "empty backend": (["-w", "spin", "-b", ":cpu"], ["backend"]),
-    "workload not on backend": (["-w", "spin", "-b", "torch:cpu"], ["does not run on"]),
-    "unknown suite": (["--suite", "nope"], ["unknown suite 'nope'", "smoke"]),
-    "unknown parameter": (["-w", "spin", "-p", "foo=1"], ["'foo'", "us"]),
-    "wrong type": (["-w", "spin", "-p", "us=abc"], ["'us'", "expected a number", "'abc'"]),
-    "wrong type int": (["-w", "gemm", "-p", "m=1.5"], ["'m'"]),
-    "out of range": (["-w", "spin", "-p", "us=-1"], ["'us'", "minimum"]),
-    "suite and workload": (["--suite", "smoke", "-w", "spin"], ["--suite", "not both"]),
-    "suite and param": (["--suite", "smoke", "-p", "us=1"], ["not both"]),
-    "no selection": ([], ["nothing to run", "--suite"]),
-    "param without =": (["-w", "spin", "-p", "us"], ["-p 'us'", "key=value"]),
-    "param without value": (["-w", "spin", "-p", "us="], ["key=value"]),
-    "tag without =": (["-w", "spin", "--tag", "oops"], ["--tag 'oops'", "key=value"]),
-    "negative budget": (["-w", "spin", "--budget", "-1"], ["budget", "positive"]),
-    "negative min block time": (["-w", "spin", "--min-block-time", "-0.001"],
-                                ["min_block_time", ">= 0"]),
-    "min over max samples": (["-w", "spin", "--min-samples", "20", "--max-samples", "5"],
-                             ["min_samples", "max_samples"]),
-    "missing plugin": (["-w", "spin", "--plugin", "nope.py"], ["plugin file not found"]),
-}
-
-
 @pytest.fixture
 def cli(bench_inproc):
     return bench_inproc
 
 
-@pytest.mark.parametrize("args,needles", BAD_RUNS.values(), ids=BAD_RUNS.keys())
-def test_bad_run(cli, workdir, existing, args, needles):
-    res = cli("run", *FAST, *args)  # args last: their --budget wins
-    assert_user_error(res, *needles)
-    assert res.stdout == ""
-    assert_nothing_written(workdir, existing)
+# -- the table: every distinct bad input, the same four checks -----------------------------------
 
 
-@pytest.mark.parametrize("name", ["unknown workload", "out of range", "param without ="])
-def test_bad_run_console_script(bench, workdir, existing, name):
-    args, needles = BAD_RUNS[name]
-    res = bench("run", *FAST, *args)
+def store_digest(workdir: Path) -> str:
+    return hashlib.sha256((workdir / "bench.db").read_bytes()).hexdigest()
+
+
+def expand(args: list[str]) -> list[str]:
+    return [a.replace("{F}", str(BAD_FILES)).replace("{S}", str(BAD_SUITES)) for a in args]
+
+
+@pytest.fixture
+def table_dir(workdir, existing):
+    """The store with one run, plus a regular file and an empty folder to aim outputs at."""
+    (workdir / "afile").write_text("a regular file\n")
+    (workdir / "adir").mkdir()
+    return workdir
+
+
+def test_table_holds_at_least_200_distinct_inputs():
+    ids = [name for name, _, _ in TABLE]
+    inputs = [tuple(args) for _, args, _ in TABLE]
+    assert len(set(ids)) == len(ids), "two rows share a name"
+    assert len(set(inputs)) == len(inputs), "two rows are the same input"
+    print(f"bad-input table: {len(TABLE)} distinct inputs")
+    assert len(TABLE) >= 200, len(TABLE)
+
+
+@pytest.mark.parametrize("args,needles", [(a, n) for _, a, n in TABLE],
+                         ids=[name for name, _, _ in TABLE])
+def test_bad_input(cli, table_dir, args, needles):
+    before, digest = snapshot(table_dir), store_digest(table_dir)
+    res = cli(*expand(args))
     assert_user_error(res, *needles)
     assert res.stdout == ""
-    assert_nothing_written(workdir, existing)
+    assert snapshot(table_dir) == before  # nothing written, not even a file left half-made
+    assert store_digest(table_dir) == digest
+    assert n_runs(table_dir) == 1
+
+
+ROWS = {name: (args, needles) for name, args, needles in TABLE}
+
+
+@pytest.mark.parametrize("name", ["run: unknown workload", "run: below minimum",
+                                  "run: param without =", "show: latest beyond int64",
+                                  "report: docx is not html"])
+def test_bad_input_console_script(bench, table_dir, name):
+    """A few rows through the real console script (a new interpreter each)."""
+    args, needles = ROWS[name]
+    before, digest = snapshot(table_dir), store_digest(table_dir)
+    res = bench(*expand(args))
+    assert_user_error(res, *needles)
+    assert res.stdout == ""
+    assert snapshot(table_dir) == before and store_digest(table_dir) == digest
 
 
 def test_bad_input_in_a_fresh_folder_creates_nothing(cli, workdir):
@@ -181,11 +207,6 @@ def test_store_in_missing_folder(cli, workdir, cmd):
     assert_user_error(res, "does not exist")
     assert not (workdir / "missing").exists()
     assert not (workdir / "bench-runs").exists() or not any((workdir / "bench-runs").iterdir())
-
-
-def test_store_is_a_directory(cli, workdir):
-    (workdir / "adir").mkdir()
-    assert_user_error(cli("runs", "--store", "adir"), "is a directory")
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
@@ -292,36 +313,8 @@ def test_absent_device_in_fresh_folder(cli, workdir):
 # -- reading commands ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ref,needle", [("nope", "no run 'nope'"), ("latest~5", "latest~5")])
-def test_show_unknown_run(cli, workdir, existing, ref, needle):
-    assert_user_error(cli("show", ref), needle)
-    assert_nothing_written(workdir, existing)
-
-
 def test_show_in_empty_store(cli):
     assert_user_error(cli("show"), "no run 'latest'")
-
-
-def test_export_unknown_format(cli, workdir, existing):
-    assert_user_error(cli("export", "-o", "x.xlsx"), "x.xlsx", "--format")
-    assert_nothing_written(workdir, existing)
-
-
-def test_export_to_missing_folder(cli, workdir, existing):
-    assert_user_error(cli("export", "-o", "nope/x.csv"), "does not exist")
-    assert_nothing_written(workdir, existing)
-
-
-def test_ingest_missing_path(cli, workdir, existing):
-    assert_user_error(cli("ingest", "nope.jsonl"), "no such run file")
-    assert_nothing_written(workdir, existing)
-
-
-def test_ingest_not_a_run_file(cli, workdir, existing):
-    (workdir / "notes.jsonl").write_text('{"a": 1}\n')
-    before = snapshot(workdir)
-    assert_user_error(cli("ingest", "notes.jsonl"), "notes.jsonl", "not an accelbench run")
-    assert_nothing_written(workdir, before)
 
 
 def test_ingest_corrupt_run_file(cli, workdir, existing):
