@@ -149,6 +149,8 @@ STORES: dict[str, tuple[str, tuple[str, ...]]] = {
     "in memory": ("sqlite://", ("in-memory",)),
     "in memory by name": ("sqlite:///:memory:", ("in-memory",)),
     "mysql": ("mysql://u@localhost/db", ("unsupported database kind 'mysql'",)),
+    "postgres driver not installed": ("postgresql+pg8000://u@127.0.0.1:1/db",
+                                      ("'pg8000' is not installed", "postgresql+psycopg://")),
     "unknown dialect": ("notadialect://x", ("unsupported database kind",)),
     "unparseable": ("postgresql://::bad", ("cannot parse store URL",)),
     "port not a number": ("postgresql://u@h:notaport/db", ("cannot parse store URL",)),

@@ -143,6 +143,24 @@ def test_bad_input_in_a_fresh_folder_creates_nothing(cli, workdir):
     assert list(workdir.iterdir()) == []
 
 
+def test_case_keys_with_newlines_and_escapes_make_one_line(cli, workdir, make_header,
+                                                           make_measurement):
+    """`history` naming several matching cases whose keys hold a newline and a terminal escape:
+    still one line, the characters shown escaped."""
+    writer = RunFileWriter(workdir / "bench-runs", make_header())
+    for text in ("a\nb", "c\x1b[2Jd"):
+        m = make_measurement()
+        m.update(case_key=f"note[numpy:cpu](text={text})", workload="note",
+                 params={"text": text})
+        writer.append(m)
+    writer.finish("complete", "2024-01-01T00:00:01+00:00")
+    line = assert_user_error(cli("history", "note"), "matches 2 cases", "text=a\\nb",
+                             "c\\x1b[2Jd")
+    assert "\x1b" not in line
+    after = cli("runs")
+    assert after.rc == 0 and "\x1b" not in after.stdout
+
+
 def test_plugin_that_fails_to_import(cli, workdir, existing):
     (workdir / "broken.py").write_text("import no_such_module_here\n")
     before = snapshot(workdir)
