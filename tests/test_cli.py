@@ -128,9 +128,12 @@ def test_ingest_twice(spun, bench_at):
 
 
 def test_ingest_empty_folder(bench, workdir):
+    """Nothing to ingest is a mistake (a wrong folder), not a success: issue 17, item 5."""
     (workdir / "empty").mkdir()
     res = bench("ingest", "empty")
-    assert res.rc == 0 and "no run files found" in res.stdout
+    assert res.rc == 2 and res.err_lines == [res.stderr.strip()]
+    assert "no run files" in res.stderr and res.stdout == ""
+    assert not (workdir / "bench.db").exists()  # no store made for nothing
 
 
 def test_store_from_env(bench, workdir):
