@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -387,6 +388,22 @@ def open_store(store: str | None, run_dir: Path | None) -> Any:
     if run_dir is not None:
         sync_run_dir(st, run_dir)
     return st
+
+
+def ingest_command(store: str | None, paths: list[Path], nothing: str) -> None:
+    """What `bench ingest` and `bench collect` do: ingest, print the counts, and give each
+    file that could not be stored one error line; exit 2 when there was one."""
+    from results.ingest import ingest_paths
+    from results.store import Store
+
+    bad: list[str] = []
+    counts = ingest_paths(Store(store), paths, on_bad=lambda exc: bad.append(str(exc)))
+    if counts or not bad:
+        click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or nothing)
+    for line in bad:
+        click.echo(f"bench: error: {line}", err=True)
+    if bad:
+        sys.exit(UserError.exit_code)
 
 
 def output_options(formats: tuple[str, ...] = FORMATS, fail_on: bool = True) -> Callable[[F], F]:

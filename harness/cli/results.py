@@ -10,6 +10,7 @@ import click
 from harness.cli.args import parse_tags
 from harness.cli.options import (
     FiniteFloat,
+    ingest_command,
     json_option,
     open_store,
     output_options,
@@ -320,11 +321,7 @@ def ingest(paths: tuple[Path, ...], store: str | None) -> None:
       bench ingest bench-runs
       bench ingest /scratch/me/bench-runs/3f2a9c1e.jsonl --store team.db
     """
-    from results.ingest import ingest_paths
-    from results.store import Store
-
-    counts = ingest_paths(Store(store), list(paths))
-    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no run files found")
+    ingest_command(store, list(paths), "no run files found")
 
 
 COMMANDS = [runs, show, export, compare, history, report, ingest]
