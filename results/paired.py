@@ -218,6 +218,32 @@ def estimate(log_ratios: Sequence[float], threshold: float = 0.05, level: float 
                           math.sqrt(inv))
 
 
+def decided(log_ratios: Sequence[float], threshold: float, fdr: float, cases: int,
+            target_ci: float, groups: Sequence[int] | None = None) -> bool:
+    """Would more pairs change this case's verdict? The stopping rule of `bench ab`.
+
+    Yes, until one of: the interval at the level Benjamini–Hochberg needs at worst (1 - fdr /
+    cases; a p-value below fdr / cases is rejected whatever the other cases show) lies beyond
+    the threshold (a change `verdicts` will call); the 95% interval lies within it (unchanged);
+    or that strict interval is within ±target_ci (as precise as asked: the change is at the
+    threshold, and more pairs would only say so more exactly). A width rule alone stops a case
+    whose interval is narrow at 95% but not at the level the correction across cases asks for,
+    which then reads `noise`."""
+    strict = estimate(log_ratios, threshold, 1 - fdr / max(1, cases), groups)
+    if strict.ci_low > 1 + threshold or strict.ci_high < 1 - threshold:
+        return True
+    if strict.half_width <= target_ci:
+        return True
+    plain = estimate(log_ratios, threshold, 0.95, groups)
+    return 1 - threshold <= plain.ci_low and plain.ci_high <= 1 + threshold
+
+
+def min_pairs(fdr: float, cases: int) -> int:
+    """Fewest pairs with which the exact signed-rank test can reach p < fdr / cases (all pairs
+    on one side: p = 2 / 2^n), plus two, so that one stray pair does not forbid a verdict."""
+    return math.ceil(math.log2(2 * max(1, cases) / fdr)) + 2
+
+
 @dataclass(frozen=True)
 class PairedCase:
     """What `bench ab` knows of one case besides the ratio: its turns and their medians."""
