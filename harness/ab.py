@@ -60,7 +60,8 @@ SIDES = ("base", "head")
 # machine caught 14/20 at 5 ms, 14/20 at 2 ms, 17/20 at 1 ms and 20/20 at 0.5 ms (below that,
 # the ~0.3 ms a turn costs in requests and canaries dominates and it got worse again).
 TURN_S = 0.0005
-WORKERS = 2  # worker processes per side: processes of one code differ by a few percent
+WORKERS = 3  # worker processes per side: processes of one code differ by a few percent (layout);
+# 10% slowdowns at 5%, 4 runs of 20 cases each, alternated: 18/20 caught with 2, 20/20 with 3 and 4
 MAX_REDO = 2  # a disturbed pair is measured again at most this many times
 MAX_PAIRS = 20_000
 EXTEND = 2.0  # an undecided case gets at most this many more of its budgets from the others'

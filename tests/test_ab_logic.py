@@ -207,3 +207,12 @@ def test_both_turns_of_a_pair_run_on_one_cpu_unless_the_case_is_parallel(share, 
         assert len(set(base)) > 1  # drawn per pair, not one CPU for all
     else:
         assert not r.pinned and set(base + head) == {ab.ALL_CPUS}
+
+
+def test_a_calibrating_run_spends_the_whole_budget_on_every_case() -> None:
+    policy = POLICY.replace(budget=0.005)
+    exp = experiment([100e-6], [100e-6], policy=policy)
+    exp.decide = False  # what `bench ab --calibrate` asks: the noise floor at this budget
+    r = exp.measure(0)
+    assert r.stop_reason == STOP_BUDGET and not r.decided
+    assert r.spent_s >= policy.budget

@@ -81,7 +81,7 @@ def _python(path: str | None, option: str) -> str:
               show_default=True, help="False-discovery rate across cases (Benjamini-Hochberg).")
 @output_options()
 @tag_option("Label both runs (they also get ab=<id> and ab_side=base|head).")
-@click.option("--workers", type=click.IntRange(min=1, max=8), default=2, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1, max=8), default=3, show_default=True,
               help="Worker processes per side; pairs go through every pairing, so an offset "
                    "between two processes of one code is averaged and allowed for.")
 @click.option("--turn", "turn_s", type=FiniteFloat(0.0001, 1.0), default=0.0005,
