@@ -437,14 +437,16 @@ class Experiment:
         r.finished_at = now()
 
     def _pairs(self, r: CaseResult, policy: TimingPolicy, allowance: float) -> None:
-        from results.paired import decided, min_pairs
+        from results.paired import MIN_GROUP, decided, min_pairs
 
         self.watch.new_case(r.watch_offsets)
         r.watch_offsets = self.watch.offsets
         base, head = self.sides[0].name, self.sides[1].name
         nb, nh = len(self.workers[base]), len(self.workers[head])
         combos: list[tuple[int, int]] = []
-        least = max(6, policy.min_samples, min_pairs(self.fdr, len(self.plan)))
+        # every pairing of processes weighed before a verdict (results.paired.MIN_GROUP)
+        least = max(6, policy.min_samples, min_pairs(self.fdr, len(self.plan)),
+                    MIN_GROUP * nb * nh)
         max_pairs = min(MAX_PAIRS, max(least, policy.max_samples))
         start = time.perf_counter() - r.elapsed_s
         redo = 0

@@ -37,6 +37,7 @@ from results.compare import (
 )
 
 EXACT_MAX = 300  # pairs up to which the signed-rank null distribution is computed exactly
+MIN_GROUP = 3  # pairs a worker combination needs before its offset is weighed
 
 
 @lru_cache(maxsize=64)
@@ -158,8 +159,7 @@ class PairedEstimate:
         return {**asdict(self), "half_width": self.half_width, "floor": self.floor}
 
 
-def invocation_variance(log_ratios: np.ndarray, groups: np.ndarray,
-                        level: float = 0.95) -> tuple[float, int]:
+def invocation_variance(log_ratios: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
     """Between-invocation variance of the combined log-ratio, and the number of groups used.
 
     Each group is one combination of a base and a head worker process. Processes of the same
@@ -167,18 +167,22 @@ def invocation_variance(log_ratios: np.ndarray, groups: np.ndarray,
     2009, Kalibera & Jones 2013), and pairs within one combination share that offset, so the
     pairs alone understate the uncertainty. The per-combination Hodges–Lehmann estimates are
     pooled as a random-effects meta-analysis (DerSimonian–Laird): the heterogeneity beyond what
-    their own intervals explain is the invocation variance tau^2; none, and the pairs' interval
-    stands. In a balanced W x W design the combined offset (mean of W base and W head processes'
-    offsets) has variance tau^2 / W."""
-    z = float(ndtri(0.5 + level / 2))
+    their own spread explains is the invocation variance tau^2; none, and the pairs' interval
+    stands. A group's own variance comes from its robust spread (MAD; the Hodges–Lehmann
+    estimator's variance is pi/3 sigma^2/n at the normal), so that it is the same whatever
+    level the caller's interval has and exists from MIN_GROUP pairs (an exact signed-rank
+    interval needs six pairs at 95% and more at stricter levels, and groups without one would
+    drop out and take the invocation variance with them). In a balanced W x W design the
+    combined offset (mean of W base and W head processes' offsets) has variance tau^2 / W."""
     est, var = [], []
     for g in np.unique(groups):
         d = log_ratios[groups == g]
-        e, lo, hi = hodges_lehmann(d, level)
-        if not (math.isfinite(lo) and math.isfinite(hi)):
+        if d.size < MIN_GROUP:
             continue
+        e, _, _ = hodges_lehmann(d, 0.5)
+        sigma = 1.4826 * float(np.median(np.abs(d - np.median(d))))
         est.append(e)
-        var.append(max(((hi - lo) / (2 * z)) ** 2, 1e-12))
+        var.append(max(math.pi / 3 * sigma ** 2 / d.size, 1e-12))
     k = len(est)
     if k < 2:
         return 0.0, k
@@ -202,7 +206,7 @@ def estimate(log_ratios: Sequence[float], threshold: float = 0.05, level: float 
     up, down = math.log1p(threshold), math.log1p(-threshold)
     inv = 0.0
     if groups is not None and d.size:
-        inv, _ = invocation_variance(d, np.asarray(groups), level)
+        inv, _ = invocation_variance(d, np.asarray(groups))
     if inv > 0 and math.isfinite(lo) and math.isfinite(hi):
         z = float(ndtri(0.5 + level / 2))
         lo = est - math.hypot(est - lo, z * math.sqrt(inv))

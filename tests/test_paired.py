@@ -145,3 +145,19 @@ def test_decided_stops_an_unchanged_case_and_a_precise_one_at_the_threshold() ->
     at = list(np.log(1.05) + rng.normal(0, 0.001, 60))  # exactly at the threshold
     assert not decided(at, 0.05, 0.05, 20, target_ci=0.0)
     assert decided(at, 0.05, 0.05, 20, target_ci=0.01)
+
+
+def test_the_offset_between_processes_counts_at_every_level_and_from_few_pairs() -> None:
+    # 9 pairings of 3 x 3 processes, 5 pairs each, the pairings 3% apart: too few pairs per
+    # pairing for an exact interval at the strict level; the offset must still widen it
+    rng = np.random.default_rng(8)
+    offsets = rng.normal(0, 0.03, 9)
+    groups = np.repeat(np.arange(9), 5)
+    d = np.log(1.05) + offsets[groups] + rng.normal(0, 0.005, groups.size)
+    plain = estimate(d, 0.02, 0.95, groups)
+    strict = estimate(d, 0.02, 1 - 0.05 / 20, groups)
+    assert plain.invocation_sd > 0.005
+    assert strict.invocation_sd == pytest.approx(plain.invocation_sd)
+    assert strict.ci_high - strict.ci_low > plain.ci_high - plain.ci_low
+    alone = estimate(d, 0.02, 1 - 0.05 / 20)  # the pairs alone claim far too much
+    assert strict.ci_high - strict.ci_low > 2 * (alone.ci_high - alone.ci_low)
