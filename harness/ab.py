@@ -3,16 +3,19 @@
 Each side is a worker process (harness/ab_worker.py, started with that side's interpreter and
 environment) that prepares every case once, checks it, and then times what this parent asks for.
 Per case the parent calibrates both sides (warm-up and block size, harness.timing.calibrate),
-then alternates them in short turns — a turn is about five milliseconds of samples of one side
-— in random order within each pair, watching the machine between turns
-(harness.noise.MachineWatch). A pair during which the machine was disturbed is measured again,
-a bounded number of times. The case stops when the interval of the paired ratio
-(results.paired) is within ±target_ci, or the case's budget of timed turns (both sides
-together, as a plain run's budget covers its one side) runs out.
+then alternates them in short turns — a turn is about half a millisecond of samples of one side
+(one sample, for operations longer than that) — in random order within each pair, watching the
+machine between turns (harness.noise.MachineWatch). A pair during which the machine was
+disturbed is measured again, a bounded number of times. A case stops once more pairs would not
+change its verdict (results.paired.decided), or when its budget of timed turns (both sides
+together, as a plain run's budget covers its one side) runs out; what decided cases leave of
+the plan's budget goes, once every case has had its turn, to the cases still undecided.
 
 Each side runs in WORKERS processes, and the pairs go through every pairing of base and head
 processes in turn: two processes of the same code can differ by a few percent (memory layout,
-placement), and the interval allows for what the pairings show of that.
+placement). Each process draws its layout at random (harness/ab_worker.py), so that such a
+difference is one between processes, not between the sides, and the interval allows for what
+the pairings show of it.
 
 Both sides are stored as ordinary runs (tags ``ab=<id>``, ``ab_side=base|head``), so `bench show`,
 `report` and `history` work on them. Signals end the experiment with every finished case kept
@@ -45,16 +48,29 @@ from harness.errors import UserError
 from harness.noise import CANARY_LOOPS, MachineWatch, Verdict
 from harness.runner import Interrupted, now
 from harness.stats import summarize
-from harness.timing import STOP_BUDGET, STOP_CI, STOP_MAX, TimingPolicy, calibrate
+from harness.timing import STOP_BUDGET, STOP_MAX, TimingPolicy, calibrate
 from harness.workmodel import Work, derive_metrics
 
 WORKER = Path(__file__).with_name("ab_worker.py")
 SIDES = ("base", "head")
-TURN_S = 0.005  # a turn: samples of one side spanning about this long (never seconds)
-WORKERS = 2  # worker processes per side: processes of one code differ by a few percent
+# A turn: samples of one side spanning about this long. Short, because the machines this runs
+# on change speed within milliseconds (a 2-core VM here flipped between ~57 and ~110 us per call
+# of one loop in states lasting 0.1-4 ms, a few hundred ms at most), and the two turns of a pair
+# must see the same state: with 5% slowdowns at a 2% threshold, 4 runs each alternated on one
+# machine caught 14/20 at 5 ms, 14/20 at 2 ms, 17/20 at 1 ms and 20/20 at 0.5 ms (below that,
+# the ~0.3 ms a turn costs in requests and canaries dominates and it got worse again).
+TURN_S = 0.0005
+WORKERS = 3  # worker processes per side: processes of one code differ by a few percent (layout);
+# 10% slowdowns at 5%, 4 runs of 20 cases each, alternated: 18/20 caught with 2, 20/20 with 3 and 4
 MAX_REDO = 2  # a disturbed pair is measured again at most this many times
 MAX_PAIRS = 20_000
+EXTEND = 2.0  # an undecided case gets at most this many more of its budgets from the others'
+STOP_DECIDED = "decided"  # more pairs would not change the case's verdict (results.paired.decided)
 EXIT_OK, EXIT_CASE_FAILED, EXIT_WORKER_DIED = 0, 1, 3
+# The CPUs this process may use; where there is no affinity call, pairs are not pinned.
+ALL_CPUS = (frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else frozenset())
+PARALLEL = 1.5  # a case whose turn keeps this many CPUs busy (CPU time / wall) is not pinned
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,9 @@ class Worker:
     def __init__(self, side: Side, timeout: float) -> None:
         self.side, self.timeout = side, timeout
         python = side.python
-        env = {**os.environ, **dict(side.env)}
+        # a random-length variable: the process's layout is drawn at random (ab_worker's doc)
+        env = {**os.environ, **dict(side.env),
+               "ACCELBENCH_AB_LAYOUT": "x" * (16 * random.SystemRandom().randrange(256))}
         try:
             self.proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
@@ -91,6 +109,7 @@ class Worker:
                             f"({exc.strerror}); give the path of a Python interpreter") from None
         self._buffer = ""
         self.info: dict[str, Any] = {}
+        self.cpus = ALL_CPUS
 
     def handshake(self) -> None:
         self.info = self.request("hello", timeout=max(self.timeout, 60.0))
@@ -108,21 +127,28 @@ class Worker:
         """Freeze the process between its requests: a side's idle threads (an OpenMP pool
         spinning after its turn) would otherwise take CPU from the other side's turn."""
         if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.proc.pid, signal.SIGSTOP)
-            self._wait_state("Tt")
-
-    def _wait_state(self, states: str, limit_s: float = 0.05) -> None:
-        """Signals arrive asynchronously: wait (briefly) until the kernel shows the state."""
-        stat = f"/proc/{self.proc.pid}/stat"
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
             try:
-                with open(stat) as fh:
-                    if fh.read().rsplit(")", 1)[1].split()[0] in states:
-                        return
-            except (OSError, IndexError):
-                return  # gone, or no /proc here
+                os.kill(self.proc.pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                return
+            self._wait_stopped()
+
+    def _wait_stopped(self) -> None:
+        """Signals arrive asynchronously: wait until the kernel has stopped it (one blocking
+        waitpid; polling /proc for the state cost ~0.5 ms a turn, a third of a short turn)."""
+        try:
+            _, status = os.waitpid(self.proc.pid, os.WUNTRACED)
+        except ChildProcessError:
+            return
+        if not os.WIFSTOPPED(status):  # it ended meanwhile: keep Popen's view of it
+            self.proc.returncode = os.waitstatus_to_exitcode(status)
+
+    def pin(self, cpus: frozenset[int]) -> None:
+        """Run on these CPUs only (from the next time it runs)."""
+        if cpus != self.cpus and self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(self.proc.pid, cpus)
+                self.cpus = cpus
 
     def resume(self) -> None:
         if self.proc.poll() is None:
@@ -226,6 +252,15 @@ class CaseResult:
     started_at: str = ""
     finished_at: str = ""
     estimate: Any = None  # results.paired.PairedEstimate of a compared case
+    decided: bool = False  # stopped because more pairs would not change its verdict
+    pinned: bool = False  # both turns of each pair ran on one CPU, drawn per pair
+    elapsed_s: float = 0.0  # wall time of its pairs so far
+    watch_offsets: Any = None  # the machine watch's learned side offsets, for a second pass
+
+    @property
+    def spent_s(self) -> float:
+        """Timed turns of both sides so far: what the budget counts."""
+        return sum(sc.timed_s for sc in self.sides.values())
 
     @property
     def key(self) -> str:
@@ -271,9 +306,13 @@ class Experiment:
                  plugins: Sequence[str] = (), check: bool = True, threshold: float = 0.05,
                  timeout: float = 60.0, seed: int | None = None,
                  reporter: Reporter | None = None, turn_s: float = TURN_S,
-                 workers: int = WORKERS, watch: MachineWatch | None = None) -> None:
+                 workers: int = WORKERS, watch: MachineWatch | None = None,
+                 fdr: float = 0.05, decide: bool = True, pin: bool = True) -> None:
         self.plan, self.sides = list(plan), list(sides)
         self.plugins, self.check, self.threshold = list(plugins), check, threshold
+        self.fdr = fdr
+        self.decide = decide  # stop a case once decided; else at its budget (a noise floor)
+        self.pin = pin  # single-threaded cases: both turns of a pair on one CPU
         self.timeout, self.turn_s, self.per_side = timeout, turn_s, workers
         self.ab_id = str(uuid.uuid4())
         self.seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
@@ -369,33 +408,50 @@ class Experiment:
         cals = [result.sides[s.name].calibration for s in self.sides]
         result.block = max(c.block for c in cals)
         result.block_rule = ",".join(dict.fromkeys(c.block_rule for c in cals))
-        per_call = []
+        per_call, parallel = [], []
         for side in self.sides:
-            t, _, _ = self._turn(self.workers[side.name][0], index, result.block, 3)
-            per_call.append(float(np.median(t)))
+            reply = self.workers[side.name][0].request("time", case=index, block=result.block,
+                                                       samples=3, max_s=1.0)
+            per_call.append(float(np.median(reply["t"])))
+            if reply.get("wall_s"):  # older workers do not say
+                parallel.append(float(reply["cpu_s"]) / max(float(reply["wall_s"]), 1e-9))
+        # Pairs of a single-threaded case run both turns on one CPU, drawn per pair: the CPUs of
+        # a VM differ in speed for tens to hundreds of milliseconds at a time (another tenant on
+        # the host's sibling thread), and a side whose processes happen to stay on the slower one
+        # would read as slower. A parallel case needs its CPUs, and keeps them all.
+        result.pinned = (self.pin and len(ALL_CPUS) > 1 and bool(parallel)
+                         and max(parallel) < PARALLEL)
         per_sample = max(max(per_call) * result.block, 1e-9)
         result.turn_samples = int(min(100_000, max(1, round(self.turn_s / per_sample))))
-        try:
-            self._pairs(result, policy)
-        except WorkerError as exc:
-            for sc in result.sides.values():
-                sc.status, sc.error = "failed", f"during the turns: {exc}"
-        result.finished_at = now()
+        self.extend(result, policy.budget)
         return result
 
-    def _pairs(self, r: CaseResult, policy: TimingPolicy) -> None:
-        from results.paired import estimate
+    def extend(self, r: CaseResult, allowance: float) -> None:
+        """Measure pairs of a calibrated case until it is decided or its timed turns reach
+        `allowance` seconds in all (a second call goes on where the first stopped)."""
+        try:
+            self._pairs(r, r.planned.policy, allowance)
+        except WorkerError as exc:
+            for sc in r.sides.values():
+                sc.status, sc.error = "failed", f"during the turns: {exc}"
+        r.finished_at = now()
 
-        self.watch.new_case()
+    def _pairs(self, r: CaseResult, policy: TimingPolicy, allowance: float) -> None:
+        from results.paired import MIN_GROUP, decided, min_pairs
+
+        self.watch.new_case(r.watch_offsets)
+        r.watch_offsets = self.watch.offsets
         base, head = self.sides[0].name, self.sides[1].name
         nb, nh = len(self.workers[base]), len(self.workers[head])
         combos: list[tuple[int, int]] = []
-        min_pairs = max(6, policy.min_samples)
-        max_pairs = min(MAX_PAIRS, max(min_pairs, policy.max_samples))
-        start = time.perf_counter()
+        # every pairing of processes weighed before a verdict (results.paired.MIN_GROUP)
+        least = max(6, policy.min_samples, min_pairs(self.fdr, len(self.plan)),
+                    MIN_GROUP * nb * nh)
+        max_pairs = min(MAX_PAIRS, max(least, policy.max_samples))
+        start = time.perf_counter() - r.elapsed_s
         redo = 0
-        next_check = min_pairs
-        r.stop_reason = STOP_MAX
+        next_check = max(least, len(r.log_ratios))
+        r.stop_reason, r.decided = STOP_MAX, False
         while len(r.log_ratios) < max_pairs:
             if not combos:  # every pairing of the sides' processes, in random order
                 combos = [(i, j) for i in range(nb) for j in range(nh)]
@@ -403,6 +459,9 @@ class Experiment:
             combo = combos[-1]
             use = {base: combo[0], head: combo[1]}
             order = [base, head] if self.rng.random() < 0.5 else [head, base]
+            cpus = frozenset({self.rng.choice(sorted(ALL_CPUS))}) if r.pinned else ALL_CPUS
+            for name in order:
+                self.workers[name][use[name]].pin(cpus)
             readings = [self.watch.read()]
             turns: dict[str, list[float]] = {}
             canaries = []
@@ -433,16 +492,15 @@ class Experiment:
                 r.log_ratios.append(math.log(max(r.sides[head].turn_medians[-1], 1e-300))
                                     - math.log(max(r.sides[base].turn_medians[-1], 1e-300)))
             n = len(r.log_ratios)
-            spent = sum(sc.timed_s for sc in r.sides.values())
-            if n >= next_check:
-                est = estimate(r.log_ratios, self.threshold, groups=r.groups)
-                elapsed = time.perf_counter() - start
-                if (est.half_width <= policy.target_ci
-                        and elapsed >= min(policy.min_time, policy.budget)):
-                    r.stop_reason = STOP_CI
+            r.elapsed_s = time.perf_counter() - start
+            if n >= next_check and self.decide:
+                if (r.elapsed_s >= min(policy.min_time, policy.budget)
+                        and decided(r.log_ratios, self.threshold, self.fdr, len(self.plan),
+                                    policy.target_ci, r.groups)):
+                    r.stop_reason, r.decided = STOP_DECIDED, True
                     return
                 next_check = n + max(1, n // 10)
-            if n >= min_pairs and spent >= policy.budget:
+            if n >= least and r.spent_s >= allowance:
                 r.stop_reason = STOP_BUDGET
                 return
 
@@ -488,6 +546,7 @@ class Experiment:
                        "disturbed": r.pairs_disturbed, "disturbed_kept": r.disturbed_kept,
                        "disturbed_by": r.reasons, "turn_samples": r.turn_samples,
                        "turn_medians_s": sc.turn_medians, "timed_s": sc.timed_s,
+                       "pinned": r.pinned,
                        "seed": self.seed, "workers": len(self.workers[side]),
                        "pair_workers": r.groups,
                        "invocation_sd": est.invocation_sd if est is not None else None},
@@ -513,10 +572,14 @@ class ABOutcome:
 def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
            open_store: Callable[[], Any] | None, tags: dict[str, str], argv: Sequence[str],
            suite: str | None = None, plugins: Sequence[str] = (), check: bool = True,
-           threshold: float = 0.05, timeout: float = 60.0, reporter: Reporter | None = None,
+           threshold: float = 0.05, fdr: float = 0.05, timeout: float = 60.0,
+           reporter: Reporter | None = None,
            seed: int | None = None, workers: int = WORKERS,
-           turn_s: float = TURN_S) -> ABOutcome:
+           turn_s: float = TURN_S, decide: bool = True, pin: bool = True) -> ABOutcome:
     """Run the experiment and store both sides as runs; every finished case is kept.
+
+    `decide`: stop each case once more pairs would not change its verdict; without it, each
+    case runs to its budget (an A/A run that measures the noise floor at that budget).
 
     `open_store` is called once both workers have prepared every case, so that a side that
     cannot start leaves nothing behind."""
@@ -527,7 +590,7 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
     reporter = reporter or Reporter()
     exp = Experiment(plan, sides, plugins=plugins, check=check, threshold=threshold,
                      timeout=timeout, seed=seed, reporter=reporter, workers=workers,
-                     turn_s=turn_s)
+                     turn_s=turn_s, fdr=fdr, decide=decide, pin=pin)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -539,6 +602,7 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
         signal.signal(sig, on_signal)
     writers: dict[str, Any] = {}
     results: list[CaseResult] = []
+    pending: list[CaseResult] = []  # undecided cases, for a second pass
     store = None
     status, code, error = "complete", EXIT_OK, None
     try:
@@ -561,16 +625,38 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
             writers[side.name] = RunFileWriter(run_dir, header)
         reporter.line(f"bench ab {exp.ab_id}: {len(plan)} case(s), base "
                       f"{writers['base'].run_id[:8]} vs head {writers['head'].run_id[:8]}")
-        for i in range(len(plan)):
-            r = exp.measure(i)
-            results.append(r)
+        def finish(r: CaseResult) -> None:
+            nonlocal status, code
             est = r.estimate = (estimate(r.log_ratios, threshold, groups=r.groups)
                                 if r.compared else None)
             for side in sides:
                 writers[side.name].append(exp.side_measurement(r, side.name, est))
-            reporter.case_finished(i, len(plan), r, est)
+            reporter.case_finished(r.index, len(plan), r, est)
             if r.failed_on:
                 status, code = "failed", EXIT_CASE_FAILED
+
+        for i in range(len(plan)):
+            r = exp.measure(i)
+            results.append(r)
+            if exp.decide and r.compared and not r.decided and not r.failed_on:
+                pending.append(r)
+                reporter.line(f"[{i + 1}/{len(plan)}] {r.key}  undecided after "
+                              f"{len(r.log_ratios)} pairs: more pairs once every case has had "
+                              "its turn")
+            else:
+                finish(r)
+        # The budget is the plan's: what decided cases left goes to those still undecided, up to
+        # EXTEND times a case's own budget each.
+        left = sum(r.planned.policy.budget - r.spent_s for r in results)
+        while pending:
+            r = pending[0]
+            share = min(left / len(pending), EXTEND * r.planned.policy.budget)
+            if share > 0:
+                before = r.spent_s
+                exp.extend(r, before + share)
+                left -= r.spent_s - before
+            pending.pop(0)
+            finish(r)
     except WorkerDied as exc:
         status, code, error = "partial", EXIT_WORKER_DIED, str(exc)
     except (Interrupted, KeyboardInterrupt) as exc:
@@ -580,6 +666,9 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
         try:
+            for r in pending:  # what an interrupted second pass had measured is kept
+                with contextlib.suppress(Exception):
+                    finish(r)
             exp.close()
             paths: dict[str, Path] = {}
             for name, writer in writers.items():

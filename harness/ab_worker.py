@@ -8,9 +8,19 @@ reply on stdout. Whatever the code under test prints goes to stderr, never into 
 Requests (``op``): ``hello``; ``load`` (plugins, cases, check) prepares and checks every case
 once; ``overhead`` (case) times empty timed regions; ``time`` (case, block, samples, max_s) runs
 `samples` samples of `block` calls each, every one ending with the backend's synchronisation, and
-returns seconds per call (with ``canary``, also the canary time around
-the turn); ``metrics`` (case, median_s) asks the workload for its extra metrics;
-``close``.
+returns seconds per call, the turn's wall and process CPU time (all threads: how parallel the
+case is), and with ``canary`` also the canary time around the turn; ``metrics`` (case,
+median_s) asks the workload for its extra metrics; ``close``.
+
+Each process lays out its memory at random: before each case is prepared it keeps a buffer of
+random size (1-5 KiB, from the allocator the case's small arrays come from), and the parent gives
+it an environment variable of random length. The speed of code can hang on where its data
+happens to fall (alignment, cache-set and 4 KiB aliasing: Mytkowicz et al. 2009 moved programs
+by several percent through the environment's size alone); measured here, one case in four of a
+numpy loop read 2.5% apart between two sides that differed only in one unused environment
+variable, in every process of each side. Drawn at random per process, that becomes a difference
+between processes, which the parent's pairing of processes sees and allows for, instead of a
+"change".
 """
 
 from __future__ import annotations
@@ -50,9 +60,22 @@ def _canary(loops: int) -> float:
     return (clock() - t0) * 1e-9
 
 
+def _layout_pad() -> list[bytes]:
+    """Objects of random number and size, kept for the process's life: one from the C allocator
+    (above the interpreter's small-object limit, where numpy's array data comes from) and some
+    from each of the interpreter's small-object size classes (its own objects: closures, cells,
+    iterators)."""
+    r = os.urandom(64)
+    pad = [bytes(1024 + 16 * r[0])]
+    for size_class, count in enumerate(r[1:]):  # 63 classes of 8 bytes up to 512 bytes
+        pad.extend(bytes(8 * size_class) for _ in range(count % 4))
+    return pad
+
+
 class Worker:
     def __init__(self) -> None:
         self.cases: list[dict[str, Any]] = []  # per case: workload, backend, prepared, sync
+        self.pads: list[list[bytes]] = []  # see _layout_pad
 
     def hello(self, _req: dict[str, Any]) -> dict[str, Any]:
         import harness
@@ -86,6 +109,7 @@ class Worker:
                 work = workload.work(spec["params"])
                 entry["work"] = {k: getattr(work, k) for k in
                                  ("items", "flops", "bytes", "item_unit")}
+                self.pads.append(_layout_pad())
                 t0 = time.perf_counter()
                 prepared = workload.prepare(backend, spec["params"])
                 entry["setup_s"] = time.perf_counter() - t0
@@ -142,6 +166,7 @@ class Worker:
         loops = int(req.get("canary", 0))
         before = _canary(loops) if loops else None
         out = []
+        cpu0 = time.process_time()
         start = clock()
         for _ in range(samples):
             if sync is None and block == 1:
@@ -162,9 +187,11 @@ class Worker:
                 out.append((clock() - t0) * 1e-9 / block)
             if clock() - start > limit_ns:
                 break
+        wall_s, cpu_s = (clock() - start) * 1e-9, time.process_time() - cpu0
         if before is None:
-            return {"t": out}
-        return {"t": out, "canary_s": max(before, _canary(loops))}
+            return {"t": out, "wall_s": wall_s, "cpu_s": cpu_s}
+        return {"t": out, "wall_s": wall_s, "cpu_s": cpu_s,
+                "canary_s": max(before, _canary(loops))}
 
     def metrics(self, req: dict[str, Any]) -> dict[str, Any]:
         slot = self._slot(req)

@@ -124,10 +124,10 @@ class MachineWatch:
     def read(self) -> Reading:
         return Reading(self.clock(), self.pressure(), self.ticks())
 
-    def new_case(self) -> None:
+    def new_case(self, offsets: dict[str, _Usual] | None = None) -> None:
         """A new case: its sides' own offsets (one side's threads raise the pressure its turns
-        see) are learned afresh."""
-        self.offsets = {name: _Usual() for name in ("canary", "pressure", "steal")}
+        see) are learned afresh, or taken up from where the case left them (`offsets`)."""
+        self.offsets = offsets or {name: _Usual() for name in ("canary", "pressure", "steal")}
 
     def judge(self, readings: list[Reading], canaries: list[float],
               head_first: bool = False) -> Verdict:

@@ -37,6 +37,7 @@ from results.compare import (
 )
 
 EXACT_MAX = 300  # pairs up to which the signed-rank null distribution is computed exactly
+MIN_GROUP = 3  # pairs a worker combination needs before its offset is weighed
 
 
 @lru_cache(maxsize=64)
@@ -158,8 +159,7 @@ class PairedEstimate:
         return {**asdict(self), "half_width": self.half_width, "floor": self.floor}
 
 
-def invocation_variance(log_ratios: np.ndarray, groups: np.ndarray,
-                        level: float = 0.95) -> tuple[float, int]:
+def invocation_variance(log_ratios: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
     """Between-invocation variance of the combined log-ratio, and the number of groups used.
 
     Each group is one combination of a base and a head worker process. Processes of the same
@@ -167,18 +167,22 @@ def invocation_variance(log_ratios: np.ndarray, groups: np.ndarray,
     2009, Kalibera & Jones 2013), and pairs within one combination share that offset, so the
     pairs alone understate the uncertainty. The per-combination Hodges–Lehmann estimates are
     pooled as a random-effects meta-analysis (DerSimonian–Laird): the heterogeneity beyond what
-    their own intervals explain is the invocation variance tau^2; none, and the pairs' interval
-    stands. In a balanced W x W design the combined offset (mean of W base and W head processes'
-    offsets) has variance tau^2 / W."""
-    z = float(ndtri(0.5 + level / 2))
+    their own spread explains is the invocation variance tau^2; none, and the pairs' interval
+    stands. A group's own variance comes from its robust spread (MAD; the Hodges–Lehmann
+    estimator's variance is pi/3 sigma^2/n at the normal), so that it is the same whatever
+    level the caller's interval has and exists from MIN_GROUP pairs (an exact signed-rank
+    interval needs six pairs at 95% and more at stricter levels, and groups without one would
+    drop out and take the invocation variance with them). In a balanced W x W design the
+    combined offset (mean of W base and W head processes' offsets) has variance tau^2 / W."""
     est, var = [], []
     for g in np.unique(groups):
         d = log_ratios[groups == g]
-        e, lo, hi = hodges_lehmann(d, level)
-        if not (math.isfinite(lo) and math.isfinite(hi)):
+        if d.size < MIN_GROUP:
             continue
+        e, _, _ = hodges_lehmann(d, 0.5)
+        sigma = 1.4826 * float(np.median(np.abs(d - np.median(d))))
         est.append(e)
-        var.append(max(((hi - lo) / (2 * z)) ** 2, 1e-12))
+        var.append(max(math.pi / 3 * sigma ** 2 / d.size, 1e-12))
     k = len(est)
     if k < 2:
         return 0.0, k
@@ -202,7 +206,7 @@ def estimate(log_ratios: Sequence[float], threshold: float = 0.05, level: float 
     up, down = math.log1p(threshold), math.log1p(-threshold)
     inv = 0.0
     if groups is not None and d.size:
-        inv, _ = invocation_variance(d, np.asarray(groups), level)
+        inv, _ = invocation_variance(d, np.asarray(groups))
     if inv > 0 and math.isfinite(lo) and math.isfinite(hi):
         z = float(ndtri(0.5 + level / 2))
         lo = est - math.hypot(est - lo, z * math.sqrt(inv))
@@ -216,6 +220,32 @@ def estimate(log_ratios: Sequence[float], threshold: float = 0.05, level: float 
     return PairedEstimate(math.exp(est), math.exp(lo), math.exp(hi),
                           min(1.0, 2 * min(p_up, p_down)), int(d.size),
                           math.sqrt(inv))
+
+
+def decided(log_ratios: Sequence[float], threshold: float, fdr: float, cases: int,
+            target_ci: float, groups: Sequence[int] | None = None) -> bool:
+    """Would more pairs change this case's verdict? The stopping rule of `bench ab`.
+
+    Yes, until one of: the interval at the level Benjamini–Hochberg needs at worst (1 - fdr /
+    cases; a p-value below fdr / cases is rejected whatever the other cases show) lies beyond
+    the threshold (a change `verdicts` will call); the 95% interval lies within it (unchanged);
+    or that strict interval is within ±target_ci (as precise as asked: the change is at the
+    threshold, and more pairs would only say so more exactly). A width rule alone stops a case
+    whose interval is narrow at 95% but not at the level the correction across cases asks for,
+    which then reads `noise`."""
+    strict = estimate(log_ratios, threshold, 1 - fdr / max(1, cases), groups)
+    if strict.ci_low > 1 + threshold or strict.ci_high < 1 - threshold:
+        return True
+    if strict.half_width <= target_ci:
+        return True
+    plain = estimate(log_ratios, threshold, 0.95, groups)
+    return 1 - threshold <= plain.ci_low and plain.ci_high <= 1 + threshold
+
+
+def min_pairs(fdr: float, cases: int) -> int:
+    """Fewest pairs with which the exact signed-rank test can reach p < fdr / cases (all pairs
+    on one side: p = 2 / 2^n), plus two, so that one stray pair does not forbid a verdict."""
+    return math.ceil(math.log2(2 * max(1, cases) / fdr)) + 2
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.env import env_hash
-from harness.errors import UserError
 from harness.stats import summarize
-from results.runfile import RunRecord
+from results.runfile import BadRunFile, RunRecord
 
 BACKEND = "python:host"
 
@@ -45,10 +44,10 @@ def to_run_record(path: Path) -> RunRecord:
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not JSON ({exc})") from None
+        raise BadRunFile(path, f"not JSON ({exc})") from None
     if not looks_like(data):
-        raise UserError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' and "
-                        "'machine_info'); write one with pytest --benchmark-json=FILE")
+        raise BadRunFile(path, "not a pytest-benchmark JSON file (no 'benchmarks' and "
+                         "'machine_info'); write one with pytest --benchmark-json=FILE")
     machine = data.get("machine_info") or {}
     env = {
         "host": machine.get("node"),

@@ -3,7 +3,11 @@
 The writer appends each finished measurement and fsyncs it, under `<run_id>.jsonl.part`; when the
 run ends (complete, failed or interrupted) it writes an end record and renames the file to
 `<run_id>.jsonl`. A writer killed outright leaves the `.part` file, whose finished measurements a
-reader still recovers (the run is then `partial`). A torn last line is ignored.
+reader still recovers (the run is then `partial`); a torn last line of a `.part` file is ignored.
+
+The reader checks every line against the run file's JSON Schema (results.runfile_schema) and
+refuses a file that breaks it with one line naming the file, the line and what is wrong.
+Format versions: 1 wrote `"format": 1` in the header, 2 writes `"format_version": 2`; both read.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from harness.errors import UserError
 
-FORMAT = 1
+FORMAT_VERSION = 2
 SUFFIX = ".jsonl"
 PART = ".jsonl.part"
 
@@ -66,7 +70,7 @@ class RunFileWriter:
         except OSError as exc:
             raise UserError(f"cannot write run files in {directory}: {exc.strerror}; "
                             "choose another --run-dir") from None
-        self._write({"kind": "run", "format": FORMAT, **header})
+        self._write({"kind": "run", "format_version": FORMAT_VERSION, **header})
 
     def _write(self, record: dict[str, Any]) -> None:
         with _signals_deferred():
@@ -108,6 +112,11 @@ class RunRecord:
     def run_id(self) -> str:
         return str(self.header["run_id"])
 
+    @property
+    def format_version(self) -> int:
+        """The file's format version; version 1 named it `format` (or, earliest, nothing)."""
+        return int(self.header.get("format_version", self.header.get("format", 1)))
+
 
 def writer_alive(header: dict[str, Any]) -> bool:
     """True when the process that writes this `.part` file still runs on this host."""
@@ -128,32 +137,103 @@ def writer_alive(header: dict[str, Any]) -> bool:
         return True
 
 
+class BadRunFile(UserError):
+    """A run file that cannot be stored as it is; says which file (and line) and why."""
+
+    def __init__(self, path: Path, reason: str, line: int | None = None) -> None:
+        self.path, self.reason, self.line = path, reason, line
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(_one_line(f"{where}: {reason}"))
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _constant(name: str) -> float:
+    raise _NotFinite(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(f"{text} is out of range for a number")
+    return value
+
+
+def _parse(line: str) -> Any:
+    """Strict JSON: no NaN or Infinity (the writer never writes them: see `jsonable`)."""
+    return json.loads(line, parse_constant=_constant, parse_float=_finite)
+
+
 def read_run_file(path: Path) -> RunRecord:
+    """The run a file holds; BadRunFile (a UserError) for a file that breaks the schema."""
+    from results.runfile_schema import problem
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read run file {path}: {exc}") from None
-    records = []
-    for i, line in enumerate(lines):
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read run file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BadRunFile(path, "not an accelbench run file (not UTF-8 text)") from None
+    lines = text.splitlines()
+    part = path.name.endswith(PART)
+    rec: RunRecord | None = None
+    ended = False
+    for number, line in enumerate(lines, start=1):
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break  # torn last line from a killed writer: that case is lost, nothing else
-            raise UserError(f"{path}:{i + 1}: run file is corrupt (not JSON)") from None
-    if not records or records[0].get("kind") != "run" or "run_id" not in records[0]:
-        raise UserError(f"{path}: not an accelbench run file (no run header)")
-    header = {k: v for k, v in records[0].items() if k not in ("kind",)}
-    if header.get("format", 0) > FORMAT:
-        raise UserError(f"{path}: run file format {header['format']} is newer than this "
-                        "accelbench understands; upgrade accelbench")
-    rec = RunRecord(header=header, path=path)
-    for r in records[1:]:
-        if r.get("kind") == "measurement":
-            rec.measurements.append({k: v for k, v in r.items() if k != "kind"})
-        elif r.get("kind") == "end":
-            rec.status, rec.finished_at = r["status"], r.get("finished_at")
+            record = _parse(line)
+        except _NotFinite as exc:
+            raise BadRunFile(path, f"run file is invalid: {exc}", number) from None
+        except (ValueError, RecursionError):
+            if number == len(lines) and not text.endswith("\n"):
+                if part and rec is not None:
+                    break  # torn last line from a killed writer: that case is lost, nothing else
+                raise BadRunFile(path, "run file is corrupt: truncated record (not complete "
+                                 "JSON)", number) from None
+            raise BadRunFile(path, "run file is corrupt (not JSON)", number) from None
+        if rec is None:
+            rec = _header(path, record)
+            continue
+        if not isinstance(record, dict):
+            raise BadRunFile(path, "run file is invalid: a line must be a JSON object", number)
+        if ended:
+            raise BadRunFile(path, "run file is invalid: a record after the end record", number)
+        wrong = problem(record) if record.get("kind") != "run" else "a second run header"
+        if wrong is not None:
+            raise BadRunFile(path, f"run file is invalid: {wrong}", number)
+        if record["kind"] == "measurement":
+            rec.measurements.append({k: v for k, v in record.items() if k != "kind"})
+        else:
+            rec.status, rec.finished_at, ended = record["status"], record.get("finished_at"), True
+    if rec is None:
+        raise BadRunFile(path, "not an accelbench run file (no run header)")
+    if not ended and not part:  # only a .part file (its writer killed) may lack its end
+        raise BadRunFile(path, "run file is truncated: no end record (a finished run file "
+                         "ends with one)", len(lines))
     return rec
+
+
+def _header(path: Path, record: Any) -> RunRecord:
+    from results.runfile_schema import problem
+
+    if not isinstance(record, dict) or record.get("kind") != "run":
+        raise BadRunFile(path, "not an accelbench run file (no run header)")
+    version = record.get("format_version", record.get("format", 1))
+    if type(version) is not int:  # bool is not a version
+        raise BadRunFile(path, f"run file is invalid: format version {version!r} is not an "
+                         "integer", 1)
+    if version > FORMAT_VERSION:
+        raise BadRunFile(path, f"run file format {version} is newer than this accelbench "
+                         f"understands ({FORMAT_VERSION}); upgrade accelbench")
+    wrong = problem(record)
+    if wrong is not None:
+        raise BadRunFile(path, f"run file is invalid: {wrong}", 1)
+    return RunRecord(header={k: v for k, v in record.items() if k != "kind"}, path=path)
 
 
 def find_run_files(paths: list[Path]) -> list[Path]:

@@ -1,7 +1,9 @@
 """The results store: SQLite by default, PostgreSQL by URL, the same code for both.
 
 Only `ingest` writes runs, and it is idempotent by run id: a run file loaded twice is stored
-once; a run file that has grown (a `.part` file read again, then finished) replaces its run.
+once; a run file that has grown (a `.part` file read again, then finished) replaces its run; an
+older copy of a stored run changes nothing; a different run under a stored run id is refused
+(RunConflict), never merged and never silently dropped.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy.exc import (
 from harness.env import mask_secrets
 from harness.errors import UserError
 from results import schema as s
-from results.runfile import RunRecord
+from results.runfile import BadRunFile, RunRecord
 
 DEFAULT_STORE = "bench.db"
 _MAX_ROWS = 2**62  # a LIMIT larger than this means "all" (SQLite's integers are 64-bit)
@@ -225,13 +227,13 @@ class Store:
         h = record.header
         with self.engine.begin() as conn:
             existing = conn.execute(
-                sa.select(s.runs.c.status, s.runs.c.n_measurements)
+                sa.select(s.runs.c.status, s.runs.c.n_measurements, s.runs.c.started_at,
+                          s.runs.c.host, s.runs.c.env_hash)
                 .where(s.runs.c.run_id == record.run_id)
             ).first()
-            if existing is not None and tuple(existing) == (record.status,
-                                                            len(record.measurements)):
-                return "unchanged"
             if existing is not None:
+                if self._same_run(conn, existing, record) == "unchanged":
+                    return "unchanged"
                 conn.execute(sa.delete(s.samples).where(s.samples.c.measurement_id.in_(
                     sa.select(s.measurements.c.measurement_id)
                     .where(s.measurements.c.run_id == record.run_id))))
@@ -271,6 +273,37 @@ class Store:
                         measurement_id=mid, n=len(values), seconds=s.pack(values),
                         device_seconds=s.pack(device) if device else None))
         return "replaced" if existing is not None else "added"
+
+    def _same_run(self, conn: sa.Connection, stored: sa.Row[Any], record: RunRecord) -> str:
+        """'unchanged' or 'replaced' for another copy of the stored run (as far as either has
+        got: a `.part` file grows, then ends); RunConflict for a different run under its id."""
+        h = record.header
+        ours = (h.get("started_at"), h.get("host"), h.get("env_hash"))
+        cases = [(m["case_key"], m["status"], *_figures(m)) for m in record.measurements]
+        theirs = [tuple(r) for r in conn.execute(
+            sa.select(s.measurements.c.case_key, s.measurements.c.status, s.measurements.c.n,
+                      s.measurements.c.median, s.measurements.c.started_at)
+            .where(s.measurements.c.run_id == record.run_id).order_by(s.measurements.c.seq))]
+        if ours != tuple(stored[2:]):
+            field, here, there = next((f, a, b) for f, a, b in zip(
+                ("started_at", "host", "env_hash"), ours, stored[2:], strict=True) if a != b)
+            raise RunConflict.of(record, stored, self.name,
+                                 f"its {field} is {here}, the stored run's {there}")
+        if cases == theirs and stored.status == record.status:
+            return "unchanged"
+        if cases[:len(theirs)] == theirs and stored.status == "partial":
+            return "replaced"  # the stored copy was read before the run got this far
+        if theirs[:len(cases)] == cases and record.status == "partial":
+            return "unchanged"  # an older copy of what the store holds
+        i = next((i for i, (a, b) in enumerate(zip(cases, theirs, strict=False)) if a != b),
+                 None)
+        if i is None:
+            why = (f"it holds {len(cases)} case(s), {record.status}; the stored run "
+                   f"{len(theirs)}, {stored.status}")
+        else:
+            why = (f"its case {i + 1} is {_shown(cases[i])}, the stored run's "
+                   f"{_shown(theirs[i])}")
+        raise RunConflict.of(record, stored, self.name, why)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -393,6 +426,37 @@ def _disk_full(reason: str) -> bool:
     """A database error that says the disk (or the database's file system) is full."""
     reason = reason.lower()
     return "disk is full" in reason or "no space left" in reason
+
+
+def _figures(m: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """A measurement's n, median and start, as the store holds them."""
+    summary = m.get("summary") or {}
+    return summary.get("n"), _float(summary.get("median")), m.get("started_at")
+
+
+def _shown(case: tuple[Any, ...]) -> str:
+    key, status, n, median, _started = case
+    return f"{key} ({status}, n={n}, median={median})"
+
+
+class RunConflict(BadRunFile):
+    """A run file whose run id the store already holds for a different run."""
+
+    def __init__(self, path: Path, run_id: str, stored: str, why: str, source: str) -> None:
+        self.run_id, self.stored, self.why = run_id, stored, why
+        super().__init__(path, f"run id {run_id} is already the id of another run, in {source} "
+                         f"({stored}): {why}; nothing stored from this file: ingest it into "
+                         "another --store, or remove one of the two")
+
+    @classmethod
+    def of(cls, record: RunRecord, stored: sa.Row[Any], store: str, why: str) -> RunConflict:
+        return cls(record.path or Path("<run record>"), record.run_id,
+                   f"started {stored.started_at} on {stored.host}, {stored.n_measurements} "
+                   f"case(s), {stored.status}", why, store)
+
+    def naming(self, source: Path) -> RunConflict:
+        """The same conflict, naming the file the stored run was read from."""
+        return RunConflict(self.path, self.run_id, self.stored, self.why, str(source))
 
 
 class _SchemaInProgress(SQLAlchemyError):

@@ -211,3 +211,25 @@ def test_a_worker_runs_only_while_it_serves_a_request() -> None:
     finally:
         w.close()
     assert w.proc.poll() is not None
+
+
+def test_each_worker_draws_its_memory_layout_at_random() -> None:
+    """Two processes of one side with the same environment would otherwise place a case's data
+    at the same addresses, and a layout that favours one side would read as a change."""
+    from harness.ab import Side, Worker
+
+    cases = [{"key": f"k{i}", "workload": "knob", "backend": "numpy:cpu",
+              "params": {"us": 10.0, "case": i, "kind": "compute"}} for i in range(4)]
+    layouts = set()
+    for _ in range(4):
+        w = Worker(Side("base", env=(("SAME", "1"),)), timeout=60)
+        try:
+            w.handshake()
+            w.resume()
+            w.send("load", plugins=[KNOB], cases=cases, check=True)
+            loaded = w.receive(timeout=60)["cases"]
+        finally:
+            w.close()
+        assert all(c["status"] == "ok" for c in loaded)
+        layouts.add(tuple(tuple(c["info"]["data_at"]) for c in loaded))
+    assert len(layouts) >= 2  # the same layout in all four: the padding did nothing

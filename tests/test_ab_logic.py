@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from harness.ab import MAX_REDO, Experiment, Side
+from harness.ab import MAX_REDO, STOP_DECIDED, Experiment, Side
 from harness.config import PlannedCase
 from harness.noise import Verdict
-from harness.timing import STOP_BUDGET, STOP_CI, TimingPolicy
+from harness.timing import STOP_BUDGET, TimingPolicy
 from harness.workload import make_case
 from results.paired import estimate
 
@@ -22,9 +23,10 @@ from results.paired import estimate
 class FakeWorker:
     """Answers like harness/ab_worker.py; every call of case i takes per_call[i] seconds."""
 
-    def __init__(self, per_call: list[float], noise: Any = None) -> None:
-        self.per_call, self.noise = per_call, noise
+    def __init__(self, per_call: list[float], noise: Any = None, cpu_share: float = 1.0) -> None:
+        self.per_call, self.noise, self.cpu_share = per_call, noise, cpu_share
         self.turns = 0
+        self.pins: list[frozenset[int]] = []  # the CPUs of each turn
         self.info = {"version": "test", "harness_path": "-", "python": "3", "pid": 1}
 
     def request(self, op: str, timeout: float | None = None, **f: Any) -> dict[str, Any]:
@@ -36,10 +38,18 @@ class FakeWorker:
                 t *= self.noise()
             if f.get("canary"):
                 self.turns += 1
-            return {"t": [t] * int(f["samples"]), "canary_s": 1e-4}
+                self.pins.append(self.cpus)
+            wall = t * int(f["samples"])
+            return {"t": [t] * int(f["samples"]), "canary_s": 1e-4, "wall_s": wall,
+                    "cpu_s": wall * self.cpu_share}
         if op == "metrics":
             return {"metrics": {}}
         raise AssertionError(op)
+
+    cpus: frozenset[int] = frozenset()
+
+    def pin(self, cpus: frozenset[int]) -> None:
+        self.cpus = cpus
 
     def close(self) -> None: ...
 
@@ -53,7 +63,8 @@ class ScriptedWatch:
     def read(self) -> None:
         return None
 
-    def new_case(self) -> None: ...
+    def new_case(self, offsets: Any = None) -> None:
+        self.offsets = offsets or {}
 
     def judge(self, readings: Any, canaries: Any, head_first: bool = False) -> Verdict:
         self.n += 1
@@ -67,13 +78,14 @@ POLICY = TimingPolicy(target_ci=0.01, budget=30.0, min_samples=10, warmup_budget
 
 def experiment(base: list[float], head: list[float], per_side: int = 1,
                watch: Any = None, policy: TimingPolicy = POLICY,
-               head_noise: Any = None, failed: dict[str, int] | None = None) -> Experiment:
+               head_noise: Any = None, failed: dict[str, int] | None = None,
+               cpu_share: float = 1.0) -> Experiment:
     plan = [PlannedCase(make_case("spin", None, {"us": str(10 * (i + 1))}, "test"), policy)
             for i in range(len(base))]
     exp = Experiment(plan, [Side("base"), Side("head", env=(("X", "1"),))], seed=7,
                      workers=per_side, watch=watch or ScriptedWatch())
-    exp.workers = {"base": [FakeWorker(base) for _ in range(per_side)],
-                   "head": [FakeWorker(head, head_noise) for _ in range(per_side)]}
+    exp.workers = {"base": [FakeWorker(base, cpu_share=cpu_share) for _ in range(per_side)],
+                   "head": [FakeWorker(head, head_noise, cpu_share) for _ in range(per_side)]}
     for side in ("base", "head"):
         cases = [{"key": p.case.key, "status": "ok", "error": None, "work": {"items": 1},
                   "info": {}, "setup_s": 0.0} for p in plan]
@@ -83,10 +95,24 @@ def experiment(base: list[float], head: list[float], per_side: int = 1,
     return exp
 
 
-def test_a_steady_ratio_is_found_and_stops_on_the_interval() -> None:
+def at_the_threshold() -> Any:
+    """Head turns 5% slower, with noise in antithetic pairs (+x, -x) so that the estimate
+    stays at the 5% threshold: never decided, however many pairs."""
+    rng = random.Random(5)
+
+    def draws() -> Any:
+        while True:
+            x = rng.gauss(0, 0.08)
+            yield 1.05 * math.exp(x)
+            yield 1.05 * math.exp(-x)
+    return draws().__next__
+
+
+def test_a_steady_ratio_is_found_and_stops_once_decided() -> None:
     exp = experiment([100e-6], [110e-6])
     r = exp.measure(0)
-    assert r.stop_reason == STOP_CI and len(r.log_ratios) == POLICY.min_samples
+    assert r.stop_reason == STOP_DECIDED and r.decided
+    assert len(r.log_ratios) == POLICY.min_samples
     assert all(d == pytest.approx(math.log(1.1)) for d in r.log_ratios)
     est = estimate(r.log_ratios, 0.05, groups=r.groups)
     assert est.ratio == pytest.approx(1.1)
@@ -130,8 +156,8 @@ def test_every_pairing_of_worker_processes_is_used_evenly() -> None:
 
 
 def test_the_budget_covers_both_sides_together() -> None:
-    policy = POLICY.replace(target_ci=1e-12, budget=0.02)
-    noise = itertools.cycle([0.98, 1.02, 1.0, 1.01]).__next__
+    policy = POLICY.replace(target_ci=1e-12, budget=0.005)
+    noise = at_the_threshold()
     exp = experiment([100e-6], [100e-6], policy=policy, head_noise=noise)
     r = exp.measure(0)
     assert r.stop_reason == STOP_BUDGET
@@ -148,3 +174,45 @@ def test_a_case_failed_on_one_side_is_not_compared() -> None:
     head = exp.side_measurement(bad, "head", None)
     assert head["status"] == "failed" and "on purpose" in head["error"]
     assert base["status"] == "failed" and "failed on the head side" in base["error"]
+
+
+def test_an_undecided_case_runs_to_its_allowance_and_goes_on_when_given_more() -> None:
+    policy = POLICY.replace(budget=0.005, target_ci=1e-12)
+    noise = at_the_threshold()
+    exp = experiment([100e-6], [100e-6], policy=policy, head_noise=noise)
+    r = exp.measure(0)
+    assert r.stop_reason == STOP_BUDGET and not r.decided
+    first = len(r.log_ratios)
+    spent = r.spent_s
+    exp.extend(r, spent + 0.005)
+    assert len(r.log_ratios) > first  # the second pass adds pairs to the same case
+    assert r.spent_s >= spent + 0.005 and r.stop_reason == STOP_BUDGET
+
+
+@pytest.mark.parametrize("share", [1.0, 3.0])
+def test_both_turns_of_a_pair_run_on_one_cpu_unless_the_case_is_parallel(share, monkeypatch):
+    import harness.ab as ab
+
+    monkeypatch.setattr(ab, "ALL_CPUS", frozenset({0, 1, 2, 3}))
+    exp = experiment([100e-6], [100e-6], cpu_share=share)
+    r = exp.measure(0)
+    base, head = exp.workers["base"][0].pins, exp.workers["head"][0].pins
+    assert len(base) == len(head) > 0
+    if share < ab.PARALLEL:
+        assert r.pinned
+        # every turn on one CPU, the same for both turns of each pair (the turns of a pair
+        # are consecutive requests to the two sides, pinned just before)
+        assert all(len(cpus) == 1 for cpus in base + head)
+        assert base == head
+        assert len(set(base)) > 1  # drawn per pair, not one CPU for all
+    else:
+        assert not r.pinned and set(base + head) == {ab.ALL_CPUS}
+
+
+def test_a_calibrating_run_spends_the_whole_budget_on_every_case() -> None:
+    policy = POLICY.replace(budget=0.005)
+    exp = experiment([100e-6], [100e-6], policy=policy)
+    exp.decide = False  # what `bench ab --calibrate` asks: the noise floor at this budget
+    r = exp.measure(0)
+    assert r.stop_reason == STOP_BUDGET and not r.decided
+    assert r.spent_s >= policy.budget

@@ -12,8 +12,10 @@ from scipy import stats as sps
 from results.compare import IMPROVEMENT, NOISE, REGRESSION, UNCHANGED
 from results.paired import (
     PairedCase,
+    decided,
     estimate,
     hodges_lehmann,
+    min_pairs,
     paired_log_ratios,
     signed_rank_p,
     verdicts,
@@ -110,3 +112,52 @@ def test_false_discovery_control_across_many_null_cases() -> None:
 def test_threshold_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError):
         verdicts([], threshold=1.5)
+
+
+def test_min_pairs_lets_the_exact_test_reach_the_corrected_level() -> None:
+    for cases in (1, 20, 500):
+        n = min_pairs(0.05, cases)
+        assert 2 / 2 ** (n - 2) < 0.05 / cases  # all pairs one way: p = 2 / 2^n
+        assert 2 / 2 ** (n - 3) >= 0.05 / cases  # and not more than needed (+2)
+
+
+def test_decided_waits_for_the_level_the_correction_across_cases_needs() -> None:
+    rng = np.random.default_rng(3)
+    # a 10% change at a 5% threshold, 2% noise per pair, one stray pair the other way: the
+    # 95% interval is clear of the threshold, but with 19 other cases Benjamini-Hochberg does
+    # not call it yet, so a rule on the 95% interval would stop it as `noise`
+    d = [*(np.log(1.10) + rng.normal(0, 0.02, 11)), np.log(0.8)]
+    assert estimate(d, 0.05).ci_low > 1.05
+    null = estimate(list(rng.normal(0, 0.005, 12)), 0.05)
+    cases = [PairedCase(f"c{i}", 1, 1, 1, 1, estimate(d, 0.05) if i == 0 else null)
+             for i in range(20)]
+    assert verdicts(cases, 0.05).cases[0].verdict == NOISE
+    assert not decided(d, 0.05, 0.05, 20, target_ci=0.0)
+    more = d + list(np.log(1.10) + rng.normal(0, 0.02, 12))
+    assert decided(more, 0.05, 0.05, 20, target_ci=0.0)
+    cases[0] = PairedCase("c0", 1, 1, 1, 1, estimate(more, 0.05))
+    assert verdicts(cases, 0.05).cases[0].verdict == REGRESSION
+
+
+def test_decided_stops_an_unchanged_case_and_a_precise_one_at_the_threshold() -> None:
+    rng = np.random.default_rng(4)
+    assert decided(list(rng.normal(0, 0.01, 20)), 0.05, 0.05, 20, target_ci=0.0)
+    at = list(np.log(1.05) + rng.normal(0, 0.001, 60))  # exactly at the threshold
+    assert not decided(at, 0.05, 0.05, 20, target_ci=0.0)
+    assert decided(at, 0.05, 0.05, 20, target_ci=0.01)
+
+
+def test_the_offset_between_processes_counts_at_every_level_and_from_few_pairs() -> None:
+    # 9 pairings of 3 x 3 processes, 5 pairs each, the pairings 3% apart: too few pairs per
+    # pairing for an exact interval at the strict level; the offset must still widen it
+    rng = np.random.default_rng(8)
+    offsets = rng.normal(0, 0.03, 9)
+    groups = np.repeat(np.arange(9), 5)
+    d = np.log(1.05) + offsets[groups] + rng.normal(0, 0.005, groups.size)
+    plain = estimate(d, 0.02, 0.95, groups)
+    strict = estimate(d, 0.02, 1 - 0.05 / 20, groups)
+    assert plain.invocation_sd > 0.005
+    assert strict.invocation_sd == pytest.approx(plain.invocation_sd)
+    assert strict.ci_high - strict.ci_low > plain.ci_high - plain.ci_low
+    alone = estimate(d, 0.02, 1 - 0.05 / 20)  # the pairs alone claim far too much
+    assert strict.ci_high - strict.ci_low > 2 * (alone.ci_high - alone.ci_low)

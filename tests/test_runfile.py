@@ -13,7 +13,7 @@ import pytest
 from harness.errors import UserError
 from results.ingest import ingest_paths
 from results.runfile import (
-    FORMAT,
+    FORMAT_VERSION,
     PART,
     SUFFIX,
     RunFileWriter,
@@ -41,7 +41,7 @@ def test_round_trip(tmp_path, make_header, make_measurement):
     assert rec.status == "complete"
     assert rec.finished_at == "2024-01-01T00:00:02+00:00"
     assert rec.path == path
-    assert rec.header["format"] == FORMAT
+    assert rec.header["format_version"] == FORMAT_VERSION and rec.format_version == FORMAT_VERSION
     assert rec.header["tags"] == {"branch": "main"}
     assert rec.header["env"] == header["env"]
     assert "kind" not in rec.header
@@ -180,8 +180,8 @@ def test_missing_file_is_a_user_error(tmp_path):
 
 def test_newer_format_is_refused(tmp_path, make_header):
     path = tmp_path / "future.jsonl"
-    path.write_text(dumps({"kind": "run", **make_header(), "format": FORMAT + 1}) + "\n"
-                    + dumps({"kind": "end", "status": "complete"}) + "\n")
+    header = {"kind": "run", **make_header(), "format_version": FORMAT_VERSION + 1}
+    path.write_text(dumps(header) + "\n" + dumps({"kind": "end", "status": "complete"}) + "\n")
     with pytest.raises(UserError, match="newer") as exc:
         read_run_file(path)
     assert "upgrade" in str(exc.value)

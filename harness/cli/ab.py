@@ -81,12 +81,16 @@ def _python(path: str | None, option: str) -> str:
               show_default=True, help="False-discovery rate across cases (Benjamini-Hochberg).")
 @output_options()
 @tag_option("Label both runs (they also get ab=<id> and ab_side=base|head).")
-@click.option("--workers", type=click.IntRange(min=1, max=8), default=2, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1, max=8), default=3, show_default=True,
               help="Worker processes per side; pairs go through every pairing, so an offset "
                    "between two processes of one code is averaged and allowed for.")
-@click.option("--turn", "turn_s", type=FiniteFloat(0.0005, 1.0), default=0.005,
+@click.option("--turn", "turn_s", type=FiniteFloat(0.0001, 1.0), default=0.0005,
               show_default=True, metavar="SECONDS",
               help="Length of a turn (samples of one side between switches).")
+@click.option("--no-pin", is_flag=True,
+              help="Let the scheduler place every turn. By default both turns of a pair of a "
+                   "single-threaded case run on one CPU, drawn per pair: a VM's CPUs differ in "
+                   "speed for a while at a time.")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed of the random turn order.")
 @click.option("--no-store", is_flag=True, help="Write the run files only.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
@@ -94,17 +98,19 @@ def _python(path: str | None, option: str) -> str:
 def ab(selection: Selection, timing: Timing, base_python: str | None, head_python: str | None,
        base_env: tuple[str, ...], head_env: tuple[str, ...], calibrate: bool, threshold: float,
        fdr: float, fmt: str, output: Path | None, fail_on: str, tags: tuple[str, ...],
-       workers: int, turn_s: float, seed: int | None, no_store: bool, quiet: bool,
+       workers: int, turn_s: float, no_pin: bool, seed: int | None, no_store: bool, quiet: bool,
        store: str | None, run_dir: Path) -> None:
     """Did HEAD get slower than BASE? One paired experiment on this machine.
 
     Both sides run the same cases as worker processes: two installations (--base-python,
     --head-python: e.g. the venvs of two checkouts) and/or two environments (--base-env,
-    --head-env). This parent alternates them in short turns (a few milliseconds), in random
-    order within each pair, watches the machine between turns (a canary, CPU pressure, steal)
-    and measures disturbed pairs again; the verdict comes from the distribution of paired
-    ratios, so drift that moves both sides cancels. --budget is the seconds of turns per case,
-    both sides together. Both sides are stored as ordinary runs tagged ab=<id>,
+    --head-env). This parent alternates them in short turns (about half a millisecond), in
+    random order within each pair, watches the machine between turns (a canary, CPU pressure,
+    steal) and measures disturbed pairs again; the verdict comes from the distribution of paired
+    ratios, so drift that moves both sides cancels. A case stops once more pairs would not
+    change its verdict, or after --budget seconds of turns (both sides together); what decided
+    cases leave goes to the undecided ones at the end. Both sides are stored as ordinary runs
+    tagged ab=<id>,
     ab_side=base|head; --timeout ends the run when a worker does not answer for that long.
 
     \b
@@ -151,8 +157,9 @@ def ab(selection: Selection, timing: Timing, base_python: str | None, head_pytho
                      else (lambda: open_store(store, None, create=True)),
                      tags=tag_values, argv=["bench", *sys.argv[1:]], suite=suite_name,
                      plugins=selection.plugins, check=timing.check, threshold=threshold,
-                     timeout=timing.rank_timeout, reporter=Reporter(quiet), seed=seed,
-                     workers=workers, turn_s=turn_s)
+                     fdr=fdr, timeout=timing.rank_timeout, reporter=Reporter(quiet), seed=seed,
+                     workers=workers, turn_s=turn_s, decide=not calibrate,
+                     pin=not no_pin)
     if outcome.error:
         click.echo(f"bench: error: {outcome.error}; finished cases kept (runs "
                    f"{outcome.run_ids.get('base', '?')[:8]}, "

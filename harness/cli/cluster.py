@@ -17,6 +17,7 @@ from harness.cli.options import (
     Selection,
     Timing,
     build_plan,
+    ingest_command,
     json_option,
     profile_options,
     selection_options,
@@ -232,14 +233,10 @@ def collect(store: str | None, run_dir: Path) -> None:
       bench collect
       bench collect --run-dir /scratch/me/bench-runs --store team.db
     """
-    from results.ingest import ingest_paths
-    from results.store import Store
-
     if not run_dir.is_dir():
         raise UserError(f"no results folder {run_dir}; give --run-dir (the folder the jobs "
                         "wrote to)")
-    counts = ingest_paths(Store(store), [run_dir])
-    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no run files yet")
+    ingest_command(store, [run_dir], "no run files yet")
 
 
 @click.group()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,6 +390,39 @@ def open_store(store: str | None, run_dir: Path | None, *, create: bool = False)
     if run_dir is not None:
         sync_run_dir(st, run_dir)
     return st
+
+
+def ingest_command(store: str | None, paths: list[Path], nothing: str,
+                   require_files: bool = False) -> None:
+    """What `bench ingest` and `bench collect` do: ingest, print the counts, and give each
+    file that could not be stored one error line; exit 2 when there was one. With
+    `require_files`, no run file at all is an error, and makes no store."""
+    from harness.text import printable
+    from results.ingest import ingest_paths
+    from results.runfile import find_run_files
+    from results.store import Store, store_url
+
+    def some_files() -> None:
+        if require_files and not find_run_files(paths):
+            shown = ", ".join(str(p) for p in paths)
+            raise UserError(f"no run files (*.jsonl, *.jsonl.part) in {shown}; give the "
+                            "folder that `bench run --run-dir` wrote to")
+
+    url = store_url(store)
+    new_file = url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists()
+    if new_file:  # a store is made only for something to put in it
+        some_files()
+    st = Store(store)
+    if not new_file:  # (a store that cannot be opened is said first)
+        some_files()
+    bad: list[str] = []
+    counts = ingest_paths(st, paths, on_bad=lambda exc: bad.append(str(exc)))
+    if any(n for k, n in counts.items() if k != "rejected") or not bad:
+        click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or nothing)
+    for line in bad:
+        click.echo(f"bench: error: {printable(line)}", err=True)
+    if bad:
+        sys.exit(UserError.exit_code)
 
 
 def output_options(formats: tuple[str, ...] = FORMATS, fail_on: bool = True) -> Callable[[F], F]:

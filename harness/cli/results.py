@@ -10,6 +10,7 @@ import click
 from harness.cli.args import parse_tags
 from harness.cli.options import (
     FiniteFloat,
+    ingest_command,
     json_option,
     open_store,
     output_options,
@@ -339,25 +340,7 @@ def ingest(paths: tuple[Path, ...], store: str | None) -> None:
       bench ingest bench-runs
       bench ingest /scratch/me/bench-runs/3f2a9c1e.jsonl --store team.db
     """
-    from results.ingest import ingest_paths
-    from results.runfile import find_run_files
-    from results.store import Store, store_url
-
-    def some_files() -> None:
-        if not find_run_files(list(paths)):
-            shown = ", ".join(str(p) for p in paths)
-            raise UserError(f"no run files (*.jsonl, *.jsonl.part) in {shown}; give the "
-                            "folder that `bench run --run-dir` wrote to")
-
-    url = store_url(store)
-    new_file = url.get_backend_name() == "sqlite" and not Path(str(url.database)).exists()
-    if new_file:  # a store is made only for something to put in it
-        some_files()
-    st = Store(store)
-    if not new_file:  # (a store that cannot be opened is said first)
-        some_files()
-    counts = ingest_paths(st, list(paths))
-    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    ingest_command(store, list(paths), "no run files found", require_files=True)
 
 
 COMMANDS = [runs, show, export, compare, history, report, ingest]
