@@ -133,7 +133,25 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
            extra_env: dict[str, str] | None = None) -> int:
     """Start `n` ranks of `bench ARGS`, wait for them, return rank 0's exit code (3 when rank 0
     succeeded and another rank failed). A rank that exits with an error gives the others a grace
-    period, then they are ended: the job never outlives its ranks' own timeouts by much."""
+    period, then they are ended: the job never outlives its ranks' own timeouts by much.
+
+    A signal to this process goes on to the ranks, and the code is then 128 + that signal
+    whatever the ranks made of it (mpirun ends its ranks with SIGTERM whichever signal it got,
+    and a rank whose peer went first fails in a collective): scripts test for 130 and 143. Only
+    a run that rank 0 had already finished when it came exits 0."""
+    code, signum = _launch(launcher, n, args, timeout, extra_env)
+    if signum is None:
+        return code
+    if code == 0:
+        sys.stderr.write(f"bench: {signal.Signals(signum).name} came after the run was "
+                         "complete; it is stored complete\n")
+        return 0
+    return 128 + signum
+
+
+def _launch(launcher: str, n: int, args: Sequence[str], timeout: float,
+            extra_env: dict[str, str] | None) -> tuple[int, int | None]:
+    """(the code as `launch` describes it before signals, the first signal forwarded)."""
     env = {**rank_env(launcher, n, timeout), **(extra_env or {})}
     cmd = launch_command(launcher, n, args, env)
     procs: list[subprocess.Popen[bytes]] = []
@@ -145,21 +163,28 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
             procs.append(subprocess.Popen([sys.executable, "-m", "harness", *args],
                                           env={**base, **rank_vars},
                                           stdout=None if r == 0 else subprocess.DEVNULL))
-        return _wait(procs, grace=min(timeout, 10) + 5)
+        code, signum = _wait(procs, grace=min(timeout, 10) + 5)
+        if signum is not None:  # rank 0 had finished the run, or it had not
+            code = 0 if procs[0].returncode == 0 else (code or 1)
+        return code, signum
     with tempfile.TemporaryDirectory(prefix="bench-exit-") as folder:
         exit_file = Path(folder) / "rank0"
         procs.append(subprocess.Popen(cmd, env={**os.environ, **env,
                                                 ENV_EXIT_FILE: str(exit_file)}))
-        code = _wait(procs, grace=min(timeout, 10) + 5)
+        code, signum = _wait(procs, grace=min(timeout, 10) + 5)
         rank0 = exit_file.read_text().strip() if exit_file.is_file() else ""
     if not rank0.lstrip("-").isdigit():
-        return code  # rank 0 never got to say (killed, or never started): the launcher's code
+        # rank 0 never got to say (killed, or never started): the launcher's code
+        return (code or 1) if signum is not None else code, signum
     if int(rank0) != 0:
-        return int(rank0)
-    return 3 if code != 0 else 0
+        return int(rank0), signum
+    if signum is not None:  # rank 0 had finished; what the launcher did to the rest is moot
+        return 0, signum
+    return (3 if code != 0 else 0), None
 
 
-def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> int:
+def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> tuple[int, int | None]:
+    """(rank 0's or the launcher's exit code, the first signal forwarded to them)."""
     forwarded: list[int] = []
 
     def forward(signum: int, _frame: Any) -> None:
@@ -185,9 +210,10 @@ def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> int:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+    signum = forwarded[0] if forwarded else None
     code = procs[0].returncode
     if code < 0:  # rank 0 (or the launcher) ended by a signal
-        return 128 - code
+        return 128 - code, signum
     if code == 0 and any(p.returncode != 0 for p in procs):
-        return 3
-    return code
+        return 3, signum
+    return code, signum
