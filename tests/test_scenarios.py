@@ -44,27 +44,55 @@ class SlowingServer:
 SINGLE_STREAM_CALLS = 23  # max_qps's warm-up and timed single-stream queries
 
 
+def latencies(over: int, n: int = 100) -> np.ndarray:
+    """A session's latencies: `over` of its n queries past a 50 ms bound, the others under."""
+    return np.array([0.2] * over + [0.01] * (n - over))
+
+
 def test_confirmed_max_steps_down_a_candidate_that_fails_confirmation():
     tried: list[tuple[float, int]] = []
 
-    def holds(qps: float, seed: int) -> bool:
+    def session(qps: float, seed: int) -> np.ndarray:
         tried.append((qps, seed))
-        return qps <= (40.0 if seed == 0 else 33.0)  # seed 0 was a lucky draw of arrivals
+        if seed == 0:  # a lucky draw of arrivals: it holds up to 40
+            return latencies(0 if qps <= 40.0 else 5)
+        return latencies(1 if qps <= 33.0 else 2)  # 1 slow query in each of two sessions
 
-    best, downs = confirmed_max(holds, 1.0, 100.0, steps=10, confirm=2)
+    best, confirmations = confirmed_max(session, 0.05, 1.0, 100.0, steps=10, confirm=2)
     candidate = max(q for q, s in tried if s == 0 and q <= 40.0)
     assert candidate == pytest.approx(40.0, abs=0.1)
-    # 40 and 36 fail their first confirmation; 32.4 holds in both
-    assert downs == 2 and best == pytest.approx(candidate * 0.9**2)
+    # 40 and 36 fail their confirmation (4 of 200 queries over: a p99 past the bound);
+    # 32.4 holds: 2 of 200 over is exactly what a p99 within the bound allows
+    assert [c.held for c in confirmations] == [False, False, True]
+    assert best == pytest.approx(candidate * 0.9**2) == confirmations[-1].qps
+    assert confirmations[-1].queries == 200 and confirmations[-1].over == 2
     assert [s for q, s in tried if q == best] == [1, 2]
 
 
+def test_confirmation_stops_once_its_outcome_is_certain():
+    calls: list[int] = []
+
+    def session(qps: float, seed: int) -> np.ndarray:
+        calls.append(seed)
+        return latencies(0 if seed == 0 else 3)  # 3 over in one session of a pooled 200
+
+    best, confirmations = confirmed_max(session, 0.05, 1.0, 100.0, steps=4, confirm=2)
+    assert best == 0.0  # the top held once; every candidate failed its first confirmation
+    assert all(c.queries == 100 and not c.held for c in confirmations)
+    assert calls.count(2) == 0
+
+
 def test_confirmed_max_gives_up_below_the_lowest_rate():
-    # held once at every rate, never in a confirmation: no rate is the result
-    best, downs = confirmed_max(lambda q, s: s == 0, 1.0, 100.0, steps=4, confirm=2)
-    assert best == 0.0 and downs == scenarios.MAX_STEP_DOWNS
-    best, downs = confirmed_max(lambda q, s: s == 0 and q <= 1.0, 1.0, 100.0, steps=3)
-    assert best == 0.0 and downs == 0  # the lowest rate itself failed its confirmation
+    def never(qps: float, seed: int) -> np.ndarray:  # held once at every rate, never again
+        return latencies(0 if seed == 0 else 50)
+
+    def only_low(qps: float, seed: int) -> np.ndarray:
+        return latencies(0 if seed == 0 and qps <= 1.0 else 50)
+
+    best, confirmations = confirmed_max(never, 0.05, 1.0, 100.0, steps=4, confirm=2)
+    assert best == 0.0 and len(confirmations) == scenarios.MAX_STEP_DOWNS + 1
+    best, confirmations = confirmed_max(only_low, 0.05, 1.0, 100.0, steps=3)
+    assert best == 0.0 and len(confirmations) == 1  # the lowest rate failed its confirmation
 
 
 def test_max_qps_steps_down_when_the_server_slows_after_the_bisection():
@@ -78,14 +106,15 @@ def test_max_qps_steps_down_when_the_server_slows_after_the_bisection():
     bisection = found.runs[:1 + plan.steps]
     candidate = max(r.qps for r in bisection if r.held)
     assert all(r.seed == 0 for r in bisection)
-    first_confirmation = found.runs[1 + plan.steps]
-    assert first_confirmation.qps == candidate and first_confirmation.seed == 1
-    assert not first_confirmation.held
+    first = found.confirmations[0]
+    assert first.qps == candidate and not first.held
+    assert found.runs[1 + plan.steps].seed == 1
     assert found.step_downs >= 1 and found.qps < candidate
     assert found.qps == pytest.approx(candidate * 0.9**found.step_downs)
-    at_best = [r for r in found.runs if r.qps == found.qps]
-    assert [r.seed for r in at_best] == [1, 2] and all(r.held for r in at_best)
-    assert all(r.qps > found.qps for r in found.runs if not r.held)
+    last = found.confirmations[-1]
+    assert last.qps == found.qps and last.held and last.queries == 2 * plan.queries
+    assert [r.seed for r in found.runs if r.qps == found.qps] == [1, 2]
+    assert all(c.qps > found.qps for c in found.confirmations[:-1])
     # the same search on a server that stays at 2 ms keeps the candidate
     steady = SlowingServer(0.002)
     kept = max_qps(steady.query, None, p99_bound_s=0.01, plan=plan, clock=steady.clock,

@@ -155,9 +155,10 @@ def bisect_max(holds: Callable[[float], bool], lo: float, hi: float, steps: int 
 
 
 # The max-QPS search. LoadGen's rule: a server result is valid only if the p99 bound held over
-# the whole timed run, so one lucky session (one seed of arrivals) must not decide the rate.
-CONFIRM = 2  # sessions, each with its own seed of arrivals, that the candidate must hold in
-STEP_DOWN = 0.9  # a candidate that fails a confirmation is lowered by this factor ...
+# the whole timed run, so one lucky session (one seed of arrivals) must not decide the rate: the
+# candidate must hold over sessions of other seeds, pooled, as the timed sessions will be.
+CONFIRM = 2  # sessions, each with its own seed of arrivals, pooled to confirm a candidate
+STEP_DOWN = 0.9  # a candidate that fails its confirmation is lowered by this factor ...
 MAX_STEP_DOWNS = 5  # ... at most this many times (to 59%); then the search has no result
 MIN_QUERIES = 50  # per search session, whatever the budget: fewer, and the p99 is noise
 MIN_STEPS, MAX_STEPS = 4, 8  # bisection steps: 4 pin the rate to 6% of the single-stream rate
@@ -191,22 +192,60 @@ def search_plan(budget_s: float, ceiling_qps: float, confirm: int = CONFIRM) -> 
     return SearchPlan(queries=queries, steps=steps, confirm=confirm)
 
 
-def confirmed_max(holds: Callable[[float, int], bool], lo: float, hi: float, steps: int,
-                  confirm: int = CONFIRM, seed: int = 0) -> tuple[float, int]:
-    """(rate, step-downs): bisection on sessions of seed `seed`, then the candidate must hold
-    in `confirm` sessions of other seeds; one that fails is lowered by STEP_DOWN and confirmed
-    again (at most MAX_STEP_DOWNS times, never below lo). The rate is 0.0 when none was
-    confirmed. Pure: the server sessions are behind holds(qps, seed)."""
-    candidate = bisect_max(lambda q: holds(q, seed), lo, hi, steps)
-    downs = 0
+def over_allowed(n: int) -> int:
+    """How many of n latencies may exceed the bound with the p99 still within it (percentile)."""
+    return n - int(np.ceil(0.99 * n))
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A candidate rate's confirmation: its sessions of other seeds, pooled."""
+
+    qps: float
+    queries: int  # pooled (fewer than planned when the outcome was already certain)
+    over: int  # queries over the bound
+    held: bool  # the pooled p99 within the bound
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def confirmed_max(session: Callable[[float, int], np.ndarray], p99_bound_s: float, lo: float,
+                  hi: float, steps: int, confirm: int = CONFIRM,
+                  seed: int = 0) -> tuple[float, list[Confirmation]]:
+    """(rate, confirmations): bisection on sessions of seed `seed` (session(qps, seed) gives
+    its latencies), then the candidate must hold the bound over `confirm` sessions of other
+    seeds pooled; one that fails is lowered by STEP_DOWN and confirmed again (at most
+    MAX_STEP_DOWNS times, never below lo). The rate is 0.0 when none was confirmed; the
+    step-downs are len(confirmations) - 1. Pure: the server runs are behind `session`."""
+    def holds(qps: float) -> bool:
+        return percentile(session(qps, seed), 99) <= p99_bound_s
+
+    candidate = bisect_max(holds, lo, hi, steps)
+    confirmations: list[Confirmation] = []
     while candidate > 0:
-        if all(holds(candidate, seed + k) for k in range(1, confirm + 1)):
-            return candidate, downs
-        if downs == MAX_STEP_DOWNS or candidate * STEP_DOWN < lo:
+        confirmations.append(_confirm(session, p99_bound_s, candidate, confirm, seed))
+        if confirmations[-1].held:
+            return candidate, confirmations
+        if len(confirmations) > MAX_STEP_DOWNS or candidate * STEP_DOWN < lo:
             break
         candidate *= STEP_DOWN
-        downs += 1
-    return 0.0, downs
+    return 0.0, confirmations
+
+
+def _confirm(session: Callable[[float, int], np.ndarray], p99_bound_s: float, qps: float,
+             confirm: int, seed: int) -> Confirmation:
+    n = over = 0
+    planned: int | None = None
+    for k in range(1, confirm + 1):
+        lat = session(qps, seed + k)
+        planned = planned or len(lat) * confirm
+        n += len(lat)
+        over += int(np.count_nonzero(lat > p99_bound_s))
+        if over > over_allowed(planned):  # the pooled p99 can no longer hold: stop here
+            break
+    return Confirmation(qps=qps, queries=n, over=over,
+                        held=over <= over_allowed(n) and n == planned)
 
 
 @dataclass
@@ -216,16 +255,21 @@ class MaxQps:
     qps: float  # the highest confirmed rate; 0.0 when none held
     ceiling_qps: float  # the single-stream rate: the top of the search
     plan: SearchPlan
-    step_downs: int
     search_s: float  # the search's time on its clock, single-stream calls included
     runs: list[ServerResult]  # every server session, in order
+    confirmations: list[Confirmation]
+
+    @property
+    def step_downs(self) -> int:
+        return max(0, len(self.confirmations) - 1)
 
     def to_dict(self) -> dict[str, Any]:
         """The search's facts for a measurement's info (its sessions go separately)."""
         return {"qps": self.qps, "ceiling_qps": self.ceiling_qps,
                 "queries": self.plan.queries, "steps": self.plan.steps,
                 "confirm": self.plan.confirm, "step_downs": self.step_downs,
-                "sessions": len(self.runs), "search_s": self.search_s}
+                "sessions": len(self.runs), "search_s": self.search_s,
+                "confirmations": [c.to_dict() for c in self.confirmations]}
 
 
 def single_stream_rate(query: Callable[[], Any], sync: Callable[[Any], None] | None,
@@ -258,10 +302,13 @@ def max_qps(query: Callable[[], Any], sync: Callable[[Any], None] | None, p99_bo
     plan = plan or search_plan(budget_s, ceiling)
     runs: list[ServerResult] = []
 
-    def holds(qps: float, s: int) -> bool:
-        runs.append(server(query, sync, qps, plan.queries, p99_bound_s, s, clock, wait))
-        return runs[-1].held
+    def session(qps: float, s: int) -> np.ndarray:
+        start = clock()
+        lat = server_session(query, sync, qps, plan.queries, s, clock, wait)
+        runs.append(summarize_server(lat, qps, p99_bound_s, clock() - start, s))
+        return lat
 
-    best, downs = confirmed_max(holds, 0.05 * ceiling, ceiling, plan.steps, plan.confirm, seed)
-    return MaxQps(qps=best, ceiling_qps=ceiling, plan=plan, step_downs=downs,
-                  search_s=clock() - t0, runs=runs)
+    best, confirmations = confirmed_max(session, p99_bound_s, 0.05 * ceiling, ceiling,
+                                        plan.steps, plan.confirm, seed)
+    return MaxQps(qps=best, ceiling_qps=ceiling, plan=plan, search_s=clock() - t0, runs=runs,
+                  confirmations=confirmations)
