@@ -15,7 +15,9 @@ Each side runs in WORKERS processes, and the pairs go through every pairing of b
 processes in turn: two processes of the same code can differ by a few percent (memory layout,
 placement). Each process draws its layout at random (harness/ab_worker.py), so that such a
 difference is one between processes, not between the sides, and the interval allows for what
-the pairings show of it.
+the pairings show of it. Where a case is cheap to prepare, every process also holds up to LAYOUTS
+instances of it, each in a layout of its own, and rotates its turns through them, so that a
+process's figure averages over layouts instead of resting on one.
 
 Both sides are stored as ordinary runs (tags ``ab=<id>``, ``ab_side=base|head``), so `bench show`,
 `report` and `history` work on them. Signals end the experiment with every finished case kept
@@ -64,6 +66,8 @@ WORKERS = 3  # worker processes per side: processes of one code differ by a few 
 # 10% slowdowns at 5%, 4 runs of 20 cases each, alternated: 18/20 caught with 2, 20/20 with 3 and 4
 MAX_REDO = 2  # a disturbed pair is measured again at most this many times
 MAX_PAIRS = 20_000
+LAYOUTS = 8  # instances of a case per process, at most (harness/ab_worker.py)
+LAYOUT_SHARE = 0.02  # ... while preparing them takes at most this share of the case's budget
 EXTEND = 2.0  # an undecided case gets at most this many more of its budgets from the others'
 STOP_DECIDED = "decided"  # more pairs would not change the case's verdict (results.paired.decided)
 EXIT_OK, EXIT_CASE_FAILED, EXIT_WORKER_DIED = 0, 1, 3
@@ -116,9 +120,21 @@ class Worker:
 
     def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
         """One request; the worker runs only while it serves one (see resume/pause)."""
+        self.begin(op, **fields)
+        return self.end(timeout)
+
+    def begin(self, op: str, **fields: Any) -> None:
+        """Send a request and let the worker run: several workers can serve theirs at once."""
         self.resume()
         try:
             self.send(op, **fields)
+        except WorkerDied:
+            self.pause()
+            raise
+
+    def end(self, timeout: float | None = None) -> dict[str, Any]:
+        """The reply to the request begun; the worker is frozen again."""
+        try:
             return self.receive(timeout)
         finally:
             self.pause()
@@ -254,6 +270,7 @@ class CaseResult:
     estimate: Any = None  # results.paired.PairedEstimate of a compared case
     decided: bool = False  # stopped because more pairs would not change its verdict
     pinned: bool = False  # both turns of each pair ran on one CPU, drawn per pair
+    layouts: dict[str, int] = field(default_factory=dict)  # instances per process, per side
     elapsed_s: float = 0.0  # wall time of its pairs so far
     watch_offsets: Any = None  # the machine watch's learned side offsets, for a second pass
 
@@ -307,8 +324,10 @@ class Experiment:
                  timeout: float = 60.0, seed: int | None = None,
                  reporter: Reporter | None = None, turn_s: float = TURN_S,
                  workers: int = WORKERS, watch: MachineWatch | None = None,
-                 fdr: float = 0.05, decide: bool = True, pin: bool = True) -> None:
+                 fdr: float = 0.05, decide: bool = True, pin: bool = True,
+                 layouts: int = LAYOUTS) -> None:
         self.plan, self.sides = list(plan), list(sides)
+        self.layouts = layouts
         self.plugins, self.check, self.threshold = list(plugins), check, threshold
         self.fdr = fdr
         self.decide = decide  # stop a case once decided; else at its budget (a noise floor)
@@ -335,17 +354,14 @@ class Experiment:
         for w in everyone:
             w.handshake()
         for w in everyone:  # all prepare at once, then each is frozen until asked
-            w.resume()
-            w.send("load", plugins=plugins, cases=specs, check=self.check)
+            w.begin("load", plugins=plugins, cases=specs, check=self.check)
         for side in self.sides:
             for k, w in enumerate(self.workers[side.name]):
                 try:
-                    loaded = w.receive(timeout=max(self.timeout, 600.0))
+                    loaded = w.end(timeout=max(self.timeout, 600.0))
                 except WorkerError as exc:  # a plugin that does not load there
                     raise UserError(f"the {side.name} side cannot load the plan: "
                                     f"{exc}") from None
-                finally:
-                    w.pause()
                 if k == 0:
                     self.loaded[side.name] = loaded
                 else:  # a case that fails on one process of a side fails on that side
@@ -408,6 +424,13 @@ class Experiment:
         cals = [result.sides[s.name].calibration for s in self.sides]
         result.block = max(c.block for c in cals)
         result.block_rule = ",".join(dict.fromkeys(c.block_rule for c in cals))
+        try:
+            self._spread(result, policy)
+        except WorkerError as exc:
+            for sc in result.sides.values():
+                sc.status, sc.error = "failed", f"preparing it again: {exc}"
+            result.finished_at = now()
+            return result
         per_call, parallel = [], []
         for side in self.sides:
             reply = self.workers[side.name][0].request("time", case=index, block=result.block,
@@ -425,6 +448,33 @@ class Experiment:
         result.turn_samples = int(min(100_000, max(1, round(self.turn_s / per_sample))))
         self.extend(result, policy.budget)
         return result
+
+    def _spread(self, r: CaseResult, policy: TimingPolicy) -> None:
+        """Every process but the calibrated ones warms the case up as calibration did, and,
+        where preparing it again is cheap, holds more instances of it (ab_worker's doc)."""
+        cost = max((sc.setup_s or 0.0) + sc.calibration.first_call_s
+                   for sc in r.sides.values())
+        count = max(1, min(self.layouts, 1 + int(LAYOUT_SHARE * policy.budget
+                                                 / max(cost, 1e-9))))
+        asked = []
+        for side in self.sides:  # all at once; each is frozen again once it has answered
+            for k, worker in enumerate(self.workers[side.name]):
+                calls = 0 if k == 0 else r.sides[side.name].calibration.warmup_calls
+                if count > 1 or calls:
+                    worker.begin("layouts", case=r.index, count=count, calls=calls,
+                                 check=self.check)
+                    asked.append((side.name, worker))
+        r.layouts = {side.name: 1 for side in self.sides}
+        got: dict[str, list[int]] = {}
+        failure = None
+        for name, worker in asked:
+            try:
+                got.setdefault(name, []).append(int(worker.end()["layouts"]))
+            except WorkerError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        r.layouts.update({name: min(counts) for name, counts in got.items()})
 
     def extend(self, r: CaseResult, allowance: float) -> None:
         """Measure pairs of a calibrated case until it is decided or its timed turns reach
@@ -546,7 +596,7 @@ class Experiment:
                        "disturbed": r.pairs_disturbed, "disturbed_kept": r.disturbed_kept,
                        "disturbed_by": r.reasons, "turn_samples": r.turn_samples,
                        "turn_medians_s": sc.turn_medians, "timed_s": sc.timed_s,
-                       "pinned": r.pinned,
+                       "pinned": r.pinned, "layouts": r.layouts.get(side, 1),
                        "seed": self.seed, "workers": len(self.workers[side]),
                        "pair_workers": r.groups,
                        "invocation_sd": est.invocation_sd if est is not None else None},
@@ -575,7 +625,8 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
            threshold: float = 0.05, fdr: float = 0.05, timeout: float = 60.0,
            reporter: Reporter | None = None,
            seed: int | None = None, workers: int = WORKERS,
-           turn_s: float = TURN_S, decide: bool = True, pin: bool = True) -> ABOutcome:
+           turn_s: float = TURN_S, decide: bool = True, pin: bool = True,
+           layouts: int = LAYOUTS) -> ABOutcome:
     """Run the experiment and store both sides as runs; every finished case is kept.
 
     `decide`: stop each case once more pairs would not change its verdict; without it, each
@@ -590,7 +641,7 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
     reporter = reporter or Reporter()
     exp = Experiment(plan, sides, plugins=plugins, check=check, threshold=threshold,
                      timeout=timeout, seed=seed, reporter=reporter, workers=workers,
-                     turn_s=turn_s, fdr=fdr, decide=decide, pin=pin)
+                     turn_s=turn_s, fdr=fdr, decide=decide, pin=pin, layouts=layouts)
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

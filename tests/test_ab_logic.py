@@ -26,6 +26,8 @@ class FakeWorker:
     def __init__(self, per_call: list[float], noise: Any = None, cpu_share: float = 1.0) -> None:
         self.per_call, self.noise, self.cpu_share = per_call, noise, cpu_share
         self.turns = 0
+        self.layouts: list[tuple[int, int]] = []  # (count, warm-up calls) asked per case
+        self.max_layouts = 99  # instances this worker can hold (its memory)
         self.pins: list[frozenset[int]] = []  # the CPUs of each turn
         self.info = {"version": "test", "harness_path": "-", "python": "3", "pid": 1}
 
@@ -44,7 +46,17 @@ class FakeWorker:
                     "cpu_s": wall * self.cpu_share}
         if op == "metrics":
             return {"metrics": {}}
+        if op == "layouts":
+            self.layouts.append((f["count"], f["calls"]))
+            return {"layouts": min(f["count"], self.max_layouts)}
         raise AssertionError(op)
+
+    def begin(self, op: str, **f: Any) -> None:
+        self.begun = (op, f)
+
+    def end(self, timeout: float | None = None) -> dict[str, Any]:
+        op, f = self.begun
+        return self.request(op, timeout, **f)
 
     cpus: frozenset[int] = frozenset()
 
@@ -216,3 +228,30 @@ def test_a_calibrating_run_spends_the_whole_budget_on_every_case() -> None:
     r = exp.measure(0)
     assert r.stop_reason == STOP_BUDGET and not r.decided
     assert r.spent_s >= policy.budget
+
+
+def test_cheap_cases_get_more_layouts_and_every_uncalibrated_process_is_warmed() -> None:
+    exp = experiment([100e-6], [100e-6], per_side=3)
+    exp.workers["head"][2].max_layouts = 3  # a process that ran out of memory for more
+    r = exp.measure(0)
+    for side in ("base", "head"):
+        first, *others = exp.workers[side]
+        warmup_calls = r.sides[side].calibration.warmup_calls
+        assert warmup_calls > 0
+        assert first.layouts == [(8, 0)]  # calibration warmed it
+        assert all(w.layouts == [(8, warmup_calls)] for w in others)
+    assert r.layouts == {"base": 8, "head": 3}  # the fewest any process of the side holds
+    rec = exp.side_measurement(r, "head", estimate(r.log_ratios, 0.05, groups=r.groups))
+    assert rec["timing"]["ab"]["layouts"] == 3
+
+
+def test_a_case_slow_to_prepare_is_held_once() -> None:
+    exp = experiment([100e-6], [100e-6], per_side=2)
+    for side in ("base", "head"):
+        exp.loaded[side]["cases"][0]["setup_s"] = 1.0  # 2% of the 30 s budget: none more
+    r = exp.measure(0)
+    assert r.layouts == {"base": 1, "head": 1}
+    for side in ("base", "head"):
+        first, second = exp.workers[side]
+        assert first.layouts == []  # nothing to ask of the calibrated process
+        assert second.layouts == [(1, r.sides[side].calibration.warmup_calls)]

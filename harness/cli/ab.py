@@ -87,6 +87,11 @@ def _python(path: str | None, option: str) -> str:
 @click.option("--turn", "turn_s", type=FiniteFloat(0.0001, 1.0), default=0.0005,
               show_default=True, metavar="SECONDS",
               help="Length of a turn (samples of one side between switches).")
+@click.option("--layouts", type=click.IntRange(min=1, max=64), default=8, show_default=True,
+              help="Instances of a case each process holds, at most, each in a memory layout of "
+                   "its own, its turns going through them: one unlucky layout (two arrays 4 KiB "
+                   "apart) does not read as a change. Only cases that prepare quickly (2% of "
+                   "--budget) get more than one; 1 turns this off.")
 @click.option("--no-pin", is_flag=True,
               help="Let the scheduler place every turn. By default both turns of a pair of a "
                    "single-threaded case run on one CPU, drawn per pair: a VM's CPUs differ in "
@@ -98,8 +103,8 @@ def _python(path: str | None, option: str) -> str:
 def ab(selection: Selection, timing: Timing, base_python: str | None, head_python: str | None,
        base_env: tuple[str, ...], head_env: tuple[str, ...], calibrate: bool, threshold: float,
        fdr: float, fmt: str, output: Path | None, fail_on: str, tags: tuple[str, ...],
-       workers: int, turn_s: float, no_pin: bool, seed: int | None, no_store: bool, quiet: bool,
-       store: str | None, run_dir: Path) -> None:
+       workers: int, turn_s: float, layouts: int, no_pin: bool, seed: int | None,
+       no_store: bool, quiet: bool, store: str | None, run_dir: Path) -> None:
     """Did HEAD get slower than BASE? One paired experiment on this machine.
 
     Both sides run the same cases as worker processes: two installations (--base-python,
@@ -159,7 +164,7 @@ def ab(selection: Selection, timing: Timing, base_python: str | None, head_pytho
                      plugins=selection.plugins, check=timing.check, threshold=threshold,
                      fdr=fdr, timeout=timing.rank_timeout, reporter=Reporter(quiet), seed=seed,
                      workers=workers, turn_s=turn_s, decide=not calibrate,
-                     pin=not no_pin)
+                     pin=not no_pin, layouts=layouts)
     if outcome.error:
         click.echo(f"bench: error: {outcome.error}; finished cases kept (runs "
                    f"{outcome.run_ids.get('base', '?')[:8]}, "
