@@ -6,14 +6,16 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.backends.base import Backend, parse_backend
 from harness.errors import UserError
 from harness.params import Param
 from harness.registry import Registry, check_name
-from harness.timing import TimingPolicy
 from harness.workmodel import Work
+
+if TYPE_CHECKING:
+    from harness.timing import TimingPolicy
 
 
 @dataclass
@@ -62,9 +64,9 @@ class Workload:
     params: ClassVar[dict[str, Param]] = {}
     models: ClassVar[tuple[str, ...]] = ("numpy",)  # backend models it runs on
     default_backend: ClassVar[str] = "numpy:cpu"
-    # The case's timing policy, set by the runner before `prepare`: a workload whose setup
-    # measures too (a max-QPS search) sizes that from policy.budget.
-    policy: TimingPolicy = TimingPolicy()
+    # The case's timing policy, set by the runner before `prepare` (None outside a run): a
+    # workload whose setup measures too (a max-QPS search) sizes that from policy.budget.
+    policy: TimingPolicy | None = None
 
     def validate(self, params: Mapping[str, Any], backend: str) -> None:
         """Checks across parameters, or of a parameter against the backend; raise UserError."""

@@ -37,6 +37,7 @@ from harness import (
     first_call,
 )
 from harness.peaks import PeakMetrics, for_backend
+from harness.timing import TimingPolicy
 from kernels.nn import nn_kernels
 from kernels.nn.reference import transformer_flops, transformer_forward, transformer_params
 from workloads import scenarios
@@ -137,7 +138,8 @@ class TransformerInfer(PeakMetrics, Workload):
                     out = query()
                 return out
         else:
-            qps = (self._search_max_qps(query, sync, params, info, self.policy.budget)
+            qps = (self._search_max_qps(query, sync, params, info,
+                                        (self.policy or TimingPolicy()).budget)
                    if scenario == "max-qps" else params["qps"])
             sessions = scenarios.ServerSessions(query, sync, qps, params["queries"],
                                                 params["p99_ms"] / 1e3)
