@@ -13,12 +13,12 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from results.store import Store
+    from results.store import RunFilter, Store
 
 
 def change_points(values: Sequence[float], penalty: float | None = None,
@@ -69,6 +69,7 @@ class History:
     ci_high: list[float] = field(default_factory=list)
     change_points: list[int] = field(default_factory=list)
     threshold: float = 0.05
+    env_hashes: list[str | None] = field(default_factory=list)
 
     def segments(self) -> list[tuple[int, int, float]]:
         """(start, end, median of the segment) between change points."""
@@ -91,22 +92,36 @@ class History:
         segs = self.segments()
         return segs[-1][2] / segs[0][2] - 1 if segs else 0.0
 
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable form (`bench history --json`, bench serve's API): every point."""
+        return {"case_key": self.case_key, "threshold": self.threshold,
+                "runs": [{"run_id": r, "started_at": t, "median": m, "ci_low": lo,
+                          "ci_high": hi} for r, t, m, lo, hi in zip(
+                              self.run_ids, self.started_at, self.medians, self.ci_low,
+                              self.ci_high, strict=True)],
+                "change_points": self.change_points,
+                "steps": [{"index": i, "run_id": self.run_ids[i], "change": c}
+                          for i, c in self.steps()],
+                "drift": self.drift()}
+
     def points(self) -> list[tuple[str, float, float, float]]:
         return [(f"{r[:8]}", m, lo, hi) for r, m, lo, hi in
                 zip(self.run_ids, self.medians, self.ci_low, self.ci_high, strict=True)]
 
 
 def case_history(store: Store, case_key: str, run_ids: Sequence[str] | None = None,
-                 threshold: float = 0.05) -> History:
+                 threshold: float = 0.05, *, where: RunFilter | None = None,
+                 last: int | None = None) -> History:
+    """The case's successful measurements in `run_ids` (None: all runs; `where` filters them,
+    `last` keeps the newest that many points), oldest first, with their change points."""
     hist = History(case_key, threshold=threshold)
-    for m in store.measurements(run_ids):
-        if m["case_key"] != case_key or m["status"] != "ok" or not m["median"]:
-            continue
+    for m in store.case_series(case_key, run_ids, where, last):
         hist.run_ids.append(m["run_id"])
         hist.started_at.append(m["run_started_at"])
         hist.medians.append(float(m["median"]))
         hist.ci_low.append(float(m["ci_low"]))
         hist.ci_high.append(float(m["ci_high"]))
+        hist.env_hashes.append(m["env_hash"])
     if hist.medians:
         hist.change_points = change_points(np.log(hist.medians))
     return hist
