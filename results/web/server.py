@@ -56,11 +56,11 @@ def serve(store: Store, host: str, port: int, log_level: str = "warning") -> Non
 
     from results.web.app import create_app
 
-    if not is_loopback(host):
+    sock = bind(host, port)
+    if not is_loopback(sock.getsockname()[0]):
         print(f"bench: warning: serving on {host}: anyone who can reach this machine can read "
               "the results (there is no login); use the default 127.0.0.1 and an SSH tunnel "
               "unless that is what you want", file=sys.stderr, flush=True)
-    sock = bind(host, port)
     app = create_app(store)
     print(f"serving {store.name} on {url_of(sock)} (Ctrl-C to stop)", flush=True)
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
