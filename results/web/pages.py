@@ -119,7 +119,7 @@ def _ci(summary: dict[str, Any]) -> str:
         return ""
     if not isinstance(hi, (int, float)):
         return ""
-    return "±" + percent(max(med - lo, hi - med) / med)
+    return percent(max(med - lo, hi - med) / med)
 
 
 def _tags(tags: dict[str, Any] | None) -> str:
