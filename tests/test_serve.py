@@ -263,3 +263,23 @@ def test_store_url_in_the_header_hides_the_password(tmp_path: Path):
                         statuses=(), ab_pairs=[], total=0, page=1, per_page=50, pages=1,
                         filters=Query().params(), runs=[])
     assert "u:***@h" in html
+
+
+def test_an_ab_pair_is_listed_and_linked(bench, workdir: Path):
+    from results.store import Store
+    from results.web import pages, views
+
+    for side in ("base", "head"):
+        r = bench("run", "-w", "spin", "-p", "us=20", "--budget", "0.2", "-q", "--tag",
+                  "ab=pair1", "--tag", f"ab_side={side}")
+        assert r.rc == 0, r.stderr
+    store = Store(str(workdir / "bench.db"), create=False)
+    (pair,) = views.ab_pairs(store)
+    assert pair["ab"] == "pair1"
+    data = views.run_view(store, pair["head"])
+    assert data["ab"] == {"base": pair["base"], "head": pair["head"]}
+    html = pages.render("run.html", pages.Links(), store=store.name, **data)
+    assert pages.Links().compare(pair["base"], pair["head"]).replace("&", "&amp;") in html
+    runs = pages.render("runs.html", pages.Links(), store=store.name, statuses=(),
+                        ab_pairs=[pair], **views.runs_view(store))
+    assert "pair1" in runs
