@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= torch,jax,onnx,opencl,mpi,grpc,postgres,dev
+EXTRAS ?= torch,jax,onnx,opencl,mpi,grpc,postgres,web,dev
 
 .PHONY: quick test lint bench-overhead bench-accuracy clean
 

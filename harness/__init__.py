@@ -10,12 +10,13 @@ from __future__ import annotations
 from harness.backends.base import Backend
 from harness.errors import BackendUnavailable, CheckFailed, UserError
 from harness.params import Param
-from harness.workload import Case, Prepared, Workload, first_call, workload
+from harness.workload import WARNINGS, Case, Prepared, Workload, first_call, workload
 from harness.workmodel import Work
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "WARNINGS",
     "Backend",
     "BackendUnavailable",
     "Case",

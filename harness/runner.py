@@ -45,7 +45,7 @@ from harness.profiling import ProfileRequest, gpu_counters
 from harness.stats import summarize
 from harness.text import printable
 from harness.timing import DistributedEngine, Engine
-from harness.workload import FIRST_CALL
+from harness.workload import FIRST_CALL, WARNINGS
 from harness.workload import registry as workloads
 from harness.workmodel import derive_metrics
 from results.runfile import PART, RunFileWriter, read_run_file
@@ -160,7 +160,8 @@ def measure_case(planned: PlannedCase, backend: Backend,
                  progress: Callable[[int, float], None] | None = None,
                  comm: Communicator | None = None, check: bool = True,
                  profile: ProfileRequest | None = None, seq: int = 0) -> dict[str, Any]:
-    """Measure one case; a failing workload yields a `failed` measurement, never a number.
+    """Measure one case; a failing workload yields a `failed` measurement, never a number
+    (or, when the timed calls are not a valid result, one with its figures kept to show why).
 
     With `profile`, a few profiled iterations follow the timed ones (harness.profiling).
 
@@ -169,6 +170,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
     comm = comm or Solo()
     case = planned.case
     workload = workloads.get(case.workload)()
+    workload.policy = planned.policy
     params = case.param_dict
     record: dict[str, Any] = {
         "case_key": case.key, "workload": case.workload, "backend": case.backend,
@@ -177,6 +179,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
     }
     load_before = _loadavg()
     prepared = None
+    invalid = None  # why what was timed is not a valid result (Prepared.after_timing)
     comm.phase = f"case {case.key}"
     try:
         error = None
@@ -209,6 +212,11 @@ def measure_case(planned: PlannedCase, backend: Backend,
                     timing = engine.measure(prepared.op)
             else:
                 timing = engine.measure(prepared.op)
+            if prepared.after_timing is not None:
+                try:
+                    prepared.after_timing(len(timing.samples) * timing.block)
+                except CheckFailed as exc:
+                    invalid = f"invalid result: {exc}"
         except (UserError, Interrupted, KeyboardInterrupt, RankFailure):
             raise
         except Exception as exc:
@@ -265,6 +273,11 @@ def measure_case(planned: PlannedCase, backend: Backend,
         device_samples=device_samples,
         finished_at=now(),
     )
+    if invalid is not None:
+        record.update(status="failed", error=invalid)
+    if comm.rank == 0:
+        for line in prepared.info.get(WARNINGS) or ():
+            sys.stderr.write(printable(f"bench: warning: {case.key}: {line}") + "\n")
     return record
 
 

@@ -6,13 +6,16 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.backends.base import Backend, parse_backend
 from harness.errors import UserError
 from harness.params import Param
 from harness.registry import Registry, check_name
 from harness.workmodel import Work
+
+if TYPE_CHECKING:
+    from harness.timing import TimingPolicy
 
 
 @dataclass
@@ -25,6 +28,16 @@ class Prepared:
     info: dict[str, Any] = field(default_factory=dict)  # facts recorded with the measurement
     # Collectives: the ranks' own barrier, met before every timed sample (see DistributedEngine)
     barrier: Callable[[], None] | None = None
+    # Called once timing ends, with how many calls were timed (the op's last ones: the engine's
+    # first call and warm-up came before): settles info on exactly those, and raises
+    # CheckFailed when they are not a valid result (a server's p99 bound broken over the timed
+    # run). Such a case fails with its figures kept, to show why.
+    after_timing: Callable[[int], None] | None = None
+
+
+# info key: lines a figure that stands needs beside it (a server whose p99 bound did not hold
+# at the rate asked for); the run prints them as warnings, `bench show` with the case.
+WARNINGS = "warnings"
 
 
 # info key: seconds of the operation's first call when prepare or check already made it (and so
@@ -51,6 +64,9 @@ class Workload:
     params: ClassVar[dict[str, Param]] = {}
     models: ClassVar[tuple[str, ...]] = ("numpy",)  # backend models it runs on
     default_backend: ClassVar[str] = "numpy:cpu"
+    # The case's timing policy, set by the runner before `prepare` (None outside a run): a
+    # workload whose setup measures too (a max-QPS search) sizes that from policy.budget.
+    policy: TimingPolicy | None = None
 
     def validate(self, params: Mapping[str, Any], backend: str) -> None:
         """Checks across parameters, or of a parameter against the backend; raise UserError."""

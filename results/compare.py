@@ -180,20 +180,22 @@ def round_spread(medians: Any) -> float | None:
     return (max(medians) - min(medians)) / 2 / mid if mid else None
 
 
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested fingerprint as {dotted key: value} (lists of mappings by index)."""
+    out: dict[str, Any] = {}
+    if isinstance(d, Mapping):
+        for k, v in d.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(d, list) and d and all(isinstance(x, Mapping) for x in d):
+        for i, v in enumerate(d):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix.rstrip(".")] = d
+    return out
+
+
 def environment_diff(base: Mapping[str, Any],
                      head: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """Differences between two environment fingerprints, as (dotted key, base, head)."""
-    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if isinstance(d, Mapping):
-            for k, v in d.items():
-                out.update(flat(v, f"{prefix}{k}."))
-        elif isinstance(d, list) and d and all(isinstance(x, Mapping) for x in d):
-            for i, v in enumerate(d):
-                out.update(flat(v, f"{prefix}{i}."))
-        else:
-            out[prefix.rstrip(".")] = d
-        return out
-
-    fb, fh = flat(base), flat(head)
+    fb, fh = flatten(base), flatten(head)
     return [(k, fb.get(k), fh.get(k)) for k in sorted(set(fb) | set(fh)) if fb.get(k) != fh.get(k)]

@@ -33,6 +33,19 @@ class RunComparison:
     env_diff: list[tuple[str, Any, Any]]
     warnings: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The machine-readable form (`bench compare --format json`, bench serve's API)."""
+        result = self.comparison
+        return {
+            "base": {"run_id": self.base["run_id"], "started_at": self.base["started_at"]},
+            "head": {"run_id": self.head["run_id"], "started_at": self.head["started_at"]},
+            "threshold": result.threshold, "fdr": result.fdr, "counts": result.counts(),
+            "cases": [c.to_dict() for c in result.worst_first()],
+            "only_base": result.only_base, "only_head": result.only_head,
+            "environment_diff": [{"key": k, "base": b, "head": h} for k, b, h in self.env_diff],
+            "warnings": self.warnings,
+        }
+
 
 def busy_warning(measurements: list[dict[str, Any]], run: dict[str, Any],
                  label: str) -> str | None:
@@ -86,12 +99,15 @@ def unpaired_warning(base: dict[str, Any], head: dict[str, Any], base_ms: list[d
 
 
 def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 0.05,
-                 fdr: float = 0.05) -> RunComparison:
+                 fdr: float = 0.05, *, files: bool = True) -> RunComparison:
+    """Compare two runs; with files=False (a server's request) a reference is never read as a
+    run file, only as a stored run (id, prefix, latest~N, tag:KEY=VALUE)."""
     if not 0 < threshold < 1:
         raise UserError(f"--threshold must be a fraction between 0 and 1, got {threshold}")
     if not 0 < fdr < 1:
         raise UserError(f"--fdr must be a fraction between 0 and 1, got {fdr}")
-    base_id, head_id = resolve_run(store, base_ref), resolve_run(store, head_ref)
+    resolve = (lambda ref: resolve_run(store, ref)) if files else store.resolve
+    base_id, head_id = resolve(base_ref), resolve(head_ref)
     base, head = store.run(base_id), store.run(head_id)
     result = compare(store.case_samples(base_id), store.case_samples(head_id), threshold, fdr,
                      base_rounds=store.case_rounds(base_id),

@@ -8,11 +8,13 @@ older copy of a stored run changes nothing; a different run under a stored run i
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import re
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +104,64 @@ def _safe(url: URL) -> str:
 
 def _float(v: Any) -> Any:
     return float(v) if isinstance(v, str) else v
+
+
+_TAG_KEY = re.compile(r"^[\w.:-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs a listing wants; every field given must hold. `tags` are (key, value) pairs;
+    `backend` is a backend (`numpy:cpu`) or its model (`numpy`) that measured at least one case
+    of the run; `since` and `until` are ISO dates or times (UTC), `until` a date taking in that
+    whole day."""
+
+    tags: tuple[tuple[str, str], ...] = ()
+    host: str | None = None
+    backend: str | None = None
+    status: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    def conditions(self) -> list[Any]:
+        """The filter as SQL conditions on the runs table (UserError for a bad value)."""
+        out: list[Any] = []
+        for key, value in self.tags:
+            if not _TAG_KEY.match(key):
+                raise UserError(f"tag filter {key!r}: a tag name is letters, digits and . _ : -")
+            out.append(s.runs.c.tags[key].as_string() == value)
+        if self.host:
+            out.append(s.runs.c.host == self.host)
+        if self.status:
+            out.append(s.runs.c.status == self.status)
+        if self.backend:
+            out.append(sa.exists(
+                sa.select(1).select_from(s.measurements.join(s.cases))
+                .where(s.measurements.c.run_id == s.runs.c.run_id,
+                       sa.or_(s.cases.c.backend == self.backend,
+                              s.cases.c.backend.like(f"{_escape_like(self.backend)}:%",
+                                                     escape="\\")))))
+        if self.since:
+            out.append(s.runs.c.started_at >= _iso(self.since, "since"))
+        if self.until:
+            out.append(s.runs.c.started_at < _iso(self.until, "until", end_of_day=True))
+        return out
+
+
+def _iso(text: str, what: str, end_of_day: bool = False) -> str:
+    """An ISO date or time as the store writes times (UTC); a date as `until` is the next
+    day's start, so that the whole day is in."""
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return (day + dt.timedelta(days=1) if end_of_day else day).isoformat()
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{what} {text!r} is not an ISO date or time (e.g. 2026-12-03 or "
+                        "2026-12-03T08:00)") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when.isoformat()
 
 
 class Store:
@@ -356,6 +416,61 @@ class Store:
             if limit:
                 q = q.limit(min(limit, _MAX_ROWS))
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def find_runs(self, where: RunFilter | None = None, offset: int = 0,
+                  limit: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+        """(how many runs match, the matching runs newest first from `offset`, at most
+        `limit` of them)."""
+        conditions = (where or RunFilter()).conditions()
+        with self.engine.connect() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(s.runs)
+                                     .where(*conditions)).scalar_one())
+            q = (sa.select(s.runs).where(*conditions)
+                 .order_by(s.runs.c.started_at.desc(), s.runs.c.run_id).offset(offset))
+            if limit is not None:
+                q = q.limit(min(limit, _MAX_ROWS))
+            return total, [dict(r._mapping) for r in conn.execute(q)]
+
+    def case(self, case_key: str) -> dict[str, Any] | None:
+        """A case's workload, backend and params, or None if the store has never measured it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(s.cases).where(s.cases.c.case_key == case_key)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def case_series(self, case_key: str, run_ids: Sequence[str] | None = None,
+                    where: RunFilter | None = None, last: int | None = None
+                    ) -> list[dict[str, Any]]:
+        """A case's successful measurements across runs, oldest first: run_id,
+        run_started_at, host, env_hash, median, ci_low, ci_high (the newest `last` only)."""
+        m, r = s.measurements.c, s.runs.c
+        q = (sa.select(m.run_id, r.started_at.label("run_started_at"), r.host, r.env_hash,
+                       m.median, m.ci_low, m.ci_high)
+             .join(s.runs, m.run_id == r.run_id)
+             .where(m.case_key == case_key, m.status == "ok", m.median.is_not(None),
+                    m.median != 0, *(where or RunFilter()).conditions())
+             .order_by(r.started_at.desc(), m.seq.desc()))
+        if run_ids is not None:
+            q = q.where(m.run_id.in_(list(run_ids)))
+        if last is not None:
+            q = q.limit(last)
+        with self.engine.connect() as conn:
+            result = conn.execute(q)
+            keys = list(result.keys())
+            # zip over plain tuples: a third of the time of Row._mapping at 10,000 rows
+            rows = [dict(zip(keys, row, strict=True)) for row in result]
+        rows.reverse()
+        return rows
+
+    def environments(self, env_hashes: Iterable[str]) -> dict[str, Any]:
+        """Environment fingerprints by hash."""
+        wanted = sorted({h for h in env_hashes if h})
+        out: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                out.update((h, data) for h, data in conn.execute(
+                    sa.select(s.environments.c.env_hash, s.environments.c.data)
+                    .where(s.environments.c.env_hash.in_(wanted[start:start + 500]))))
+        return out
 
     def run(self, run_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:

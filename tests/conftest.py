@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import pytest
 
 BENCH_ENV = ("BENCH_STORE", "BENCH_RUN_DIR")
+# The store and server that the `bench serve` tests share (tests/serve_store.py).
+pytest_plugins = ["serve_store"]
 
 
 def bench_command() -> list[str]:

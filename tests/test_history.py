@@ -71,3 +71,38 @@ def test_cli_history_finds_the_regressed_build(bench):
     assert table.rc == 0 and "step +" in table.stdout
     assert bench("history", "nothing-like-this").rc == 2
     assert bench("history", "mylib-op", "--tag", "branch=none").rc == 2
+
+
+def _reference_change_points(y, min_size=2):
+    """The optimal partition written plainly (index arrays), as it was before the buffers."""
+    import math
+
+    y = np.asarray(y, dtype=float)
+    n = y.size
+    diffs = np.abs(np.diff(y))
+    sigma = max(float(np.median(diffs)) / (math.sqrt(2) * 0.6745), 1e-4)
+    penalty = 8.0 * sigma**2 * math.log(n)
+    c1 = np.concatenate([[0.0], np.cumsum(y)])
+    c2 = np.concatenate([[0.0], np.cumsum(y * y)])
+    best, prev = np.full(n + 1, np.inf), np.zeros(n + 1, dtype=int)
+    best[0] = 0.0
+    for t in range(min_size, n + 1):
+        s = np.arange(t - min_size + 1 if t < n else n)
+        total = best[s] + ((c2[t] - c2[s]) - (c1[t] - c1[s]) ** 2 / (t - s)) + penalty
+        i = int(np.argmin(total))
+        best[t], prev[t] = total[i], i
+    cuts, t = [], n
+    while t > 0:
+        t = prev[t]
+        if t > 0:
+            cuts.append(int(t))
+    return sorted(cuts)
+
+
+def test_change_points_match_the_plain_optimal_partition():
+    rng = np.random.default_rng(7)
+    for n in (3, 5, 17, 60, 400):
+        for k in range(10):
+            level = np.where(np.arange(n) < n // 3, 1.0, 1.0 + 0.05 * k)
+            y = np.log(level * rng.lognormal(0, 0.002 * (k + 1), n))
+            assert change_points(y) == _reference_change_points(y), (n, k)

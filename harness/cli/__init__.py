@@ -18,7 +18,7 @@ from harness import __version__
 from harness.errors import UserError
 
 # Modules of harness.cli whose COMMANDS are registered on the group, in this order.
-COMMAND_MODULES = ["run", "ab", "listing", "results", "cluster", "model", "profile"]
+COMMAND_MODULES = ["run", "ab", "listing", "results", "cluster", "model", "profile", "serve"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

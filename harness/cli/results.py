@@ -194,15 +194,7 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
         return compare_html(result, base, head, env_diff, rc.warnings)
 
     def json() -> dict[str, Any]:
-        return {
-            "base": {"run_id": base["run_id"], "started_at": base["started_at"]},
-            "head": {"run_id": head["run_id"], "started_at": head["started_at"]},
-            "threshold": threshold, "fdr": fdr, "counts": result.counts(),
-            "cases": [c.to_dict() for c in result.worst_first()],
-            "only_base": result.only_base, "only_head": result.only_head,
-            "environment_diff": [{"key": k, "base": b, "head": h} for k, b, h in env_diff],
-            "warnings": rc.warnings,
-        }
+        return rc.to_dict()
 
     emit(fmt, output, table=table, markdown=markdown, json=json, html=html)
     fail_gate(result.counts(), fail_on, "compare")
@@ -254,13 +246,7 @@ def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_js
                       strict=True))
 
     def json() -> dict[str, Any]:
-        return {"case_key": hist.case_key, "threshold": threshold,
-                "runs": [{"run_id": r, "started_at": t, "median": m, "ci_low": lo,
-                          "ci_high": hi} for r, t, m, lo, hi in points],
-                "change_points": hist.change_points,
-                "steps": [{"index": i, "run_id": hist.run_ids[i], "change": c}
-                          for i, c in steps],
-                "drift": hist.drift()}
+        return hist.to_dict()
 
     def table(out: Any) -> None:
         from rich.table import Table

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from harness.text import printable
 from harness.units import headline_metric, percent, rate, seconds
+from harness.workload import WARNINGS
 from results.compare import round_spread
 from results.runfile import jsonable
 
@@ -82,7 +83,8 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
 def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
     """What measurements recorded beyond their figures, one line per case that has any: the
     compile time (a first call slower than a steady one), the OpenCL build, why a figure beats
-    the peak it is held against (a working set in cache), a max-QPS search."""
+    the peak it is held against (a working set in cache), a max-QPS search, the warnings a
+    figure came with (harness.workload.WARNINGS)."""
     lines = []
     for r in rows:
         if r.get("status") != "ok":
@@ -111,8 +113,13 @@ def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
             parts.append(f"{pct:.0f}% of {roof}: above the peak it is held against "
                          f"({(info.get('peak') or {}).get('source') or 'unknown source'})")
         if "max_qps" in info:
-            parts.append(f"max QPS {float(info['max_qps']):.4g} "
-                         f"({len(info.get('max_qps_search') or [])} rates tried)")
+            plan = info.get("max_qps_plan") or {}
+            size = (f"{plan['sessions']} sessions of {plan['queries']} queries: "
+                    f"{plan['steps']} bisection steps, {plan['confirm']} confirmations, "
+                    f"{plan['step_downs']} step-downs, {seconds(_float(plan.get('search_s')))}"
+                    if plan else f"{len(info.get('max_qps_search') or [])} rates tried")
+            parts.append(f"max QPS {float(info['max_qps']):.4g} ({size})")
+        parts.extend(f"warning: {w}" for w in info.get(WARNINGS) or ())
         if parts:
             lines.append(printable(f"{r['case_key']}: " + "; ".join(parts)))
     return lines
