@@ -12,6 +12,7 @@ lets through).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import secrets
@@ -135,55 +136,54 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
     succeeded and another rank failed). A rank that exits with an error gives the others a grace
     period, then they are ended: the job never outlives its ranks' own timeouts by much.
 
-    A signal to this process goes on to the ranks, and the code is then 128 + that signal
-    whatever the ranks made of it (mpirun ends its ranks with SIGTERM whichever signal it got,
-    and a rank whose peer went first fails in a collective): scripts test for 130 and 143. Only
-    a run that rank 0 had already finished when it came exits 0."""
-    code, signum = _launch(launcher, n, args, timeout, extra_env)
+    A signal to this process goes on to the ranks. Once rank 0 has stored its run, the code is
+    that run's verdict (a signal after it earns one line); before, it is 128 + the signal this
+    process got, whatever the ranks made of it (mpirun ends its ranks with SIGTERM whichever
+    signal it got, and a rank whose peer went first fails in a collective): scripts test for
+    130 and 143."""
+    env = {**rank_env(launcher, n, timeout), **(extra_env or {})}
+    from cluster import launchers
+
+    starter = launchers.get(launcher)
+    cmd = starter.command(n, args, env)
+    with tempfile.TemporaryDirectory(prefix="bench-exit-") as folder:
+        exit_file = Path(folder) / "rank0"
+        base = {**os.environ, **env, ENV_EXIT_FILE: str(exit_file)}
+        procs: list[subprocess.Popen[bytes]] = []
+        if cmd is None:
+            for r in range(n):
+                rank_vars = {"RANK": str(r), "WORLD_SIZE": str(n), "LOCAL_RANK": str(r),
+                             "LOCAL_WORLD_SIZE": str(n)}
+                procs.append(subprocess.Popen([sys.executable, "-m", "harness", *args],
+                                              env={**base, **rank_vars},
+                                              stdout=None if r == 0 else subprocess.DEVNULL))
+        else:
+            procs.append(subprocess.Popen(cmd, env=base))
+        code, signum = _wait(procs, grace=min(timeout, 10) + 5, direct=starter.signal_ranks)
+        told = exit_file.read_text().strip() if exit_file.is_file() else ""
+    rank0 = int(told) if told.lstrip("-").isdigit() else None  # None: it never got to say
     if signum is None:
-        return code
-    if code == 0:
-        sys.stderr.write(f"bench: {signal.Signals(signum).name} came after the run was "
-                         "complete; it is stored complete\n")
-        return 0
+        if rank0 is None:
+            return code  # killed, or never started: the launcher's code
+        return 3 if rank0 == 0 and code != 0 else rank0
+    if rank0 is not None and rank0 < 128:  # its run was stored before the signal stopped it
+        sys.stderr.write(f"bench: {signal.Signals(signum).name} came as the run ended; it is "
+                         f"stored, exit code {rank0}\n")
+        return rank0
     return 128 + signum
 
 
-def _launch(launcher: str, n: int, args: Sequence[str], timeout: float,
-            extra_env: dict[str, str] | None) -> tuple[int, int | None]:
-    """(the code as `launch` describes it before signals, the first signal forwarded)."""
-    env = {**rank_env(launcher, n, timeout), **(extra_env or {})}
-    cmd = launch_command(launcher, n, args, env)
-    procs: list[subprocess.Popen[bytes]] = []
-    if cmd is None:
-        base = {**os.environ, **env}
-        for r in range(n):
-            rank_vars = {"RANK": str(r), "WORLD_SIZE": str(n), "LOCAL_RANK": str(r),
-                         "LOCAL_WORLD_SIZE": str(n)}
-            procs.append(subprocess.Popen([sys.executable, "-m", "harness", *args],
-                                          env={**base, **rank_vars},
-                                          stdout=None if r == 0 else subprocess.DEVNULL))
-        code, signum = _wait(procs, grace=min(timeout, 10) + 5)
-        if signum is not None:  # rank 0 had finished the run, or it had not
-            code = 0 if procs[0].returncode == 0 else (code or 1)
-        return code, signum
-    with tempfile.TemporaryDirectory(prefix="bench-exit-") as folder:
-        exit_file = Path(folder) / "rank0"
-        procs.append(subprocess.Popen(cmd, env={**os.environ, **env,
-                                                ENV_EXIT_FILE: str(exit_file)}))
-        code, signum = _wait(procs, grace=min(timeout, 10) + 5)
-        rank0 = exit_file.read_text().strip() if exit_file.is_file() else ""
-    if not rank0.lstrip("-").isdigit():
-        # rank 0 never got to say (killed, or never started): the launcher's code
-        return (code or 1) if signum is not None else code, signum
-    if int(rank0) != 0:
-        return int(rank0), signum
-    if signum is not None:  # rank 0 had finished; what the launcher did to the rest is moot
-        return 0, signum
-    return (3 if code != 0 else 0), None
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux; none elsewhere)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
 
 
-def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> tuple[int, int | None]:
+def _wait(procs: list[subprocess.Popen[bytes]], grace: float,
+          direct: bool = False) -> tuple[int, int | None]:
     """(rank 0's or the launcher's exit code, the first signal forwarded to them)."""
     forwarded: list[int] = []
 
@@ -191,7 +191,12 @@ def _wait(procs: list[subprocess.Popen[bytes]], grace: float) -> tuple[int, int 
         forwarded.append(signum)
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signum)
+                ranks = _children(p.pid) if direct else []
+                for pid in ranks:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signum)
+                if not ranks:
+                    p.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -47,8 +47,9 @@ import numpy as np
 
 from harness.config import PlannedCase
 from harness.errors import UserError
+from harness.exiting import Interrupted
 from harness.noise import CANARY_LOOPS, MachineWatch, Verdict
-from harness.runner import Interrupted, now
+from harness.runner import now
 from harness.stats import summarize
 from harness.timing import STOP_BUDGET, STOP_MAX, TimingPolicy, calibrate
 from harness.workmodel import Work, derive_metrics

@@ -34,13 +34,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cluster import fabric
 from cluster.launch import cluster_record, placement
-from harness import __version__
+from harness import __version__, exiting
 from harness.backends.base import Backend, parse_backend
 from harness.config import PlannedCase
 from harness.distributed import Communicator, RankFailure, Solo
 from harness.env import env_hash, fingerprint, git_revision, mask_secrets
 from harness.errors import CheckFailed, UserError
-from harness.exiting import exit_now
+from harness.exiting import Interrupted, exit_now
 from harness.profiling import ProfileRequest, gpu_counters
 from harness.stats import summarize
 from harness.text import printable
@@ -73,12 +73,6 @@ class Reporter(Protocol):
     def case_progress(self, samples: int, ci_rel: float) -> None: ...
     def case_finished(self, index: int, measurement: dict[str, Any]) -> None: ...
     def run_finished(self, status: str) -> None: ...
-
-
-class Interrupted(BaseException):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass
@@ -395,7 +389,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         header = run_header(run_id, env, argv, suite, tags, launcher=where.launcher,
                             world_size=comm.size)
         writer = _open_run_file(run_dir, header)
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.getsignal(sig) for sig in exiting.SIGNALS}
     lock = threading.Lock()
     ended: list[Path] = []
     write_error: list[str] = []  # why the run file or the store could not be written (once)
@@ -428,6 +422,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         # Called from a background thread while the main thread is stuck in a collective.
         try:
             finish("partial")
+            exiting.run_stored(EXIT_RANK_FAILED)
         finally:
             sys.stderr.write(f"bench: error: {message}; finished cases kept (run {run_id}, "
                              "partial)\n" if root else f"bench: error: {message}\n")
@@ -438,7 +433,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         for sig in previous:  # a second signal, however soon, must not interrupt the saving
-            signal.signal(sig, signal.SIG_IGN)
+            signal.signal(sig, exiting.hold)
         raise Interrupted(signum)
 
     for sig in previous:
@@ -497,23 +492,24 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         status = "failed"
         raise
     finally:
-        for sig in previous:  # a second signal must not interrupt saving what we have
-            signal.signal(sig, signal.SIG_IGN)
+        for sig in previous:  # a signal must not interrupt saving what we have
+            signal.signal(sig, exiting.hold)
         try:
             for i in sorted(pending):  # interrupted between rounds: keep the rounds measured
                 with contextlib.suppress(_RunFileFailed):
                     record(i, merge_rounds(pending.pop(i), plan[i]))
             path, ingested = finish(status)
+            if write_error and error is None:
+                if path.name.endswith(PART):  # the run file has no end: a partial run
+                    status = "partial"
+                code, error = EXIT_UNWRITABLE, "; ".join(write_error)
+            exiting.run_stored(code)  # before "run complete": from here a signal is only noted
             reporter.run_finished(status)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if comm.size > 1 and error is None:
                 comm.close()  # type: ignore[attr-defined]
-    if write_error and error is None:
-        if path.name.endswith(PART):  # the run file has no end: its cases are a partial run
-            status = "partial"
-        code, error = EXIT_UNWRITABLE, "; ".join(write_error)
     return RunResult(run_id, status, code, path, done, ingested, error)
 
 

@@ -28,6 +28,9 @@ class Launcher:
     # (rank, world size, local rank) variables its ranks see; empty: set by `bench` itself
     rank_variables: ClassVar[tuple[str, str, str] | tuple[()]] = ()
 
+    def __init__(self) -> None:
+        self.signal_ranks = False  # a signal goes to the launcher's children, not to it
+
     def command(self, n: int, args: Sequence[str], env: dict[str, str]) -> list[str] | None:
         raise NotImplementedError
 

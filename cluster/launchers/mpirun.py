@@ -31,6 +31,9 @@ class Mpirun(Launcher):
             # threads on one core. Unbound unless the user chose (recorded via OMPI_MCA_*).
             bind = "OMPI_MCA_hwloc_base_binding_policy"
             env.setdefault(bind, os.environ.get(bind, "none"))
+            # mpirun hands its ranks SIGTERM for any signal and SIGKILLs them a second later:
+            # the launching bench signals the ranks on this host itself (mpirun then ends).
+            self.signal_ranks = True
             exports = [a for k in env for a in ("-x", k)]
             return [exe, *extra, "-np", str(n), *exports, *self.harness(args)]
         return [exe, "-n", str(n), "-genvlist", ",".join(env), *self.harness(args)]  # Hydra

@@ -18,6 +18,7 @@ class Torchrun(Launcher):
     def command(self, n: int, args: Sequence[str], env: dict[str, str]) -> list[str] | None:
         if importlib.util.find_spec("torch") is None:
             raise self.missing()
-        return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n),
+        return [sys.executable, "-m", "cluster.launchers.torchrun_agent",
+                "--nproc-per-node", str(n),
                 "--master-addr", env["MASTER_ADDR"], "--master-port", env["MASTER_PORT"],
                 "-m", "harness", *args]

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import click
 
 from harness import __version__
 from harness.errors import UserError
+from harness.exiting import Interrupted
 
 # Modules of harness.cli whose COMMANDS are registered on the group, in this order.
 COMMAND_MODULES = ["run", "ab", "listing", "results", "cluster", "model", "profile", "serve"]
@@ -91,6 +93,10 @@ def _main(argv: list[str] | None) -> None:
     except click.exceptions.Abort:
         click.echo("bench: aborted", err=True)
         sys.exit(130)
+    except (KeyboardInterrupt, Interrupted) as exc:  # before a run started: nothing to keep
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        click.echo(f"bench: interrupted ({signal.Signals(signum).name})", err=True)
+        sys.exit(128 + int(signum))
     except no_args as exc:  # `bench` or `bench site` alone: its help, as --help prints it
         click.echo(exc.ctx.get_help())
         sys.exit(0)

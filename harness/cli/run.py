@@ -84,6 +84,9 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     if not inside and (launcher or nranks or rank_list):
         _launch_ranks(launcher or "local", nranks, rank_list, timing.rank_timeout, plan, store,
                       run_dir)  # never returns
+    from harness import exiting
+
+    exiting.install()  # a signal from here stops the run, until the run is stored
     comm, rank = _join_ranks(launcher, nranks, timing.rank_timeout)
     backends = setup_backends(plan)  # a missing package or device fails before any write
     st = open_store(store, None, create=True) if rank == 0 and not no_store else None
@@ -111,6 +114,9 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
         print_sweeps(out, result.measurements)
         where = f"stored in {st.name}; " if st and result.ingested else ""
         out.print(f"{where}run file {result.path}", highlight=False)
+    note = exiting.late_note(result.run_id, result.status)
+    if note and not os.environ.get(exiting.ENV_EXIT_FILE):  # else the launching bench says it
+        click.echo(note, err=True)
     _end(result.exit_code, hard=result.exit_code == EXIT_RANK_FAILED)
 
 
