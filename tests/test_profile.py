@@ -482,3 +482,32 @@ def test_merged_rounds_keep_the_gpu_metrics():
     assert m["metrics"]["gpu_util_pct"] == 50.0
     median = m["summary"]["median"]
     assert m["metrics"]["energy_per_iter_j"] == pytest.approx(100.0 * median)
+
+
+@pytest.mark.parametrize("width", [60, 200])
+def test_summarize_keeps_case_keys_whole(width):
+    """Rich wraps a table's title at the table's width (40-odd columns here), splitting a case
+    key mid-word: the key gets a line of its own, whole; the rest wraps only between words."""
+    import os
+
+    from rich.console import Console
+
+    from harness.cli.profile import print_diffs, print_summaries
+
+    keys = ["gemm[onnxruntime:cpu](dtype=float32,k=64,m=64,n=64)",
+            "transformer-infer[torch:cpu](batch=8,d_model=256,heads=4,layers=2,seq=64)"]
+    op = prof.OpStat("MatMul", "Node", 3.7e-5, 4, 0.685, 9.25e-6)
+    summaries = [prof.ProfileSummary(k, "onnxruntime", "host", 4, 1.35e-5, [op]) for k in keys]
+    for render, items, words in (
+            (print_summaries, summaries, ("onnxruntime", "trace,", "step(s)", "self", "time")),
+            (print_diffs, [prof.diff(s, s) for s in summaries], ("step", "(host", "per"))):
+        with open(os.devnull, "w") as sink:
+            out = Console(width=width, record=True, file=sink)
+            render(out, items)
+        text = out.export_text()
+        lines = [ln.rstrip() for ln in text.splitlines()]
+        for key in keys:
+            assert key in lines, text
+        tokens = set(text.replace("│", " ").split())
+        assert set(words) <= tokens, text
+        assert not any(ln.startswith(("=", ",")) or ln.endswith(("[", "=")) for ln in lines)
