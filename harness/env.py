@@ -16,8 +16,8 @@ from typing import Any
 
 # Environment variables that change results; recorded with every run.
 ENV_PREFIXES = (
-    "OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_", "CUDA_", "NCCL_", "FI_", "UCX_", "OMPI_MCA_",
-    "XLA_", "JAX_", "MALLOC_", "TORCH_", "PYTORCH_", "POCL_", "NUMPY_", "SLURM_JOB_",
+    "OMP_", "OPENBLAS_", "MKL_", "GOMP_", "KMP_", "CUDA_", "NCCL_", "GLOO_", "FI_", "UCX_",
+    "OMPI_MCA_", "XLA_", "JAX_", "MALLOC_", "TORCH_", "PYTORCH_", "POCL_", "NUMPY_", "SLURM_JOB_",
 )
 ENV_EXACT = ("XLA_FLAGS", "LD_PRELOAD", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
 LIBRARIES = (

@@ -3,8 +3,9 @@
 `bench run --profile` runs a case's timed iterations exactly as without it; only then does the
 runner run `iters` more iterations under the backend's profiler (`Backend.profile`) and keep the
 trace, gzip-compressed Chrome trace JSON (Perfetto / chrome://tracing open it), beside the run
-file. Each profiled iteration is marked by an `accelbench.iteration` event (ONNX Runtime marks its
-own runs `model_run`), so a summary can give each operator's share of the step.
+file. Each profiled iteration is marked by an `accelbench.iteration` event, so a summary can give
+each operator's share of the step (in ONNX Runtime's trace, timed from the wall-clock moment its
+profiling started, the marks are taken on the same clock: `WallClockMarks`).
 
 Many ranks: each rank records its own timeline of the profiled iterations (barrier wait, then the
 operation), rank 0 gathers them and writes one trace with a process (track) per rank.
@@ -61,6 +62,28 @@ class Trace:
     path: Path | None = None
     events: list[dict[str, Any]] | None = None
     iteration: Callable[[], Any] = field(default=contextlib.nullcontext)
+
+
+class WallClockMarks:
+    """The profiled iterations' spans on the wall clock (time.time_ns), made into
+    `accelbench.iteration` events once the profiler says when its trace's time 0 was."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int, int]] = []  # start ns, end ns, native thread id
+
+    @contextlib.contextmanager
+    def iteration(self) -> Iterator[None]:
+        t = time.time_ns()
+        try:
+            yield
+        finally:
+            self.spans.append((t, time.time_ns(), threading.get_native_id()))
+
+    def events(self, origin_ns: int) -> list[dict[str, Any]]:
+        """The marks as Chrome trace events of a trace whose ts 0 is `origin_ns`."""
+        return [{"name": ITERATION, "cat": "accelbench", "ph": "X", "pid": os.getpid(),
+                 "tid": tid, "ts": (a - origin_ns) / 1e3, "dur": (b - a) / 1e3,
+                 "args": {"iteration": i}} for i, (a, b, tid) in enumerate(self.spans)]
 
 
 # --- a Python-level timeline, for backends without a profiler of their own ------------------

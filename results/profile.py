@@ -7,9 +7,10 @@ returns plain data; nothing here imports a framework. Times are in seconds.
   the same track (process, thread).
 - Operators are grouped by name: torch's aten ops, OpenCL kernel names, XLA fusions, ONNX
   Runtime op types (MatMul, ...; its node names are in the trace).
-- The *step* is one profiled iteration: the `accelbench.iteration` events the runner adds (ONNX
-  Runtime's own `model_run` where the runner cannot mark the profiler's clock). Operators are
-  counted only inside steps; their *share* is their self time over the steps' total time.
+- The *step* is one profiled iteration: the `accelbench.iteration` events the runner adds (in
+  ONNX Runtime traces written before it had them, its own `model_run` events, less the session's
+  first). Operators are counted only inside steps; their *share* is their self time over the
+  steps' total time.
 - *Device time* is used where the trace has it (CUDA kernels and copies, OpenCL kernels, XLA
   device tracks); for XLA on a CPU, the executor threads' events (basis `xla-executor`);
   otherwise host self time. `basis` says which.
@@ -27,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STEP_NAMES = ("accelbench.iteration", "model_run")
+ITERATION = "accelbench.iteration"
+STEP_NAMES = (ITERATION, "model_run")
 DEVICE_CATS = {"kernel", "gpu_memcpy", "gpu_memset"}
 # Framework bookkeeping, not operators: ONNX Runtime's session events, torch's step markers.
 SKIP_CATS = {"Session", "accelbench", "python_function", "Trace", "ac2g", "cuda_runtime_launch"}
@@ -141,14 +143,15 @@ def summarize(events: Sequence[dict[str, Any]], meta: dict[str, Any] | None = No
     meta = meta or {}
     xs = _complete(events)
     iterations = int(meta.get("iterations") or 0)
-    by_pid: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for e in xs:
-        if e.get("name") in STEP_NAMES:
-            by_pid[e.get("pid")].append(e)
-    steps: list[dict[str, Any]] = []
-    for marks in by_pid.values():  # ONNX Runtime also traces the session's first, warm-up run
-        marks.sort(key=lambda e: float(e["ts"]))
-        steps += marks[-iterations:] if iterations else marks
+    steps = [e for e in xs if e.get("name") == ITERATION]
+    if not steps:
+        by_pid: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for e in xs:
+            if e.get("name") in STEP_NAMES:
+                by_pid[e.get("pid")].append(e)
+        for marks in by_pid.values():  # ONNX Runtime also traces the session's first run
+            marks.sort(key=lambda e: float(e["ts"]))
+            steps += marks[-iterations:] if iterations else marks
     windows = sorted((float(e["ts"]), float(e["ts"]) + float(e["dur"])) for e in steps)
 
     def in_step(e: dict[str, Any]) -> bool:

@@ -56,8 +56,9 @@ def hosts():
             subprocess.run(["ip", "netns", "del", n], capture_output=True, timeout=30)
 
 
-def _pair(hosts, workdir, backend: str, *args: str, port: int) -> dict:
-    """Rank 1 in the second namespace, rank 0 (which writes the run) in the first."""
+def _pair(hosts, workdir, backend: str, *args: str, port: int, ifname: bool = True) -> dict:
+    """Rank 1 in the second namespace, rank 0 (which writes the run) in the first; `ifname`:
+    GLOO_SOCKET_IFNAME set by hand to each rank's veth."""
     bench = [sys.executable, "-m", "harness", "run", "-b", backend, *args, "--budget", "1",
              "-q"]
     common = {"BENCH_LAUNCHED": "local", "BENCH_WORLD_SIZE": "2", "WORLD_SIZE": "2",
@@ -66,9 +67,9 @@ def _pair(hosts, workdir, backend: str, *args: str, port: int) -> dict:
               "MASTER_ADDR": hosts["addrs"][0], "MASTER_PORT": str(port + 1)}
 
     def env(rank: int) -> list[str]:
-        own = {**common, "RANK": str(rank), "GLOO_SOCKET_IFNAME": hosts["veth"][rank],
-               "BENCH_GRPC_HOST": hosts["addrs"][rank]}
-        return ["env", *(f"{k}={v}" for k, v in own.items())]
+        own = {**common, "RANK": str(rank), "BENCH_GRPC_HOST": hosts["addrs"][rank],
+               **({"GLOO_SOCKET_IFNAME": hosts["veth"][rank]} if ifname else {})}
+        return ["env", "-u", "GLOO_SOCKET_IFNAME", *(f"{k}={v}" for k, v in own.items())]
 
     peer = subprocess.Popen(["ip", "netns", "exec", hosts["ns"][1], *env(1), *bench,
                              "--no-store", "--run-dir", str(workdir / "rank1")],
@@ -112,6 +113,19 @@ def test_allreduce_busbw_and_fit(hosts, workdir, backend, port):
     assert largest["metrics"]["busbw_gbps"] * 1e9 == pytest.approx(RATE_BYTES, rel=0.15)
     beta = _fit(workdir, run["run_id"])["beta_gbps"] * 1e9
     assert beta == pytest.approx(RATE_BYTES, rel=0.15)
+
+
+def test_gloo_finds_the_interface_to_rank_0_by_itself(hosts, workdir):
+    """No GLOO_SOCKET_IFNAME: the host name resolves to loopback here, which is what Gloo would
+    bind to and tell the other rank; each rank picks the veth its route to rank 0 leaves by."""
+    run = _pair(hosts, workdir, "gloo", "-w", "p2p", "-p", "size=64KiB", "-p", "mode=pingpong",
+                port=29650, ifname=False)
+    assert [m["status"] for m in run["measurements"]] == ["ok"]
+    shown = subprocess.run([sys.executable, "-m", "harness", "show", run["run_id"], "--json"],
+                           cwd=workdir, capture_output=True, text=True, timeout=60)
+    [gloo] = [b for b in json.loads(shown.stdout)["env"]["backends"] if b["backend"] == "gloo:cpu"]
+    assert gloo["gloo_socket_ifname"] == hosts["veth"][0]
+    assert hosts["addrs"][0] in gloo["gloo_socket_ifname_from"]
 
 
 @pytest.mark.skipif(shutil.which("mpirun") is None, reason="Open MPI is not installed")

@@ -150,6 +150,33 @@ def test_onnxruntime_trace(bench):
     assert s["ops"][0]["count"] == 4
 
 
+@pytest.mark.skipif(not _have("onnxruntime"), reason="onnxruntime is not installed")
+def test_onnxruntime_trace_marks_each_iteration(bench):
+    """The iteration marks are taken on ONNX Runtime's clock: each spans one of its runs (the
+    session's first, unprofiled-step run lies outside every mark)."""
+    data = _run(bench, "-w", "stream", "-p", "op=triad", "-p", "n=4096",
+                "-b", "onnxruntime:cpu", "--profile-iters", "3")
+    [m] = data["measurements"]
+    _, events, _ = _trace(m)
+    marks = sorted((e for e in events if e.get("name") == "accelbench.iteration"),
+                   key=lambda e: e["ts"])
+    runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
+    assert [e["args"]["iteration"] for e in marks] == [0, 1, 2] and len(runs) == 4
+
+    def inside(run: dict, mark: dict) -> bool:
+        return mark["ts"] <= run["ts"] and run["ts"] + run["dur"] <= mark["ts"] + mark["dur"]
+
+    assert not any(inside(runs[0], k) for k in marks)
+    assert all(inside(r, k) for r, k in zip(runs[1:], marks, strict=True))
+    assert all(k["pid"] == runs[0]["pid"] for k in marks)
+    res = bench("profile", "summarize", data["run_id"], "--format", "json")
+    [s] = json.loads(res.stdout)
+    assert s["steps"] == 3 and {o["name"].split(" ")[0] for o in s["ops"]} >= {"Mul", "Add"}
+    assert all(o["count"] == 3 for o in s["ops"])
+    table = bench("profile", "summarize", data["run_id"], env={"COLUMNS": "60"}).stdout
+    assert m["case_key"] in table.splitlines()  # the case key whole, on its own line
+
+
 @pytest.mark.skipif(not _opencl_device(), reason="no OpenCL device (install pocl-opencl-icd)")
 def test_opencl_trace(bench):
     data = _run(bench, *GEMM, "-b", "opencl:0", "--profile-iters", "3")
@@ -225,6 +252,24 @@ def test_self_time_and_share_from_a_hand_made_trace():
     d = prof.diff(s, prof.summarize([*ev[:2], {**ev[2], "dur": 10}], {"iterations": 1}))
     deltas = {o.name: o.delta_s for o in d.ops}  # inner's 30 us moved to outer's self time
     assert deltas == pytest.approx({"inner": -30e-6, "outer": 30e-6})
+
+
+def test_iteration_marks_win_over_model_run():
+    """Where a trace has both (ONNX Runtime's now), the steps are the marks, not both kinds;
+    a trace with only model_run (written before the marks) still counts its runs."""
+    mark = {"ph": "X", "name": "accelbench.iteration", "cat": "accelbench", "pid": 1, "tid": 1}
+    run = {"ph": "X", "name": "model_run", "cat": "Session", "pid": 1, "tid": 1}
+    op = {"ph": "X", "name": "MatMul", "cat": "Node", "pid": 1, "tid": 1}
+    ev = [{**run, "ts": 0, "dur": 50}, {**op, "ts": 10, "dur": 30}]  # the session's first run
+    for t in (100, 200):
+        ev += [{**mark, "ts": t, "dur": 40}, {**run, "ts": t + 1, "dur": 30},
+               {**op, "ts": t + 2, "dur": 20}]
+    s = prof.summarize(ev, {"iterations": 2})
+    assert s.steps == 2 and s.step_s == pytest.approx(40e-6)
+    assert [(o.name, o.count) for o in s.ops] == [("MatMul", 2)]
+    old = prof.summarize([e for e in ev if e["name"] != "accelbench.iteration"],
+                         {"iterations": 2})
+    assert old.steps == 2 and old.step_s == pytest.approx(30e-6)
 
 
 def test_device_time_is_preferred_where_present():
@@ -482,3 +527,32 @@ def test_merged_rounds_keep_the_gpu_metrics():
     assert m["metrics"]["gpu_util_pct"] == 50.0
     median = m["summary"]["median"]
     assert m["metrics"]["energy_per_iter_j"] == pytest.approx(100.0 * median)
+
+
+@pytest.mark.parametrize("width", [60, 200])
+def test_summarize_keeps_case_keys_whole(width):
+    """Rich wraps a table's title at the table's width (40-odd columns here), splitting a case
+    key mid-word: the key gets a line of its own, whole; the rest wraps only between words."""
+    import os
+
+    from rich.console import Console
+
+    from harness.cli.profile import print_diffs, print_summaries
+
+    keys = ["gemm[onnxruntime:cpu](dtype=float32,k=64,m=64,n=64)",
+            "transformer-infer[torch:cpu](batch=8,d_model=256,heads=4,layers=2,seq=64)"]
+    op = prof.OpStat("MatMul", "Node", 3.7e-5, 4, 0.685, 9.25e-6)
+    summaries = [prof.ProfileSummary(k, "onnxruntime", "host", 4, 1.35e-5, [op]) for k in keys]
+    for render, items, words in (
+            (print_summaries, summaries, ("onnxruntime", "trace,", "step(s)", "self", "time")),
+            (print_diffs, [prof.diff(s, s) for s in summaries], ("step", "(host", "per"))):
+        with open(os.devnull, "w") as sink:
+            out = Console(width=width, record=True, file=sink)
+            render(out, items)
+        text = out.export_text()
+        lines = [ln.rstrip() for ln in text.splitlines()]
+        for key in keys:
+            assert key in lines, text
+        tokens = set(text.replace("│", " ").split())
+        assert set(words) <= tokens, text
+        assert not any(ln.startswith(("=", ",")) or ln.endswith(("[", "=")) for ln in lines)

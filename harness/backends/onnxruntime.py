@@ -53,18 +53,30 @@ class OnnxRuntimeBackend(Backend):
 
     @contextlib.contextmanager
     def profile(self, trace_dir: Path) -> Iterator[Any]:
-        """Session profiling (enable_profiling) of the sessions made inside; their JSON merged."""
-        from harness.profiling import Trace, load_events
+        """Session profiling (enable_profiling) of the sessions made inside; their JSON merged
+        onto one timeline (each session's ts counts from its own start), with the iterations
+        marked on it."""
+        from harness.profiling import Trace, WallClockMarks, load_events
 
-        trace = Trace(kind="onnxruntime", note=f"onnxruntime session profiling ({self.provider})")
+        marks = WallClockMarks()
+        trace = Trace(kind="onnxruntime", note=f"onnxruntime session profiling ({self.provider})",
+                      iteration=marks.iteration)
         self._profiled, self._profile_dir = [], trace_dir
         try:
             yield trace
         finally:
             sessions, self._profiled, self._profile_dir = self._profiled or [], None, None
         trace.events = []
-        for s in sessions:
-            trace.events.extend(load_events(Path(s.end_profiling())))
+        # the wall-clock ns (system_clock) at which each session's profiling started: its ts 0
+        starts = [int(s.get_profiling_start_time_ns()) for s in sessions]
+        for s, start in zip(sessions, starts, strict=True):
+            shift = (start - min(starts)) / 1e3
+            for e in load_events(Path(s.end_profiling())):
+                if shift and "ts" in e:
+                    e["ts"] = float(e["ts"]) + shift
+                trace.events.append(e)
+        if starts:
+            trace.events.extend(marks.events(min(starts)))
 
     def ortvalue(self, array: Any) -> Any:
         """A numpy array as an OrtValue on this backend's device."""

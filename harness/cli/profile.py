@@ -79,6 +79,46 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> Any:
     return table
 
 
+def _case_heading(out: Any, key: str) -> None:
+    # Rich wraps a table's title at the table's width, mid-word; a case key is copied into
+    # commands, so it gets a line of its own that is never wrapped (the terminal may fold it).
+    out.print(key, soft_wrap=True, highlight=False, markup=False)
+
+
+def print_summaries(out: Any, summaries: list[Any]) -> None:
+    """`profile summarize`'s tables on a rich console: per case its key, then its operators."""
+    from results import profile as prof
+
+    for s in summaries:
+        _case_heading(out, s.case_key)
+        title = (f"{s.kind} trace, {s.steps} step(s) of {prof.fmt_s(s.step_s)}, "
+                 f"{s.basis} self time")
+        out.print(_table(title, ["operator", "self / step", "share", "count"],
+                         [[o.name, prof.fmt_s(o.per_step_s), f"{o.share:.1%}", str(o.count)]
+                          for o in s.ops]))
+        if s.ranks:
+            out.print(_table("per rank", ["rank", "wait", "in the operation", "wait share"],
+                             [[str(r.rank), prof.fmt_s(r.wait_s), prof.fmt_s(r.op_s),
+                               f"{r.wait_share:.1%}"] for r in s.ranks]))
+        if s.note:
+            out.print(s.note, highlight=False, markup=False)
+
+
+def print_diffs(out: Any, diffs: list[Any]) -> None:
+    """`profile diff`'s tables on a rich console: per case its key, then the operators' change."""
+    from results import profile as prof
+
+    for d in diffs:
+        _case_heading(out, d.case_key)
+        title = (f"step {prof.fmt_s(d.a_step_s)} -> {prof.fmt_s(d.b_step_s)} "
+                 f"({d.basis} self time per step)")
+        out.print(_table(title, ["operator", "A", "B", "B - A", "B / A"],
+                         [[o.name, prof.fmt_s(o.a_per_step_s), prof.fmt_s(o.b_per_step_s),
+                           prof.fmt_s(o.delta_s),
+                           f"{o.ratio:.3g}x" if o.ratio is not None else "-"]
+                          for o in d.ops]))
+
+
 TOP = click.option("--top", type=click.IntRange(min=1), default=15, show_default=True,
                    help="Operators shown per case.")
 
@@ -121,21 +161,8 @@ def summarize(run_ref: str, case: str | None, top: int, fmt: str, output: Path |
     for key, s in zip(traces, summaries, strict=True):
         s.case_key = s.case_key or key
 
-    def table(out: Any) -> None:
-        for s in summaries:
-            title = (f"{s.case_key}: {s.kind} trace, {s.steps} step(s) of "
-                     f"{prof.fmt_s(s.step_s)}, {s.basis} self time")
-            out.print(_table(title, ["operator", "self / step", "share", "count"],
-                             [[o.name, prof.fmt_s(o.per_step_s), f"{o.share:.1%}",
-                               str(o.count)] for o in s.ops]))
-            if s.ranks:
-                out.print(_table("per rank", ["rank", "wait", "in the operation", "wait share"],
-                                 [[str(r.rank), prof.fmt_s(r.wait_s), prof.fmt_s(r.op_s),
-                                   f"{r.wait_share:.1%}"] for r in s.ranks]))
-            if s.note:
-                out.print(s.note, highlight=False, markup=False)
-
-    emit(fmt, output, table=table, json=lambda: [s.to_dict() for s in summaries],
+    emit(fmt, output, table=lambda out: print_summaries(out, summaries),
+         json=lambda: [s.to_dict() for s in summaries],
          markdown=lambda: prof.summary_markdown(summaries))
 
 
@@ -171,17 +198,8 @@ def diff_(run_a: str, run_b: str, case: str | None, top: int, fmt: str, output: 
         d.case_key = key
         diffs.append(d)
 
-    def table(out: Any) -> None:
-        for d in diffs:
-            title = (f"{d.case_key}: step {prof.fmt_s(d.a_step_s)} -> {prof.fmt_s(d.b_step_s)} "
-                     f"({d.basis} self time per step)")
-            out.print(_table(title, ["operator", "A", "B", "B - A", "B / A"],
-                             [[o.name, prof.fmt_s(o.a_per_step_s), prof.fmt_s(o.b_per_step_s),
-                               prof.fmt_s(o.delta_s),
-                               f"{o.ratio:.3g}x" if o.ratio is not None else "-"]
-                              for o in d.ops]))
-
-    emit(fmt, output, table=table, json=lambda: [d.to_dict() for d in diffs],
+    emit(fmt, output, table=lambda out: print_diffs(out, diffs),
+         json=lambda: [d.to_dict() for d in diffs],
          markdown=lambda: prof.diff_markdown(diffs))
 
 

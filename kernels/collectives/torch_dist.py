@@ -1,6 +1,11 @@
 """`gloo` and `nccl`: torch.distributed process groups (rank and world size from the launcher,
 rendezvous at MASTER_ADDR:MASTER_PORT). Gloo runs on CPU tensors, NCCL on CUDA tensors.
 
+Gloo binds to the interface named by GLOO_SOCKET_IFNAME, else to the address the host name
+resolves to, which on many nodes is loopback or an address the other nodes cannot reach. Unless
+the user set it, each rank sets it to the interface on its route to rank 0 (MASTER_ADDR), and the
+run records which interface and why (`describe`).
+
 torch.distributed's all_reduce and broadcast work in place; the out-of-place allreduce copies the
 input into the output first (recorded as `out_of_place: copy+in-place`)."""
 
@@ -14,11 +19,29 @@ import numpy as np
 
 from harness.distributed import DEFAULT_TIMEOUT, ENV_TIMEOUT, free_port
 from harness.errors import BackendUnavailable, UserError
+from harness.netif import interface_toward
 from harness.placement import placement
 from kernels.collectives.base import Bound, CollectiveBackend, Collectives, Supports, out_count
 
 # what gloo and nccl can do (read by the workloads' validation and `bench list`): everything
 SUPPORTED = Supports()
+IFNAME_ENV = "GLOO_SOCKET_IFNAME"
+
+
+def gloo_interface(master_addr: str, environ: Any = os.environ) -> dict[str, str]:
+    """Choose Gloo's interface (see the module docstring), setting IFNAME_ENV in `environ` where
+    the user did not; what the run records about the choice."""
+    if environ.get(IFNAME_ENV):
+        return {"gloo_socket_ifname": environ[IFNAME_ENV],
+                "gloo_socket_ifname_from": f"{IFNAME_ENV} set by the user"}
+    found = interface_toward(master_addr)
+    if found is None:
+        return {"gloo_socket_ifname_from": f"not set: no IPv4 route to MASTER_ADDR "
+                                           f"{master_addr}; Gloo uses the host name's address"}
+    name, local = found
+    environ[IFNAME_ENV] = name
+    return {"gloo_socket_ifname": name,
+            "gloo_socket_ifname_from": f"the route to MASTER_ADDR {master_addr} (local {local})"}
 
 
 class TorchDistCollectives(Collectives):
@@ -30,6 +53,7 @@ class TorchDistCollectives(Collectives):
         where = placement()
         self.rank, self.size, self.local = where.rank, where.world_size, [where.rank]
         self.device = torch.device(backend.torch_device)
+        self.interface: dict[str, str] = {}
         if not dist.is_initialized():
             addr = os.environ.get("MASTER_ADDR", "127.0.0.1")
             port = os.environ.get("MASTER_PORT")
@@ -40,6 +64,8 @@ class TorchDistCollectives(Collectives):
                 port = str(free_port())
             # Our watchdog (--timeout) ends a stuck job first; this is the backstop.
             limit = float(os.environ.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT) + 30
+            if backend.model == "gloo":
+                self.interface = gloo_interface(addr)
             dist.init_process_group(backend.model, init_method=f"tcp://{addr}:{port}",
                                     rank=self.rank, world_size=self.size,
                                     timeout=datetime.timedelta(seconds=limit),
@@ -61,7 +87,8 @@ class TorchDistCollectives(Collectives):
         self.dist.all_reduce(tensor)
 
     def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"torch": self.torch.__version__, "world_size": self.size}
+        d: dict[str, Any] = {"torch": self.torch.__version__, "world_size": self.size,
+                             **self.interface}
         if self.backend_name == "nccl":
             d["nccl"] = ".".join(map(str, self.torch.cuda.nccl.version()))
             d["device_name"] = self.torch.cuda.get_device_name(self.device)

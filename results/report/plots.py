@@ -32,6 +32,30 @@ def _label(case: str, limit: int = 60) -> str:
     return case if len(case) <= limit else case[: limit - 1] + "…"
 
 
+def log_ticks(axis: Any, lo: float, hi: float) -> None:
+    """Few, short labels on a log axis over [lo, hi]: matplotlib's default labels minor ticks
+    as "2×10^1" when the range spans about a decade, and those overlap once long case labels
+    narrow the axes. Within a decade every integer multiple is labelled; up to ~2.5 decades
+    1-2-5; beyond, powers of ten (thinned to at most 8). Plain numbers (4, 20, 0.5) where they
+    are short, else 10^k."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+
+    decades = np.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    if decades < 0.8:
+        subs: tuple[float, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+    elif decades <= 2.5:
+        subs = (1, 2, 5)
+    else:
+        subs = (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8 if subs == (1.0,) else 30))
+    axis.set_minor_locator(LogLocator(base=10, subs=tuple(range(2, 10)), numticks=30))
+    axis.set_minor_formatter(NullFormatter())
+    if subs == (1.0,) and not (lo >= 1e-2 and hi <= 1e5):
+        axis.set_major_formatter(LogFormatterSciNotation(base=10))
+    else:
+        axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+
+
 def latency_distributions(samples: dict[str, np.ndarray], title: str) -> Figure | None:
     """Box plots (with the raw spread) of per-call time, one per case, log scale."""
     cases = [(k, v) for k, v in samples.items() if len(v)]
@@ -46,6 +70,7 @@ def latency_distributions(samples: dict[str, np.ndarray], title: str) -> Figure 
     ax.boxplot(data, vert=False, widths=0.25, showfliers=False)
     ax.set_yticks(range(1, len(cases) + 1), [_label(k) for k, _ in cases], fontsize=8)
     ax.set_xscale("log")
+    log_ticks(ax.xaxis, *ax.get_xlim())
     ax.set_xlabel("time per call (µs, log scale)")
     ax.set_title(title, fontsize=10)
     ax.invert_yaxis()
