@@ -64,7 +64,16 @@ def test_api_run_and_history_and_compare(served: ServedStore):
     code, body = get(f"{served.url}/api/cases/{q(CASE)}/history")
     assert code == 200, body
     hist = json.loads(body)
-    assert len(hist["runs"]) == N_CASE_RUNS
+    points = hist["points"]  # every point, as columns, oldest first
+    assert hist["n_points"] == N_CASE_RUNS
+    assert points["run_id"] == served.case_run_ids
+    assert {len(col) for col in points.values()} == {N_CASE_RUNS}
+    from results.store import Store
+
+    stored = {m["run_id"]: m for m in Store(str(served.db), create=False).measurements(
+        served.case_run_ids)}
+    assert points["median"] == [stored[r]["median"] for r in served.case_run_ids]
+    assert points["ci_high"] == [stored[r]["ci_high"] for r in served.case_run_ids]
     assert [s["index"] for s in hist["steps"]] == [3]  # the slowed build
     assert [c["index"] for c in hist["environment_changes"]] == [3]
     assert any(ch["key"] == "env.MALLOC_ARENA_MAX"
@@ -85,6 +94,11 @@ def test_openapi_documents_the_api(served: ServedStore):
     for path in ("/api/runs", "/api/runs/{run_ref}", "/api/cases/{case_key}/history",
                  "/api/compare"):
         assert path in paths
+    schemas = json.loads(body)["components"]["schemas"]
+    ok = paths["/api/cases/{case_key}/history"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/CaseHistory")
+    assert set(schemas["HistoryPoints"]["properties"]) == {"run_id", "started_at", "median",
+                                                          "ci_low", "ci_high"}
     code, body = get(f"{served.url}/api/docs")
     assert code == 200 and "/api/docs-assets/swagger-ui-bundle.js" in body
     assert get(f"{served.url}/api/docs-assets/swagger-ui-bundle.js")[0] == 200
@@ -242,6 +256,15 @@ def test_history_plot_downsamples_but_keeps_spikes_and_change_points():
     idx = _decimate(len(y), y, keep={7000}, limit=200)
     assert len(idx) <= 202 and 4321 in idx and 7000 in idx and idx == sorted(set(idx))
     assert _decimate(50, y[:50], set(), 200) == list(range(50))
+
+
+def test_history_columns_stay_strict_json():
+    from results.web.views import _strict_columns
+
+    cols = _strict_columns({"run_id": ["a", "b"], "median": [1.0, 2.0],
+                            "ci_high": [1.5, float("inf")]})
+    assert cols == {"run_id": ["a", "b"], "median": [1.0, 2.0], "ci_high": [1.5, "inf"]}
+    json.dumps(cols, allow_nan=False)
 
 
 def test_run_summary_masks_a_password_in_the_command():

@@ -12,6 +12,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+try:
+    import orjson
+except ImportError:  # the web extra installs it; json does the same, slower
+    orjson = None
+
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -20,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harness.errors import UserError
 from results.runfile import jsonable
-from results.web import pages, views
+from results.web import api_models, pages, views
 
 if TYPE_CHECKING:
     from results.store import Store
@@ -42,6 +47,18 @@ class _Json(JSONResponse):
             text = json.dumps(jsonable(content), ensure_ascii=False, allow_nan=False,
                               separators=(",", ":"))
         return text.encode("utf-8")
+
+
+class _StrictJson(JSONResponse):
+    """Content that is strict JSON already (no inf or nan: views.case_view makes it so),
+    written by orjson where it is installed: an order of magnitude faster than json on a
+    10,000-point history."""
+
+    def render(self, content: Any) -> bytes:
+        if orjson is not None:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        return json.dumps(content, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
 
 
 def _api(data: Any) -> JSONResponse:
@@ -160,12 +177,14 @@ def create_app(store: Store) -> FastAPI:
         return _api(views.run_view(store, run_ref))
 
     @app.get("/api/cases/{case_key:path}/history",
-             summary="A case's history across runs: every point, change points, steps")
+             summary="A case's history across runs: every point, change points, steps",
+             description="Every point, oldest first, as columns under `points` (one entry "
+             "per run in each); `steps[].index` and `change_points` index into them.",
+             responses={200: {"model": api_models.CaseHistory}})
     def api_history(case_key: str, tag: str = "", last: int | None = None,
                     threshold: float = 0.05) -> JSONResponse:
-        data = views.case_view(store, case_key, views.Query(tag=tag), last, threshold)
-        data.pop("plot")  # the page's figure: every point is in "runs" already
-        return _api(data)
+        return _StrictJson(views.case_view(store, case_key, views.Query(tag=tag), last,
+                                           threshold, plot_points=None))
 
     @app.get("/api/compare", summary="bench compare BASE HEAD: the verdict per case")
     def api_compare(base: str, head: str, threshold: float = 0.05,

@@ -150,6 +150,7 @@ def environment() -> jinja2.Environment:
 
 
 PLOT_TEMPLATES = ("run.html", "case.html", "compare.html", "scaling.html")
+NEWEST = 50  # points in the case page's table (the plot and the JSON have them all)
 
 
 def render(template: str, links: Links, **context: Any) -> str:
@@ -164,7 +165,10 @@ def case_page(links: Links, data: dict[str, Any], store: str, api_path: str = ""
     points = dict(plot["data"][0])
     points["customdata"] = [links.run(r) for r in points.get("customdata", [])]
     plot["data"] = [points, *plot["data"][1:]]
-    return render("case.html", links, store=store, api_path=api_path, **{**data, "plot": plot})
+    cols, n = data["points"], data["n_points"]
+    newest = [{k: cols[k][i] for k in cols} for i in range(n - 1, max(0, n - NEWEST) - 1, -1)]
+    return render("case.html", links, store=store, api_path=api_path, newest=newest,
+                  **{**data, "plot": plot})
 
 
 @lru_cache(maxsize=1)

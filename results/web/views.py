@@ -207,9 +207,11 @@ def _decimate(n: int, values: list[float], keep: set[int], limit: int) -> list[i
 
 
 def case_view(store: Store, case_key: str, query: Query = Query(), last: int | None = None,
-              threshold: float = 0.05, plot_points: int = MAX_PLOT_POINTS) -> dict[str, Any]:
-    """A case's history across the runs that match: every point, the change points and steps
-    `bench history` finds, environment changes; the plot downsampled beyond plot_points."""
+              threshold: float = 0.05, plot_points: int | None = MAX_PLOT_POINTS
+              ) -> dict[str, Any]:
+    """A case's history across the runs that match: every point (as columns), the change
+    points and steps `bench history` finds, environment changes; with `plot_points`, the
+    page's figure too, downsampled beyond that many points (the API asks for none)."""
     from results.history import case_history
 
     case = store.case(case_key)
@@ -221,22 +223,38 @@ def case_view(store: Store, case_key: str, query: Query = Query(), last: int | N
         raise UserError(f"threshold must be a fraction between 0 and 1, got {threshold}")
     hist = case_history(store, case_key, threshold=threshold, where=query.run_filter(),
                         last=last)
-    data = hist.to_dict()
-    envs = store.environments(hist.env_hashes)
+    hashes = hist.env_hashes
+    moved = [i for i in range(1, len(hashes)) if hashes[i] != hashes[i - 1]]
+    envs = store.environments({h for i in moved for h in (hashes[i - 1], hashes[i])})
     changes = []
-    for i in range(1, len(hist.env_hashes)):
-        a, b = hist.env_hashes[i - 1], hist.env_hashes[i]
-        if a != b:
-            diff = environment_diff(envs.get(a) or {}, envs.get(b) or {}) if a and b else []
-            changes.append({"index": i, "run_id": hist.run_ids[i],
-                            "started_at": hist.started_at[i],
-                            "changed": [{"key": k, "before": x, "after": y}
-                                        for k, x, y in diff[:20]],
-                            "n_changed": len(diff)})
-    data.update({"case": jsonable(case), "environment_changes": jsonable(changes),
-                 "filters": query.params(), "last": last})
-    data["plot"] = _history_figure(hist, changes, plot_points)
+    for i in moved:
+        a, b = hashes[i - 1], hashes[i]
+        diff = environment_diff(envs.get(a) or {}, envs.get(b) or {}) if a and b else []
+        changes.append({"index": i, "run_id": hist.run_ids[i], "started_at": hist.started_at[i],
+                        "changed": [{"key": k, "before": x, "after": y}
+                                    for k, x, y in diff[:20]],
+                        "n_changed": len(diff)})
+    steps = [{"index": i, "run_id": hist.run_ids[i], "change": c} for i, c in hist.steps()]
+    data = jsonable({"case_key": case_key, "threshold": threshold,
+                     "n_points": len(hist.medians), "change_points": hist.change_points,
+                     "steps": steps, "drift": hist.drift(), "case": case,
+                     "environment_changes": changes, "filters": query.params(),
+                     "last": last})
+    data["points"] = _strict_columns(hist.columns())
+    if plot_points is not None:
+        data["plot"] = _history_figure(hist, changes, plot_points)
     return data
+
+
+def _strict_columns(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The columns with inf and nan written as jsonable writes them (strict JSON without a
+    walk over every value: a float column is checked whole)."""
+    out = {}
+    for key, values in columns.items():
+        if values and isinstance(values[0], float) and not np.isfinite(values).all():
+            values = jsonable(values)
+        out[key] = values
+    return out
 
 
 def _history_figure(hist: Any, changes: list[dict[str, Any]], limit: int) -> dict[str, Any]:
