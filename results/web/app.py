@@ -10,6 +10,7 @@ endpoints, which FastAPI runs in its thread pool: SQLAlchemy's engine is shared 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -20,7 +21,7 @@ except ImportError:  # the web extra installs it; json does the same, slower
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harness.errors import UserError
@@ -69,8 +70,9 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def create_app(store: Store) -> FastAPI:
-    """The application over an open store (read only: it calls no method that writes)."""
+def create_app(store: Store, run_dir: Path | None = None) -> FastAPI:
+    """The application over an open store (read only: it calls no method that writes).
+    `run_dir` is where traces of runs whose folder moved are looked for (<run id>/traces)."""
     app = FastAPI(title="accelbench results", version="1",
                   description="Read-only JSON API of an accelbench results store: runs, "
                   "one run, a case's history, a comparison of two runs.",
@@ -130,7 +132,13 @@ def create_app(store: Store) -> FastAPI:
 
     @app.get("/runs/{run_ref}", response_class=HTMLResponse, include_in_schema=False)
     def run_page(run_ref: str) -> HTMLResponse:
-        return page("run.html", **views.run_view(store, run_ref))
+        return page("run.html", **views.run_view(store, run_ref, run_dir))
+
+    @app.get("/runs/{run_ref}/traces/{name}", include_in_schema=False)
+    def trace(run_ref: str, name: str) -> FileResponse:
+        path = views.trace_file(store, run_ref, name, run_dir)
+        return FileResponse(path, media_type="application/gzip" if name.endswith(".gz")
+                            else "application/json", filename=name)
 
     @app.get("/cases/{case_key:path}", response_class=HTMLResponse, include_in_schema=False)
     def case_page(case_key: str, tag: str = "", last: int | None = None) -> HTMLResponse:
@@ -174,7 +182,7 @@ def create_app(store: Store) -> FastAPI:
 
     @app.get("/api/runs/{run_ref}", summary="One run: header, environment, measurements")
     def api_run(run_ref: str) -> JSONResponse:
-        return _api(views.run_view(store, run_ref))
+        return _api(views.run_view(store, run_ref, run_dir))
 
     @app.get("/api/cases/{case_key:path}/history",
              summary="A case's history across runs: every point, change points, steps",

@@ -39,6 +39,9 @@ class Links:
     def compare(self, base: str, head: str) -> str | None:
         return f"/compare?{urlencode({'base': base, 'head': head})}"
 
+    def trace(self, run_id: str, name: str) -> str:
+        return f"/runs/{quote(run_id, safe='')}/traces/{quote(name, safe='')}"
+
     def asset(self, name: str) -> str:
         return f"/static/{name}"
 
@@ -80,6 +83,9 @@ class SiteLinks(Links):
             return None
         return f"{self.up}compare/{quote(compare_file(base, head))}"
 
+    def trace(self, run_id: str, name: str) -> str:
+        return f"{self.up}{trace_file(run_id, name)}"
+
     def asset(self, name: str) -> str:
         return f"{self.up}static/{name}"
 
@@ -89,6 +95,11 @@ class SiteLinks(Links):
 
 def run_file(run_id: str) -> str:
     return f"{_safe_name(run_id)}.html"
+
+
+def trace_file(run_id: str, name: str) -> str:
+    """Where the site keeps a run's trace, relative to its root (URL-quoted)."""
+    return f"traces/{quote(_safe_name(run_id))}/{quote(_safe_name(name))}"
 
 
 def case_file(case_key: str) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import html
 import itertools
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -150,12 +152,14 @@ def _quantiles(x: np.ndarray, k: int = MAX_DIST_POINTS) -> list[float]:
     return np.quantile(x, np.linspace(0, 1, k)).tolist()
 
 
-def run_view(store: Store, ref: str) -> dict[str, Any]:
-    """A run: header, environment, measurements (with metrics and traces) and the
-    distribution of each case's samples."""
+def run_view(store: Store, ref: str, run_dir: Path | None = None) -> dict[str, Any]:
+    """A run: header, environment, measurements (with metrics and traces: `trace_name` is set
+    where the trace file exists, found as run_traces finds it) and the distribution of each
+    case's samples."""
     run_id = resolve(store, ref)
     header = store.run(run_id)
     ms = store.measurements([run_id])
+    trace_files = _traces_of(ms, run_id, run_dir)
     raw = store.samples_of([m["measurement_id"] for m in ms if m["status"] == "ok"])
     rows, traces = [], []
     for m in ms:
@@ -167,6 +171,7 @@ def run_view(store: Store, ref: str) -> dict[str, Any]:
             "work": m.get("work") or {}, "stop_reason": timing.get("stop_reason"),
             "block": timing.get("block"), "block_rule": timing.get("block_rule"),
             "trace": (timing.get("profile") or {}).get("path"),
+            "trace_name": name if (name := _trace_name(m)) in trace_files else None,
         }))
         sec = raw.get(m["measurement_id"], (np.empty(0), None))[0]
         if sec.size:
@@ -185,6 +190,51 @@ def run_view(store: Store, ref: str) -> dict[str, Any]:
             "measurements": rows, "metric_columns": metrics,
             "ab": _ab_partner(store, header), "distribution": figure,
             "sweep": sweep_figure(ms), "roofline": roofline_figure(ms)}
+
+
+# -- profile traces -------------------------------------------------------------------------------
+
+TRACE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,150}\.json(\.gz)?")
+
+
+def _trace_name(m: dict[str, Any]) -> str | None:
+    """The file name of a measurement's recorded trace, if it looks like one that
+    `bench run --profile` writes (a name is all that a link to it carries)."""
+    path = ((m.get("timing") or {}).get("profile") or {}).get("path")
+    if not isinstance(path, str):
+        return None
+    name = PurePath(path).name
+    return name if TRACE_NAME.fullmatch(name) else None
+
+
+def run_traces(store: Store, run_id: str, run_dir: Path | None) -> dict[str, Path]:
+    """name -> file of each trace the store records for the run and that exists (where it
+    was written, or under run_dir/<run id>/traces when the run folder moved)."""
+    return _traces_of(store.measurements([run_id]), run_id, run_dir)
+
+
+def _traces_of(ms: list[dict[str, Any]], run_id: str, run_dir: Path | None) -> dict[str, Path]:
+    from results.profile import find_trace
+
+    out = {}
+    for m in ms:
+        name = _trace_name(m)
+        if name is not None:
+            found = find_trace(m["timing"]["profile"]["path"], run_id, run_dir)
+            if found is not None:
+                out[name] = found
+    return out
+
+
+def trace_file(store: Store, run_ref: str, name: str, run_dir: Path | None) -> Path:
+    """The trace `name` of a run: only a file the store names as one of that run's traces
+    (the name picks among them; no path is made from it); NotFound otherwise."""
+    run_id = resolve(store, run_ref)
+    found = run_traces(store, run_id, run_dir).get(name)
+    if found is None:
+        raise NotFound(f"run {run_id[:8]} has no trace {name!r}; its page links the ones it "
+                       "has")
+    return found
 
 
 # -- a case across runs ---------------------------------------------------------------------------
