@@ -87,6 +87,22 @@ def test_api_run_and_history_and_compare(served: ServedStore):
     assert cmp["counts"]["regression"] == 1
 
 
+def test_a_runs_trace_is_linked_and_served_by_the_real_server(served: ServedStore):
+    from results.store import Store
+
+    (m,) = Store(str(served.db), create=False).measurements([served.stream_run_id])
+    path = Path(m["timing"]["profile"]["path"])
+    code, page = get(f"{served.url}/runs/{served.stream_run_id}")
+    href = f"/runs/{served.stream_run_id}/traces/{path.name}"
+    assert code == 200 and f'href="{href}"' in page
+    with urllib.request.urlopen(served.url + href, timeout=30) as resp:
+        assert resp.status == 200 and resp.read() == path.read_bytes()
+    for bad in (f"/runs/{served.stream_run_id}/traces/{q('../../bench.db')}",
+                f"/runs/{served.case_run_ids[0]}/traces/{path.name}"):  # not that run's
+        code, body = get(served.url + bad)
+        assert code == 404 and "SQLite" not in body
+
+
 def test_openapi_documents_the_api(served: ServedStore):
     code, body = get(f"{served.url}/api/openapi.json")
     assert code == 200
@@ -226,6 +242,10 @@ def test_publish_writes_a_site_with_relative_links(bench, served: ServedStore, t
     assert len(list((site / "runs").glob("*.html"))) == len(served.run_ids)
     assert len(list((site / "cases").glob("*.html"))) == 2
     assert list((site / "compare").glob("*.html"))
+    assert "and 1 trace(s)" in r.stdout  # the STREAM run's, copied beside its page
+    (trace,) = (site / "traces").rglob("*.json.gz")
+    run_page = (site / "runs" / f"{served.stream_run_id}.html").read_text()
+    assert f'href="../traces/{served.stream_run_id}/{trace.name}"' in run_page
     for page in site.rglob("*.html"):
         text = page.read_text()
         assert 'href="/' not in text and 'src="/' not in text, page  # nothing absolute
