@@ -326,3 +326,23 @@ def test_an_ab_pair_is_listed_and_linked(bench, workdir: Path):
     runs = pages.render("runs.html", pages.Links(), store=store.name, statuses=(),
                         ab_pairs=[pair], **views.runs_view(store))
     assert "pair1" in runs
+
+
+def test_history_plot_buckets_match_a_plain_loop():
+    import itertools
+
+    import numpy as np
+
+    from results.web.views import _decimate
+
+    rng = np.random.default_rng(5)
+    for n, limit in ((10_000, 2000), (2001, 2000), (4567, 300)):
+        y = rng.lognormal(0, 0.1, n).round(3).tolist()  # rounded: ties within buckets
+        edges = np.linspace(0, n, limit // 2 + 1).astype(int)
+        plain = set()
+        for a, b in itertools.pairwise(edges):
+            if b > a:
+                plain |= {a + int(np.argmin(y[a:b])), a + int(np.argmax(y[a:b]))}
+        assert _decimate(n, y, set(), limit) == sorted(plain)
+    y = [1.0, float("nan"), 2.0] * 1000  # a nan: the plain loop's answer (argmin's nan)
+    assert _decimate(len(y), y, set(), 100)[:2] == [1, 61]

@@ -245,14 +245,21 @@ def _decimate(n: int, values: list[float], keep: set[int], limit: int) -> list[i
     limit/2 buckets (so spikes stay visible) and every index in `keep`."""
     if n <= limit:
         return list(range(n))
-    y = np.asarray(values)
+    y = np.asarray(values, dtype=float)
     edges = np.linspace(0, n, limit // 2 + 1).astype(int)
     chosen = set(keep)
-    for a, b in itertools.pairwise(edges):
-        if b > a:
-            chunk = y[a:b]
-            chosen.add(a + int(np.argmin(chunk)))
-            chosen.add(a + int(np.argmax(chunk)))
+    if not np.isfinite(y).all():  # nan breaks the comparisons below: bucket by bucket
+        for a, b in itertools.pairwise(edges):
+            if b > a:
+                chosen.add(a + int(np.argmin(y[a:b])))
+                chosen.add(a + int(np.argmax(y[a:b])))
+        return sorted(chosen)
+    starts = edges[:-1][edges[1:] > edges[:-1]]
+    bucket = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))
+    for reduce in (np.minimum, np.maximum):  # the first index of each bucket's min and max
+        hits = np.flatnonzero(y == reduce.reduceat(y, starts)[bucket])
+        _, first = np.unique(bucket[hits], return_index=True)
+        chosen.update(hits[first].tolist())
     return sorted(chosen)
 
 
