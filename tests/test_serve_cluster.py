@@ -124,7 +124,7 @@ def test_trace_route_serves_nothing_the_store_does_not_name(cluster, client, sto
         assert b"traceEvents" not in r.content and b"SQLite" not in r.content
 
 
-def test_a_moved_run_folder_is_found_under_run_dir(cluster, stored, tmp_path):
+def test_a_moved_run_folder_is_found_under_run_dir(cluster, client, stored, tmp_path):
     import shutil
 
     from results.store import Store
@@ -142,6 +142,10 @@ def test_a_moved_run_folder_is_found_under_run_dir(cluster, stored, tmp_path):
             moved / run_id / "traces" / path.name)
         with pytest.raises(views.NotFound):
             views.trace_file(store, run_id, path.name, None)  # nowhere else to look
+        # the server looks under its own --run-dir, not here: no link, the path marked missing
+        page = client.get(f"/runs/{run_id}").text
+        assert "trace-link" not in page and f"{path.name} (missing)" in page
+        assert client.get(f"/runs/{run_id}/traces/{path.name}").status_code == 404
     finally:
         shutil.move(moved / run_id, path.parent.parent)
 
