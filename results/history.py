@@ -9,8 +9,11 @@ steps is reported as a drift even when no single step passes the threshold.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +22,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from results.store import RunFilter, Store
+
+_LOCK = threading.Lock()  # bench serve computes histories in a thread pool
 
 
 def change_points(values: Sequence[float], penalty: float | None = None,
@@ -115,6 +120,11 @@ class History:
                           for i, c in self.steps()],
                 "drift": self.drift()}
 
+    def columns(self) -> dict[str, list[Any]]:
+        """Every point as columns (bench serve's API: no key repeated per point)."""
+        return {"run_id": self.run_ids, "started_at": self.started_at, "median": self.medians,
+                "ci_low": self.ci_low, "ci_high": self.ci_high}
+
     def points(self) -> list[tuple[str, float, float, float]]:
         return [(f"{r[:8]}", m, lo, hi) for r, m, lo, hi in
                 zip(self.run_ids, self.medians, self.ci_low, self.ci_high, strict=True)]
@@ -125,14 +135,42 @@ def case_history(store: Store, case_key: str, run_ids: Sequence[str] | None = No
                  last: int | None = None) -> History:
     """The case's successful measurements in `run_ids` (None: all runs; `where` filters them,
     `last` keeps the newest that many points), oldest first, with their change points."""
-    hist = History(case_key, threshold=threshold)
-    for m in store.case_series(case_key, run_ids, where, last):
-        hist.run_ids.append(m["run_id"])
-        hist.started_at.append(m["run_started_at"])
-        hist.medians.append(float(m["median"]))
-        hist.ci_low.append(float(m["ci_low"]))
-        hist.ci_high.append(float(m["ci_high"]))
-        hist.env_hashes.append(m["env_hash"])
-    if hist.medians:
-        hist.change_points = change_points(np.log(hist.medians))
+    cols = store.case_series(case_key, run_ids, where, last)
+    medians = np.asarray(cols["median"], dtype=float)
+    hist = History(case_key, threshold=threshold, run_ids=cols["run_id"],
+                   started_at=cols["run_started_at"], medians=medians.tolist(),
+                   ci_low=np.asarray(cols["ci_low"], dtype=float).tolist(),
+                   ci_high=np.asarray(cols["ci_high"], dtype=float).tolist(),
+                   env_hashes=cols["env_hash"])
+    if medians.size:
+        hist.change_points = cached_change_points(np.log(medians))
     return hist
+
+
+_CACHE: OrderedDict[bytes, list[int]] = OrderedDict()
+CACHE_SIZE = 64
+
+
+def cached_change_points(y: np.ndarray) -> list[int]:
+    """change_points(y), remembered by a digest of y's bytes: the optimal partition is O(n^2)
+    (~0.1 s at 10,000 points), and a results browser asks for the same series again and
+    again (its page, then its JSON) until a new run changes it."""
+    key = hashlib.blake2b(np.ascontiguousarray(y, dtype=float).tobytes(),
+                          digest_size=16).digest()
+    with _LOCK:
+        found = _CACHE.get(key)
+        if found is not None:
+            _CACHE.move_to_end(key)
+            return list(found)
+    cuts = change_points(y)
+    with _LOCK:
+        _CACHE[key] = cuts
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return list(cuts)
+
+
+def clear_cache() -> None:
+    """Forget every remembered series (benchmarks/serve_scale.py times a cold request)."""
+    with _LOCK:
+        _CACHE.clear()

@@ -12,10 +12,12 @@ CALIBRATION_TAG = "ab_calibration"
 
 def latest_floors(store: Any, host: str) -> tuple[dict[str, Any] | None, dict[str, float]]:
     """The newest calibration run of this host (its base side) and its floor per case."""
-    for run in store.runs():
-        tags = run.get("tags") or {}
-        if (tags.get(CALIBRATION_TAG) == "1" and tags.get("ab_side") == "base"
-                and run.get("host") == host):
+    from results.store import RunFilter
+
+    # the tags are filtered in SQL: a store of 10,000 runs holds a handful of calibrations
+    _, runs = store.find_runs(RunFilter(tags=((CALIBRATION_TAG, "1"), ("ab_side", "base"))))
+    for run in runs:
+        if run.get("host") == host:
             floors = {m["case_key"]: float(m["metrics"]["ab_floor"])
                       for m in store.measurements([run["run_id"]])
                       if m.get("status") == "ok" and "ab_floor" in (m.get("metrics") or {})}

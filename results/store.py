@@ -439,8 +439,8 @@ class Store:
 
     def case_series(self, case_key: str, run_ids: Sequence[str] | None = None,
                     where: RunFilter | None = None, last: int | None = None
-                    ) -> list[dict[str, Any]]:
-        """A case's successful measurements across runs, oldest first: run_id,
+                    ) -> dict[str, list[Any]]:
+        """A case's successful measurements across runs, oldest first, as columns: run_id,
         run_started_at, host, env_hash, median, ci_low, ci_high (the newest `last` only)."""
         m, r = s.measurements.c, s.runs.c
         q = (sa.select(m.run_id, r.started_at.label("run_started_at"), r.host, r.env_hash,
@@ -456,10 +456,9 @@ class Store:
         with self.engine.connect() as conn:
             result = conn.execute(q)
             keys = list(result.keys())
-            # zip over plain tuples: a third of the time of Row._mapping at 10,000 rows
-            rows = [dict(zip(keys, row, strict=True)) for row in result]
-        rows.reverse()
-        return rows
+            rows = result.all()  # Rows are tuples: transposed below, no dict per row
+        columns = list(zip(*reversed(rows), strict=True)) if rows else [() for _ in keys]
+        return {k: list(col) for k, col in zip(keys, columns, strict=True)}
 
     def environments(self, env_hashes: Iterable[str]) -> dict[str, Any]:
         """Environment fingerprints by hash."""

@@ -106,3 +106,16 @@ def test_change_points_match_the_plain_optimal_partition():
             level = np.where(np.arange(n) < n // 3, 1.0, 1.0 + 0.05 * k)
             y = np.log(level * rng.lognormal(0, 0.002 * (k + 1), n))
             assert change_points(y) == _reference_change_points(y), (n, k)
+
+
+def test_cached_change_points_are_those_of_the_series():
+    from results.history import cached_change_points
+
+    rng = np.random.default_rng(3)
+    y = np.log(np.where(np.arange(300) < 200, 1.0, 1.2) * rng.lognormal(0, 0.01, 300))
+    first = cached_change_points(y)
+    assert first == change_points(y) == [200]
+    first.append(7)  # the caller's copy, not the cache's
+    assert cached_change_points(y.copy()) == [200]
+    flat = np.log(rng.lognormal(0, 0.01, 300))
+    assert cached_change_points(flat) == change_points(flat)

@@ -64,7 +64,16 @@ def test_api_run_and_history_and_compare(served: ServedStore):
     code, body = get(f"{served.url}/api/cases/{q(CASE)}/history")
     assert code == 200, body
     hist = json.loads(body)
-    assert len(hist["runs"]) == N_CASE_RUNS
+    points = hist["points"]  # every point, as columns, oldest first
+    assert hist["n_points"] == N_CASE_RUNS
+    assert points["run_id"] == served.case_run_ids
+    assert {len(col) for col in points.values()} == {N_CASE_RUNS}
+    from results.store import Store
+
+    stored = {m["run_id"]: m for m in Store(str(served.db), create=False).measurements(
+        served.case_run_ids)}
+    assert points["median"] == [stored[r]["median"] for r in served.case_run_ids]
+    assert points["ci_high"] == [stored[r]["ci_high"] for r in served.case_run_ids]
     assert [s["index"] for s in hist["steps"]] == [3]  # the slowed build
     assert [c["index"] for c in hist["environment_changes"]] == [3]
     assert any(ch["key"] == "env.MALLOC_ARENA_MAX"
@@ -78,6 +87,22 @@ def test_api_run_and_history_and_compare(served: ServedStore):
     assert cmp["counts"]["regression"] == 1
 
 
+def test_a_runs_trace_is_linked_and_served_by_the_real_server(served: ServedStore):
+    from results.store import Store
+
+    (m,) = Store(str(served.db), create=False).measurements([served.stream_run_id])
+    path = Path(m["timing"]["profile"]["path"])
+    code, page = get(f"{served.url}/runs/{served.stream_run_id}")
+    href = f"/runs/{served.stream_run_id}/traces/{path.name}"
+    assert code == 200 and f'href="{href}"' in page
+    with urllib.request.urlopen(served.url + href, timeout=30) as resp:
+        assert resp.status == 200 and resp.read() == path.read_bytes()
+    for bad in (f"/runs/{served.stream_run_id}/traces/{q('../../bench.db')}",
+                f"/runs/{served.case_run_ids[0]}/traces/{path.name}"):  # not that run's
+        code, body = get(served.url + bad)
+        assert code == 404 and "SQLite" not in body
+
+
 def test_openapi_documents_the_api(served: ServedStore):
     code, body = get(f"{served.url}/api/openapi.json")
     assert code == 200
@@ -85,6 +110,11 @@ def test_openapi_documents_the_api(served: ServedStore):
     for path in ("/api/runs", "/api/runs/{run_ref}", "/api/cases/{case_key}/history",
                  "/api/compare"):
         assert path in paths
+    schemas = json.loads(body)["components"]["schemas"]
+    ok = paths["/api/cases/{case_key}/history"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/CaseHistory")
+    assert set(schemas["HistoryPoints"]["properties"]) == {"run_id", "started_at", "median",
+                                                          "ci_low", "ci_high"}
     code, body = get(f"{served.url}/api/docs")
     assert code == 200 and "/api/docs-assets/swagger-ui-bundle.js" in body
     assert get(f"{served.url}/api/docs-assets/swagger-ui-bundle.js")[0] == 200
@@ -212,6 +242,10 @@ def test_publish_writes_a_site_with_relative_links(bench, served: ServedStore, t
     assert len(list((site / "runs").glob("*.html"))) == len(served.run_ids)
     assert len(list((site / "cases").glob("*.html"))) == 2
     assert list((site / "compare").glob("*.html"))
+    assert "and 1 trace(s)" in r.stdout  # the STREAM run's, copied beside its page
+    (trace,) = (site / "traces").rglob("*.json.gz")
+    run_page = (site / "runs" / f"{served.stream_run_id}.html").read_text()
+    assert f'href="../traces/{served.stream_run_id}/{trace.name}"' in run_page
     for page in site.rglob("*.html"):
         text = page.read_text()
         assert 'href="/' not in text and 'src="/' not in text, page  # nothing absolute
@@ -242,6 +276,15 @@ def test_history_plot_downsamples_but_keeps_spikes_and_change_points():
     idx = _decimate(len(y), y, keep={7000}, limit=200)
     assert len(idx) <= 202 and 4321 in idx and 7000 in idx and idx == sorted(set(idx))
     assert _decimate(50, y[:50], set(), 200) == list(range(50))
+
+
+def test_history_columns_stay_strict_json():
+    from results.web.views import _strict_columns
+
+    cols = _strict_columns({"run_id": ["a", "b"], "median": [1.0, 2.0],
+                            "ci_high": [1.5, float("inf")]})
+    assert cols == {"run_id": ["a", "b"], "median": [1.0, 2.0], "ci_high": [1.5, "inf"]}
+    json.dumps(cols, allow_nan=False)
 
 
 def test_run_summary_masks_a_password_in_the_command():
@@ -283,3 +326,23 @@ def test_an_ab_pair_is_listed_and_linked(bench, workdir: Path):
     runs = pages.render("runs.html", pages.Links(), store=store.name, statuses=(),
                         ab_pairs=[pair], **views.runs_view(store))
     assert "pair1" in runs
+
+
+def test_history_plot_buckets_match_a_plain_loop():
+    import itertools
+
+    import numpy as np
+
+    from results.web.views import _decimate
+
+    rng = np.random.default_rng(5)
+    for n, limit in ((10_000, 2000), (2001, 2000), (4567, 300)):
+        y = rng.lognormal(0, 0.1, n).round(3).tolist()  # rounded: ties within buckets
+        edges = np.linspace(0, n, limit // 2 + 1).astype(int)
+        plain = set()
+        for a, b in itertools.pairwise(edges):
+            if b > a:
+                plain |= {a + int(np.argmin(y[a:b])), a + int(np.argmax(y[a:b]))}
+        assert _decimate(n, y, set(), limit) == sorted(plain)
+    y = [1.0, float("nan"), 2.0] * 1000  # a nan: the plain loop's answer (argmin's nan)
+    assert _decimate(len(y), y, set(), 100)[:2] == [1, 61]

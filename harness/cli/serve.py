@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from harness.cli.options import STORE_HELP
+from harness.cli.options import RUN_DIR_ENV, STORE_HELP
 from harness.errors import UserError
 
 WEB_HINT = "pip install 'accelbench[web]'"
@@ -43,6 +43,14 @@ def _store_option() -> Any:
     return click.option("--store", envvar="BENCH_STORE", metavar="PATH|URL", help=STORE_HELP)
 
 
+def _run_dir_option() -> Any:
+    return click.option("--run-dir", envvar=RUN_DIR_ENV, default="bench-runs",
+                        show_default=True, type=click.Path(file_okay=False, path_type=Path),
+                        help="Where traces are looked for when a run's folder moved "
+                        "(<run-dir>/<run id>/traces) [env BENCH_RUN_DIR]; nothing is "
+                        "ingested from it.")
+
+
 @click.command()
 @_store_option()
 @click.option("--host", default="127.0.0.1", show_default=True,
@@ -50,7 +58,8 @@ def _store_option() -> Any:
                    "by the network (a warning is printed).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: a free one, printed at start).")
-def serve(store: str | None, host: str, port: int) -> None:
+@_run_dir_option()
+def serve(store: str | None, host: str, port: int, run_dir: Path) -> None:
     """A results browser: runs, run, case history, compare, with a JSON API (/api/docs).
 
     Read-only over the same store the other commands use.
@@ -65,7 +74,7 @@ def serve(store: str | None, host: str, port: int) -> None:
 
     st = _open_existing(store)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a server is stopped
-        run_server(st, host, port)
+        run_server(st, host, port, run_dir=run_dir)
 
 
 @click.command()
@@ -74,7 +83,8 @@ def serve(store: str | None, host: str, port: int) -> None:
               required=True, help="Folder for the site (made if absent; its pages replaced).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
               help="Only runs with this tag (repeatable).")
-def publish(store: str | None, output: Path, tags: tuple[str, ...]) -> None:
+@_run_dir_option()
+def publish(store: str | None, output: Path, tags: tuple[str, ...], run_dir: Path) -> None:
     """The pages of `bench serve` as a static site (relative links: works from file://).
 
     \b
@@ -89,9 +99,9 @@ def publish(store: str | None, output: Path, tags: tuple[str, ...]) -> None:
 
     st = _open_existing(store)
     query = Query(tag=",".join(f"{k}={v}" for k, v in parse_tags(tags).items()))
-    counts = write_site(st, output, query)
+    counts = write_site(st, output, query, run_dir=run_dir)
     click.echo(f"wrote {counts['runs']} run, {counts['cases']} case and {counts['compare']} "
-               f"compare page(s) to {output}/index.html")
+               f"compare page(s) and {counts['traces']} trace(s) to {output}/index.html")
 
 
 COMMANDS = [serve, publish]

@@ -39,6 +39,9 @@ class Links:
     def compare(self, base: str, head: str) -> str | None:
         return f"/compare?{urlencode({'base': base, 'head': head})}"
 
+    def trace(self, run_id: str, name: str) -> str:
+        return f"/runs/{quote(run_id, safe='')}/traces/{quote(name, safe='')}"
+
     def asset(self, name: str) -> str:
         return f"/static/{name}"
 
@@ -80,6 +83,9 @@ class SiteLinks(Links):
             return None
         return f"{self.up}compare/{quote(compare_file(base, head))}"
 
+    def trace(self, run_id: str, name: str) -> str:
+        return f"{self.up}{trace_file(run_id, name)}"
+
     def asset(self, name: str) -> str:
         return f"{self.up}static/{name}"
 
@@ -89,6 +95,11 @@ class SiteLinks(Links):
 
 def run_file(run_id: str) -> str:
     return f"{_safe_name(run_id)}.html"
+
+
+def trace_file(run_id: str, name: str) -> str:
+    """Where the site keeps a run's trace, relative to its root (URL-quoted)."""
+    return f"traces/{quote(_safe_name(run_id))}/{quote(_safe_name(name))}"
 
 
 def case_file(case_key: str) -> str:
@@ -150,6 +161,7 @@ def environment() -> jinja2.Environment:
 
 
 PLOT_TEMPLATES = ("run.html", "case.html", "compare.html", "scaling.html")
+NEWEST = 50  # points in the case page's table (the plot and the JSON have them all)
 
 
 def render(template: str, links: Links, **context: Any) -> str:
@@ -164,7 +176,10 @@ def case_page(links: Links, data: dict[str, Any], store: str, api_path: str = ""
     points = dict(plot["data"][0])
     points["customdata"] = [links.run(r) for r in points.get("customdata", [])]
     plot["data"] = [points, *plot["data"][1:]]
-    return render("case.html", links, store=store, api_path=api_path, **{**data, "plot": plot})
+    cols, n = data["points"], data["n_points"]
+    newest = [{k: cols[k][i] for k in cols} for i in range(n - 1, max(0, n - NEWEST) - 1, -1)]
+    return render("case.html", links, store=store, api_path=api_path, newest=newest,
+                  **{**data, "plot": plot})
 
 
 @lru_cache(maxsize=1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import UserError
@@ -50,7 +51,8 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}"
 
 
-def serve(store: Store, host: str, port: int, log_level: str = "warning") -> None:
+def serve(store: Store, host: str, port: int, log_level: str = "warning",
+          run_dir: Path | None = None) -> None:
     """Serve until interrupted. Prints the URL on stdout once the socket listens."""
     import uvicorn
 
@@ -61,7 +63,7 @@ def serve(store: Store, host: str, port: int, log_level: str = "warning") -> Non
         print(f"bench: warning: serving on {host}: anyone who can reach this machine can read "
               "the results (there is no login); use the default 127.0.0.1 and an SSH tunnel "
               "unless that is what you want", file=sys.stderr, flush=True)
-    app = create_app(store)
+    app = create_app(store, run_dir)
     print(f"serving {store.name} on {url_of(sock)} (Ctrl-C to stop)", flush=True)
     config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])

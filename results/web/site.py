@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import tempfile
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +35,10 @@ def _write(path: Path, text: str) -> None:
 
 
 def publish(store: Store, output: Path, query: views.Query | None = None,
-            per_page: int = views.PAGE_SIZE) -> dict[str, int]:
-    """Write the site into `output`; returns how many pages of each kind were written."""
+            per_page: int = views.PAGE_SIZE, run_dir: Path | None = None) -> dict[str, int]:
+    """Write the site into `output`; returns how many pages of each kind were written (and
+    how many traces copied: those the store records for the runs, found as bench serve
+    finds them)."""
     query = query or views.Query()
     if output.exists() and not output.is_dir():
         raise UserError(f"-o {output} is a file; give a folder for the site")
@@ -57,7 +61,7 @@ def publish(store: Store, output: Path, query: views.Query | None = None,
         except UserError:
             continue  # nothing in common: no page, and no link to one
     links = pages.SiteLinks(0, set(compared))
-    counts = {"runs": 0, "cases": 0, "compare": 0, "index": 0}
+    counts = {"runs": 0, "cases": 0, "compare": 0, "index": 0, "traces": 0}
 
     n_pages = max(1, -(-total // per_page))
     for page in range(1, n_pages + 1):
@@ -71,8 +75,16 @@ def publish(store: Store, output: Path, query: views.Query | None = None,
     sub = links.at(1)
     case_keys: set[str] = set()
     for run in runs:
-        data = views.run_view(store, run["run_id"])
+        data = views.run_view(store, run["run_id"], run_dir)
         case_keys.update(m["case_key"] for m in data["measurements"])
+        traces = views.run_traces(store, run["run_id"], run_dir)
+        for m in data["measurements"]:
+            if m["trace_name"] in traces:
+                dest = output / urllib.parse.unquote(pages.trace_file(run["run_id"],
+                                                                      m["trace_name"]))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(traces[m["trace_name"]], dest)
+                counts["traces"] += 1
         _write(output / "runs" / pages.run_file(run["run_id"]),
                pages.render("run.html", sub, store=name, **data))
         counts["runs"] += 1

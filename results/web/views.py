@@ -12,7 +12,9 @@ from __future__ import annotations
 import html
 import itertools
 import math
+import re
 from dataclasses import dataclass
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -150,12 +152,14 @@ def _quantiles(x: np.ndarray, k: int = MAX_DIST_POINTS) -> list[float]:
     return np.quantile(x, np.linspace(0, 1, k)).tolist()
 
 
-def run_view(store: Store, ref: str) -> dict[str, Any]:
-    """A run: header, environment, measurements (with metrics and traces) and the
-    distribution of each case's samples."""
+def run_view(store: Store, ref: str, run_dir: Path | None = None) -> dict[str, Any]:
+    """A run: header, environment, measurements (with metrics and traces: `trace_name` is set
+    where the trace file exists, found as run_traces finds it) and the distribution of each
+    case's samples."""
     run_id = resolve(store, ref)
     header = store.run(run_id)
     ms = store.measurements([run_id])
+    trace_files = _traces_of(ms, run_id, run_dir)
     raw = store.samples_of([m["measurement_id"] for m in ms if m["status"] == "ok"])
     rows, traces = [], []
     for m in ms:
@@ -167,6 +171,7 @@ def run_view(store: Store, ref: str) -> dict[str, Any]:
             "work": m.get("work") or {}, "stop_reason": timing.get("stop_reason"),
             "block": timing.get("block"), "block_rule": timing.get("block_rule"),
             "trace": (timing.get("profile") or {}).get("path"),
+            "trace_name": name if (name := _trace_name(m)) in trace_files else None,
         }))
         sec = raw.get(m["measurement_id"], (np.empty(0), None))[0]
         if sec.size:
@@ -187,6 +192,51 @@ def run_view(store: Store, ref: str) -> dict[str, Any]:
             "sweep": sweep_figure(ms), "roofline": roofline_figure(ms)}
 
 
+# -- profile traces -------------------------------------------------------------------------------
+
+TRACE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,150}\.json(\.gz)?")
+
+
+def _trace_name(m: dict[str, Any]) -> str | None:
+    """The file name of a measurement's recorded trace, if it looks like one that
+    `bench run --profile` writes (a name is all that a link to it carries)."""
+    path = ((m.get("timing") or {}).get("profile") or {}).get("path")
+    if not isinstance(path, str):
+        return None
+    name = PurePath(path).name
+    return name if TRACE_NAME.fullmatch(name) else None
+
+
+def run_traces(store: Store, run_id: str, run_dir: Path | None) -> dict[str, Path]:
+    """name -> file of each trace the store records for the run and that exists (where it
+    was written, or under run_dir/<run id>/traces when the run folder moved)."""
+    return _traces_of(store.measurements([run_id]), run_id, run_dir)
+
+
+def _traces_of(ms: list[dict[str, Any]], run_id: str, run_dir: Path | None) -> dict[str, Path]:
+    from results.profile import find_trace
+
+    out = {}
+    for m in ms:
+        name = _trace_name(m)
+        if name is not None:
+            found = find_trace(m["timing"]["profile"]["path"], run_id, run_dir)
+            if found is not None:
+                out[name] = found
+    return out
+
+
+def trace_file(store: Store, run_ref: str, name: str, run_dir: Path | None) -> Path:
+    """The trace `name` of a run: only a file the store names as one of that run's traces
+    (the name picks among them; no path is made from it); NotFound otherwise."""
+    run_id = resolve(store, run_ref)
+    found = run_traces(store, run_id, run_dir).get(name)
+    if found is None:
+        raise NotFound(f"run {run_id[:8]} has no trace {name!r}; its page links the ones it "
+                       "has")
+    return found
+
+
 # -- a case across runs ---------------------------------------------------------------------------
 
 
@@ -195,21 +245,30 @@ def _decimate(n: int, values: list[float], keep: set[int], limit: int) -> list[i
     limit/2 buckets (so spikes stay visible) and every index in `keep`."""
     if n <= limit:
         return list(range(n))
-    y = np.asarray(values)
+    y = np.asarray(values, dtype=float)
     edges = np.linspace(0, n, limit // 2 + 1).astype(int)
     chosen = set(keep)
-    for a, b in itertools.pairwise(edges):
-        if b > a:
-            chunk = y[a:b]
-            chosen.add(a + int(np.argmin(chunk)))
-            chosen.add(a + int(np.argmax(chunk)))
+    if not np.isfinite(y).all():  # nan breaks the comparisons below: bucket by bucket
+        for a, b in itertools.pairwise(edges):
+            if b > a:
+                chosen.add(a + int(np.argmin(y[a:b])))
+                chosen.add(a + int(np.argmax(y[a:b])))
+        return sorted(chosen)
+    starts = edges[:-1][edges[1:] > edges[:-1]]
+    bucket = np.repeat(np.arange(starts.size), np.diff(np.append(starts, n)))
+    for reduce in (np.minimum, np.maximum):  # the first index of each bucket's min and max
+        hits = np.flatnonzero(y == reduce.reduceat(y, starts)[bucket])
+        _, first = np.unique(bucket[hits], return_index=True)
+        chosen.update(hits[first].tolist())
     return sorted(chosen)
 
 
 def case_view(store: Store, case_key: str, query: Query = Query(), last: int | None = None,
-              threshold: float = 0.05, plot_points: int = MAX_PLOT_POINTS) -> dict[str, Any]:
-    """A case's history across the runs that match: every point, the change points and steps
-    `bench history` finds, environment changes; the plot downsampled beyond plot_points."""
+              threshold: float = 0.05, plot_points: int | None = MAX_PLOT_POINTS
+              ) -> dict[str, Any]:
+    """A case's history across the runs that match: every point (as columns), the change
+    points and steps `bench history` finds, environment changes; with `plot_points`, the
+    page's figure too, downsampled beyond that many points (the API asks for none)."""
     from results.history import case_history
 
     case = store.case(case_key)
@@ -221,22 +280,38 @@ def case_view(store: Store, case_key: str, query: Query = Query(), last: int | N
         raise UserError(f"threshold must be a fraction between 0 and 1, got {threshold}")
     hist = case_history(store, case_key, threshold=threshold, where=query.run_filter(),
                         last=last)
-    data = hist.to_dict()
-    envs = store.environments(hist.env_hashes)
+    hashes = hist.env_hashes
+    moved = [i for i in range(1, len(hashes)) if hashes[i] != hashes[i - 1]]
+    envs = store.environments({h for i in moved for h in (hashes[i - 1], hashes[i])})
     changes = []
-    for i in range(1, len(hist.env_hashes)):
-        a, b = hist.env_hashes[i - 1], hist.env_hashes[i]
-        if a != b:
-            diff = environment_diff(envs.get(a) or {}, envs.get(b) or {}) if a and b else []
-            changes.append({"index": i, "run_id": hist.run_ids[i],
-                            "started_at": hist.started_at[i],
-                            "changed": [{"key": k, "before": x, "after": y}
-                                        for k, x, y in diff[:20]],
-                            "n_changed": len(diff)})
-    data.update({"case": jsonable(case), "environment_changes": jsonable(changes),
-                 "filters": query.params(), "last": last})
-    data["plot"] = _history_figure(hist, changes, plot_points)
+    for i in moved:
+        a, b = hashes[i - 1], hashes[i]
+        diff = environment_diff(envs.get(a) or {}, envs.get(b) or {}) if a and b else []
+        changes.append({"index": i, "run_id": hist.run_ids[i], "started_at": hist.started_at[i],
+                        "changed": [{"key": k, "before": x, "after": y}
+                                    for k, x, y in diff[:20]],
+                        "n_changed": len(diff)})
+    steps = [{"index": i, "run_id": hist.run_ids[i], "change": c} for i, c in hist.steps()]
+    data = jsonable({"case_key": case_key, "threshold": threshold,
+                     "n_points": len(hist.medians), "change_points": hist.change_points,
+                     "steps": steps, "drift": hist.drift(), "case": case,
+                     "environment_changes": changes, "filters": query.params(),
+                     "last": last})
+    data["points"] = _strict_columns(hist.columns())
+    if plot_points is not None:
+        data["plot"] = _history_figure(hist, changes, plot_points)
     return data
+
+
+def _strict_columns(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The columns with inf and nan written as jsonable writes them (strict JSON without a
+    walk over every value: a float column is checked whole)."""
+    out = {}
+    for key, values in columns.items():
+        if values and isinstance(values[0], float) and not np.isfinite(values).all():
+            values = jsonable(values)
+        out[key] = values
+    return out
 
 
 def _history_figure(hist: Any, changes: list[dict[str, Any]], limit: int) -> dict[str, Any]:
