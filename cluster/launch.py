@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness import exiting
 from harness.backends.jax import ENV_JAX_COORDINATOR
 from harness.distributed import ENV_ADDR, ENV_TIMEOUT, ENV_TOKEN, free_port
 from harness.exiting import ENV_EXIT_FILE
@@ -161,6 +162,7 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
             procs.append(subprocess.Popen(cmd, env=base))
         code, signum = _wait(procs, grace=min(timeout, 10) + 5, direct=starter.signal_ranks)
         told = exit_file.read_text().strip() if exit_file.is_file() else ""
+    signum = signum if signum is not None else exiting.noted()
     rank0 = int(told) if told.lstrip("-").isdigit() else None  # None: it never got to say
     if signum is None:
         if rank0 is None:
@@ -212,10 +214,10 @@ def _wait(procs: list[subprocess.Popen[bytes]], grace: float,
                     if p.poll() is None:
                         p.kill()
             time.sleep(0.05)
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-    signum = forwarded[0] if forwarded else None
+    finally:  # the ranks are done: a signal from now on is only noted (this process exits soon)
+        for s in previous:
+            signal.signal(s, exiting.hold)
+    signum = forwarded[0] if forwarded else exiting.noted()
     code = procs[0].returncode
     if code < 0:  # rank 0 (or the launcher) ended by a signal
         return 128 - code, signum

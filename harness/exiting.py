@@ -48,6 +48,11 @@ def hold(signum: int, _frame: FrameType | None) -> None:
     _late.append(signum)
 
 
+def noted() -> int | None:
+    """The first signal `hold` noted, if any."""
+    return _late[0] if _late else None
+
+
 def install() -> None:
     """`stop` for SIGINT and SIGTERM (the measuring `bench run`, not the launching one)."""
     for sig in SIGNALS:
