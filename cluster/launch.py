@@ -169,9 +169,7 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
             return code  # killed, or never started: the launcher's code
         return 3 if rank0 == 0 and code != 0 else rank0
     if rank0 is not None and rank0 < 128:  # its run was stored before the signal stopped it
-        sys.stderr.write(f"bench: {signal.Signals(signum).name} came as the run ended; it is "
-                         f"stored, exit code {rank0}\n")
-        return rank0
+        return rank0  # (the note is the caller's: a signal may still come before it exits)
     return 128 + signum
 
 
@@ -191,6 +189,7 @@ def _wait(procs: list[subprocess.Popen[bytes]], grace: float,
 
     def forward(signum: int, _frame: Any) -> None:
         forwarded.append(signum)
+        exiting.hold(signum, None)
         for p in procs:
             if p.poll() is None:
                 ranks = _children(p.pid) if direct else []

@@ -52,8 +52,9 @@ def _signal_on_line(cwd: Path, launcher: str, marker: str, delay: float,
     timers: list[threading.Timer] = []
 
     def send() -> None:
-        finished_before[0] = sum(bool(re.match(r"\[\d/3\]", ln)) for ln in list(err))
-        proc.send_signal(sig)
+        if proc.poll() is None:
+            finished_before[0] = sum(bool(re.match(r"\[\d/3\]", ln)) for ln in list(err))
+            proc.send_signal(sig)
 
     def pump() -> None:
         assert proc.stderr is not None
@@ -101,9 +102,11 @@ def test_signal_to_the_launcher_gives_the_code_of_what_is_stored(tmp_path, launc
         wait = rng.uniform(0.0, 1.2) if delay == "random" else delay
         rc, err, before = _signal_on_line(cwd, launcher, marker, wait, sig)
         tried = f"try {i}: signal {wait:.2f} s after {marker!r}: exit {rc}\n{err}"
-        assert before >= 0, f"the signal was never sent; {tried}"
         assert "Traceback" not in err, tried
         ((status, n),) = _runs(cwd)
+        if before < 0:  # a random delay outlived the run: it ended on its own, untouched
+            assert (status, rc, n) == ("complete", 0, len(CASES)), tried
+            continue
         if status == "complete":
             assert (rc, n) == (0, len(CASES)), tried
             assert f"bench: {signal.Signals(sig).name} came as the run ended" in err, tried

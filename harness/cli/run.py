@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,15 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
 
         st = open_store(store, run_dir, create=True)
         console().print(scaling_table(st, run_ids))
-    sys.exit(code)
+    from harness import exiting
+
+    late = exiting.noted()
+    if late is not None and code < 128:
+        click.echo(f"bench: {signal.Signals(late).name} came as the run ended; it is stored, "
+                   f"exit code {code}", err=True)
+    # Not sys.exit: the interpreter's shutdown puts the default handlers back, and a signal
+    # that came as the run ended would then kill this process (-2) after a stored run.
+    exiting.exit_now(code)
 
 
 COMMANDS = [run]
