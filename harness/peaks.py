@@ -44,8 +44,6 @@ CACHE_MAX_AGE_S = 24 * 3600  # measure again after a day: hosts change, and so d
 # A calibration made while the 1-minute load per usable core was above this is used for the run
 # that made it (its load recorded with it) but not cached for a day.
 BUSY_LOAD_PER_CORE = 0.5
-# Backends whose device is the host CPU (opencl counts when its device type is cpu).
-HOST_MODELS = ("numpy",)
 
 
 def _load(path: Path) -> dict[str, dict[str, Any]]:
@@ -186,21 +184,11 @@ def attainable_cpu() -> dict[str, Any]:
 # -- what a measurement is compared with -------------------------------------------------------
 
 
-def _device(backend: Any) -> tuple[str, bool]:
-    """(device name for the catalogue, whether the device is the host CPU)."""
-    d = backend.describe()
-    if backend.model == "opencl":
-        return d.get("device_name", ""), d.get("device_type") == "cpu"
-    name = d.get("device_name") or d.get("device_kind") or ""
-    host = backend.model in HOST_MODELS or backend.device.split(":")[0] == "cpu"
-    return name, host
-
-
 def for_backend(backend: Any, dtype: str) -> dict[str, Any]:
     """The peaks a measurement on this backend at this element type is compared with:
     {"device", "source", "flops_per_s", "bytes_per_s", "attainable_flops_per_s",
     "attainable_bytes_per_s"}; missing figures are None. Stored in the measurement's info."""
-    name, host = _device(backend)
+    name, host = backend.catalogue_device()
     peak: dict[str, Any] = {"device": name or backend.name, "source": None,
                             "flops_per_s": None, "bytes_per_s": None,
                             "attainable_flops_per_s": None, "attainable_bytes_per_s": None}

@@ -387,26 +387,6 @@ def nvml_handle(nvml: Any, cuda_index: int, uuid: str | None = None) -> Any:
     return nvml.nvmlDeviceGetHandleByIndex(index)
 
 
-def cuda_uuid(backend: Any, index: int) -> str | None:
-    """The UUID of the backend's CUDA device, where torch has already initialised CUDA."""
-    torch = sys.modules.get("torch")
-    if getattr(backend, "model", "") not in ("torch", "nccl") or torch is None:
-        return None
-    with contextlib.suppress(Exception):
-        if torch.cuda.is_initialized():
-            return str(torch.cuda.get_device_properties(index).uuid)
-    return None
-
-
-def gpu_index(backend: Any) -> int | None:
-    """The NVIDIA GPU a backend runs on, or None for a host backend."""
-    device = str(getattr(backend, "device", ""))
-    kind, _, index = device.partition(":")
-    if kind not in ("cuda", "gpu") and backend.model != "nccl":
-        return None
-    return int(index) if index.isdigit() else 0
-
-
 class NoGpuCounters:
     """What a case records where no GPU counters are read: why, and no metric."""
 
@@ -428,8 +408,8 @@ class NoGpuCounters:
 
 def gpu_counters(backend: Any) -> NvmlSampler | NoGpuCounters:
     """The NVML sampler of the backend's GPU, or why there is none."""
-    index = gpu_index(backend)
+    index = backend.gpu_index()
     if index is None:
         return NoGpuCounters(f"{backend.name} runs on no NVIDIA GPU")
-    sampler = NvmlSampler(index, uuid=cuda_uuid(backend, index))
+    sampler = NvmlSampler(index, uuid=backend.gpu_uuid())
     return sampler if sampler.available else NoGpuCounters(sampler.reason)

@@ -483,7 +483,9 @@ def test_nvml_without_a_gpu_says_so(monkeypatch):
     assert not s.available and "no NVIDIA GPU" in s.reason
     monkeypatch.setitem(sys.modules, "pynvml", None)  # not installed
     assert "pip install 'accelbench[nvml]'" in NvmlSampler(0).reason
-    cpu = type("B", (), {"device": "cpu", "model": "torch", "name": "torch:cpu"})()
+    from harness.backends.base import parse_backend
+
+    cpu = parse_backend("torch:cpu")
     none = gpu_counters(cpu)
     assert none.metrics(1.0) == {} and none.record() == "none: torch:cpu runs on no NVIDIA GPU"
 

@@ -10,18 +10,11 @@ import numpy as np
 
 from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload, first_call
 from harness.peaks import PeakMetrics, for_backend
-from kernels import array_kernels
+from kernels import array_kernels, check_dtype
 from kernels.nn.reference import conv2d_reference as reference
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2}
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-2}
-DTYPES = {
-    "numpy": ("float64", "float32"),
-    "torch": ("float64", "float32", "float16"),
-    "jax": ("float64", "float32", "float16"),
-    "onnxruntime": ("float32", "float16"),
-    "opencl": ("float64", "float32"),
-}
 
 
 def out_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -49,10 +42,7 @@ class Conv2d(PeakMetrics, Workload):
         return params["kernel"] // 2 if params["padding"] < 0 else params["padding"]
 
     def validate(self, params: Mapping[str, Any], backend: str) -> None:
-        model = backend.split(":", 1)[0]
-        if params["dtype"] not in DTYPES.get(model, (params["dtype"],)):
-            raise UserError(f"conv2d: {model} has no {params['dtype']} convolution (on "
-                            f"{backend}); use dtype={' or '.join(DTYPES[model])}")
+        check_dtype("conv2d", "conv2d", "convolution", backend, params["dtype"])
         if out_size(params["size"], params["kernel"], params["stride"], self._padding(params)) < 1:
             raise UserError(f"conv2d: a {params['kernel']}x{params['kernel']} kernel does not fit "
                             f"a {params['size']}x{params['size']} image with padding "

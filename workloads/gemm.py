@@ -7,21 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload, first_call
+from harness import Backend, CheckFailed, Param, Prepared, Work, Workload, first_call
 from harness.peaks import PeakMetrics, for_backend
-from kernels import array_kernels
+from kernels import array_kernels, check_dtype
 
 ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2}
 # Relative Frobenius-norm error allowed against the float64 reference.
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4, "float16": 2e-2, "bfloat16": 5e-2}
-# Element types each backend model multiplies in.
-DTYPES = {
-    "numpy": ("float64", "float32", "float16"),
-    "torch": ("float64", "float32", "float16", "bfloat16"),
-    "jax": ("float64", "float32", "float16", "bfloat16"),
-    "onnxruntime": ("float64", "float32", "float16"),
-    "opencl": ("float64", "float32"),
-}
 OPENCL_ONLY = ("opencl",)
 
 
@@ -46,11 +38,7 @@ class Gemm(PeakMetrics, Workload):
     default_backend = "numpy:cpu"
 
     def validate(self, params: Mapping[str, Any], backend: str) -> None:
-        model = backend.split(":", 1)[0]
-        dtype = params["dtype"]
-        if model in DTYPES and dtype not in DTYPES[model]:
-            raise UserError(f"gemm: {model} has no {dtype} matrix multiply (on {backend}); "
-                            f"use dtype={' or '.join(DTYPES[model])}")
+        check_dtype("gemm", "gemm", "matrix multiply", backend, params["dtype"])
 
     def work(self, params: Mapping[str, Any]) -> Work:
         m, n, k = params["m"], params["n"], params["k"]

@@ -9,7 +9,7 @@ import numpy as np
 
 from harness import Backend, CheckFailed, Param, Prepared, Work, Workload, first_call
 from harness.peaks import PeakMetrics, for_backend
-from kernels import array_kernels
+from kernels import array_kernels, check_dtype
 
 ITEMSIZE = {"float64": 8, "float32": 4}
 ARRAYS_TOUCHED = {"copy": 2, "scale": 2, "add": 3, "triad": 3}
@@ -36,6 +36,9 @@ class Stream(PeakMetrics, Workload):
     }
     models = ("numpy", "torch", "jax", "onnxruntime", "opencl")
     default_backend = "numpy:cpu"
+
+    def validate(self, params: Mapping[str, Any], backend: str) -> None:
+        check_dtype("stream", "stream", "STREAM kernel", backend, params["dtype"])
 
     def work(self, params: Mapping[str, Any]) -> Work:
         n = params["n"]

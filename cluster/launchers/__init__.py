@@ -27,6 +27,7 @@ class Launcher:
     provides: ClassVar[str] = ""  # "Open MPI: apt-get install openmpi-bin"
     # (rank, world size, local rank) variables its ranks see; empty: set by `bench` itself
     rank_variables: ClassVar[tuple[str, str, str] | tuple[()]] = ()
+    mpi_world: ClassVar[bool] = False  # its ranks find each other in MPI_Init (PMI/PMIx)
 
     def __init__(self) -> None:
         self.signal_ranks = False  # a signal goes to the launcher's children, not to it

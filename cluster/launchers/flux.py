@@ -11,6 +11,7 @@ from cluster.launchers import Launcher, register
 @register
 class Flux(Launcher):
     name = "flux"
+    mpi_world = True
     provides = "Flux: apt-get install flux-core, and run inside a Flux instance"
     rank_variables = ("FLUX_TASK_RANK", "FLUX_JOB_SIZE", "FLUX_TASK_LOCAL_ID")
 

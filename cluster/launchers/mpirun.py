@@ -12,6 +12,7 @@ from cluster.launchers import Launcher, register
 @register
 class Mpirun(Launcher):
     name = "mpirun"
+    mpi_world = True
     provides = "Open MPI: apt-get install openmpi-bin (or MPICH: apt-get install mpich)"
     rank_variables = ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
                       "OMPI_COMM_WORLD_LOCAL_RANK")

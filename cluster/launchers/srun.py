@@ -11,6 +11,7 @@ from cluster.launchers import Launcher, register
 @register
 class Srun(Launcher):
     name = "srun"
+    mpi_world = True
     provides = "Slurm: apt-get install slurm-client, and run inside an allocation"
     rank_variables = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID")
 

@@ -33,6 +33,8 @@ class Backend(ABC):
     description: ClassVar[str] = ""
     # Whether `unusable_reason` is cheap enough for `bench list` (no framework to import).
     cheap_probe: ClassVar[bool] = False
+    # Whether its ranks must be one MPI world (started by a launcher whose `mpi_world` is set).
+    needs_mpi_world: ClassVar[bool] = False
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -99,6 +101,25 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """Device and library facts for the run's environment record."""
         return {"backend": self.name}
+
+    def gpu_index(self) -> int | None:
+        """The index of the NVIDIA GPU this backend computes on (for NVML's counters), or
+        None for a host device."""
+        kind, _, index = self.device.partition(":")
+        if kind not in ("cuda", "gpu"):
+            return None
+        return int(index) if index.isdigit() else 0
+
+    def gpu_uuid(self) -> str | None:
+        """That GPU's UUID where the framework has already opened it (it is the sure way to
+        name the same GPU in NVML when device orders differ), else None."""
+        return None
+
+    def catalogue_device(self) -> tuple[str, bool]:
+        """(the device's name as the peaks catalogue knows it, whether it is the host CPU)."""
+        d = self.describe()
+        return (d.get("device_name") or d.get("device_kind") or "",
+                self.device.split(":")[0] == "cpu")
 
     def unusable_reason(self) -> str | None:
         """None when this backend works here, else why not."""

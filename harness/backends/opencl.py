@@ -40,6 +40,8 @@ def _label(x: Any) -> str:
 
 def _pick(items: list[Any], key: str, what: str) -> Any:
     names = "; ".join(f"{i}: {x.name.strip()}" for i, x in enumerate(items)) or "none"
+    if key == "*":  # the default device string `opencl`: any platform, its first device
+        key = "0"
     if key.isdigit():
         i = int(key)
         if i < len(items):
@@ -155,3 +157,7 @@ class OpenCLBackend(Backend):
                 "device_type": kind, "driver": d.driver_version,
                 "opencl": d.version, "compute_units": d.max_compute_units,
                 "memory_bytes": d.global_mem_size}
+
+    def catalogue_device(self) -> tuple[str, bool]:
+        d = self.describe()  # the device string names a platform; the device's type says host
+        return d["device_name"], d["device_type"] == "cpu"

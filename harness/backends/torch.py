@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,15 @@ class _CudaEventTimer(DeviceTimer):
         self._end.record()
         self._end.synchronize()
         return self._start.elapsed_time(self._end) / 1e3
+
+
+def cuda_uuid(device: Any) -> str | None:
+    """The UUID of a CUDA device torch has already initialised (never initialises CUDA)."""
+    torch = sys.modules.get("torch")
+    with contextlib.suppress(Exception):
+        if torch is not None and torch.cuda.is_initialized():
+            return str(torch.cuda.get_device_properties(device).uuid)
+    return None
 
 
 class TorchBackend(Backend):
@@ -88,6 +98,9 @@ class TorchBackend(Backend):
 
     def to_numpy(self, value: Any) -> Any:
         return value.detach().cpu().numpy()
+
+    def gpu_uuid(self) -> str | None:
+        return cuda_uuid(self.torch_device) if getattr(self, "is_cuda", False) else None
 
     def describe(self) -> dict[str, Any]:
         torch = self.torch

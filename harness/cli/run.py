@@ -173,10 +173,15 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
 
     if nranks and rank_list:
         raise UserError("give either -n N or --ranks N,N,..., not both")
-    needs_mpi = sorted({p.case.backend for p in plan if p.case.backend.startswith("mpi:")})
-    if needs_mpi and launcher not in ("mpirun", "srun"):
-        raise UserError(f"backend {needs_mpi[0]} needs MPI ranks: use --launcher mpirun "
-                        f"(or srun), not {launcher}")
+    from cluster import launchers
+    from harness.backends.base import parse_backend
+
+    needs_mpi = sorted({p.case.backend for p in plan
+                        if parse_backend(p.case.backend).needs_mpi_world})
+    if needs_mpi and not launchers.get(launcher).mpi_world:
+        able = [n for n in launchers.names() if launchers.get(n).mpi_world]
+        raise UserError(f"backend {needs_mpi[0]} needs MPI ranks: use --launcher "
+                        f"{' or '.join(able)}, not {launcher}")
     sizes = parse_counts(rank_list, "--ranks") if rank_list else [nranks or 1]
     from harness.runner import setup_backends
 

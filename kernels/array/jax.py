@@ -13,6 +13,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The element types each kernel of this module computes in (workloads validate against it).
+KERNEL_DTYPES = {"gemm": ("float64", "float32", "float16", "bfloat16"),
+                 "stream": ("float64", "float32"),
+                 "conv2d": ("float64", "float32", "float16")}
 DTYPES = {
     "float64": jnp.float64,
     "float32": jnp.float32,

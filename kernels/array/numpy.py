@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 
+# The element types each kernel of this module computes in (workloads validate against it).
+KERNEL_DTYPES = {"gemm": ("float64", "float32", "float16"),
+                 "stream": ("float64", "float32"),
+                 "conv2d": ("float64", "float32")}
 DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
 
 

@@ -11,6 +11,10 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper
 
+# The element types each kernel of this module computes in (workloads validate against it).
+KERNEL_DTYPES = {"gemm": ("float64", "float32", "float16"),
+                 "stream": ("float64", "float32"),
+                 "conv2d": ("float32", "float16")}
 DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
 ONNX_TYPES = {np.dtype(np.float64): TensorProto.DOUBLE, np.dtype(np.float32): TensorProto.FLOAT,
               np.dtype(np.float16): TensorProto.FLOAT16}

@@ -20,6 +20,10 @@ from kernels.opencl.build import (
     tunables,
 )
 
+# The element types each kernel of this module computes in (workloads validate against it).
+KERNEL_DTYPES = {"gemm": ("float64", "float32"),
+                 "stream": ("float64", "float32"),
+                 "conv2d": ("float64", "float32")}
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 

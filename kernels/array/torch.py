@@ -7,6 +7,10 @@ from typing import Any
 
 import torch
 
+# The element types each kernel of this module computes in (workloads validate against it).
+KERNEL_DTYPES = {"gemm": ("float64", "float32", "float16", "bfloat16"),
+                 "stream": ("float64", "float32"),
+                 "conv2d": ("float64", "float32", "float16")}
 DTYPES = {
     "float64": torch.float64,
     "float32": torch.float32,

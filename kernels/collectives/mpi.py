@@ -176,6 +176,7 @@ class MpiBackend(CollectiveBackend):
     description = "MPI collectives via mpi4py (ranks from mpirun/srun; CUDA-aware MPI on cuda)"
     # No synchronize(): MPI calls return when the buffers are done, GPU buffers included.
     collectives_cls = MpiCollectives
+    needs_mpi_world = True
 
     def _setup(self) -> None:
         # mpi4py initialises MPI when imported: that waits for the first collective's prepare,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.backends.torch import cuda_uuid
 from harness.distributed import DEFAULT_TIMEOUT, ENV_TIMEOUT, free_port
 from harness.errors import BackendUnavailable, UserError
 from harness.netif import interface_toward
@@ -64,35 +65,26 @@ class TorchDistCollectives(Collectives):
                 port = str(free_port())
             # Our watchdog (--timeout) ends a stuck job first; this is the backstop.
             limit = float(os.environ.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT) + 30
-            if backend.model == "gloo":
-                self.interface = gloo_interface(addr)
+            self.interface = backend.before_init(addr)
             dist.init_process_group(backend.model, init_method=f"tcp://{addr}:{port}",
                                     rank=self.rank, world_size=self.size,
                                     timeout=datetime.timedelta(seconds=limit),
-                                    **({"device_id": self.device}
-                                       if backend.model == "nccl" else {}))
+                                    **backend.init_options(self.device))
+        self.transport = backend
         self.backend_name = backend.model
         R = dist.ReduceOp
         self.ops = {"sum": R.SUM, "prod": R.PRODUCT, "max": R.MAX, "min": R.MIN}
 
     def barrier(self) -> None:
-        if self.backend_name == "nccl":
-            self.dist.barrier(device_ids=[self.device.index or 0])
-            self.torch.cuda.synchronize(self.device)
-        else:
-            self.dist.barrier()
+        self.transport.barrier(self.dist, self.device)
 
     def allreduce_inplace(self, buf: Any) -> None:
         tensor = self.torch.from_numpy(buf) if isinstance(buf, np.ndarray) else buf
         self.dist.all_reduce(tensor)
 
     def describe(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"torch": self.torch.__version__, "world_size": self.size,
-                             **self.interface}
-        if self.backend_name == "nccl":
-            d["nccl"] = ".".join(map(str, self.torch.cuda.nccl.version()))
-            d["device_name"] = self.torch.cuda.get_device_name(self.device)
-        return d
+        return {"torch": self.torch.__version__, "world_size": self.size, **self.interface,
+                **self.transport.facts(self.device)}
 
     def close(self) -> None:
         if self.dist.is_initialized():
@@ -207,6 +199,22 @@ class TorchDistBackend(CollectiveBackend):
         if not dist.is_available():
             raise BackendUnavailable(f"{self.model}: this torch build has no torch.distributed")
 
+    # What differs between torch.distributed's transports, asked by TorchDistCollectives.
+    def before_init(self, master_addr: str) -> dict[str, str]:
+        """Set up what the transport needs before init_process_group; facts to record."""
+        return {}
+
+    def init_options(self, device: Any) -> dict[str, Any]:
+        """Extra keyword arguments of init_process_group."""
+        return {}
+
+    def barrier(self, dist: Any, device: Any) -> None:
+        dist.barrier()
+
+    def facts(self, device: Any) -> dict[str, Any]:
+        """The transport's versions and device, for the environment record."""
+        return {}
+
 
 class GlooBackend(TorchDistBackend):
     model = "gloo"
@@ -219,6 +227,9 @@ class GlooBackend(TorchDistBackend):
 
         if not dist.is_gloo_available():
             raise BackendUnavailable("gloo: this torch build has no Gloo")
+
+    def before_init(self, master_addr: str) -> dict[str, str]:
+        return gloo_interface(master_addr)
 
 
 class NcclBackend(TorchDistBackend):
@@ -244,6 +255,27 @@ class NcclBackend(TorchDistBackend):
                                      f"({torch.cuda.device_count()} visible)")
         torch.cuda.set_device(index)
         self.torch_device = f"cuda:{index}"
+
+    def gpu_index(self) -> int | None:
+        return int(self.torch_device.split(":")[1]) if ":" in self.torch_device else 0
+
+    def gpu_uuid(self) -> str | None:
+        return cuda_uuid(self.torch_device)
+
+    def init_options(self, device: Any) -> dict[str, Any]:
+        return {"device_id": device}  # binds the communicator to this rank's GPU at init
+
+    def barrier(self, dist: Any, device: Any) -> None:
+        import torch
+
+        dist.barrier(device_ids=[device.index or 0])
+        torch.cuda.synchronize(device)
+
+    def facts(self, device: Any) -> dict[str, Any]:
+        import torch
+
+        return {"nccl": ".".join(map(str, torch.cuda.nccl.version())),
+                "device_name": torch.cuda.get_device_name(device)}
 
     def synchronize(self, result: Any = None) -> None:
         import torch
