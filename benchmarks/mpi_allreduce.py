@@ -119,7 +119,7 @@ def ours(comm: MpiComm, backend: Any, size: int, budget: float) -> dict[str, Any
 
     (case,) = expand(["allreduce"], ["mpi:cpu"], {"size": [str(size)]}, "benchmark")
     planned = PlannedCase(case, TimingPolicy(budget=budget, target_ci=0.005))
-    return measure_case(planned, backend, comm=comm)
+    return measure_case(planned, backend, comm=comm).to_dict()
 
 
 def worker(sizes: list[int], rounds: int, budget: float) -> None:
@@ -161,7 +161,7 @@ def stream_triad_gbps(budget: float) -> float:
                      "benchmark")
     planned = PlannedCase(case, TimingPolicy(budget=budget))
     backend = setup_backends([planned])["torch:cpu"]
-    m = measure_case(planned, backend)
+    m = measure_case(planned, backend).to_dict()
     return m["metrics"]["bytes_per_s"] / 1e9
 
 

@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from cluster.notices import NoticeFilter
 from harness import exiting
 from harness.backends.jax import ENV_JAX_COORDINATOR
 from harness.distributed import ENV_ADDR, ENV_TIMEOUT, ENV_TOKEN, free_port
@@ -159,11 +160,16 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
                                               env={**base, **rank_vars},
                                               stdout=None if r == 0 else subprocess.DEVNULL))
         else:
-            procs.append(subprocess.Popen(cmd, env=base))
+            procs.append(subprocess.Popen(cmd, env=base,
+                                          stderr=subprocess.PIPE if starter.notices else None))
+        notices = (NoticeFilter(procs[0].stderr, _binary(sys.stderr), starter.notices)
+                   if procs[0].stderr is not None else None)
         code, signum = _wait(procs, grace=min(timeout, 10) + 5, direct=starter.signal_ranks)
         told = exit_file.read_text().strip() if exit_file.is_file() else ""
     signum = signum if signum is not None else exiting.noted()
     rank0 = int(told) if told.lstrip("-").isdigit() else None  # None: it never got to say
+    if notices is not None:  # the launcher's notices repeat what rank 0 said, if it did
+        notices.finish(show_held=rank0 is None)
     if signum is None:
         if rank0 is None:
             return code  # killed, or never started: the launcher's code
@@ -171,6 +177,21 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
     if rank0 is not None and rank0 < 128:  # its run was stored before the signal stopped it
         return rank0  # (the note is the caller's: a signal may still come before it exits)
     return 128 + signum
+
+
+def _binary(stream: Any) -> Any:
+    """`stream`'s bytes interface (a text-only stream, as tests capture, gets an adapter)."""
+    if hasattr(stream, "buffer"):
+        return stream.buffer
+
+    class Text:
+        def write(self, data: bytes) -> None:
+            stream.write(data.decode(errors="replace"))
+
+        def flush(self) -> None:
+            stream.flush()
+
+    return Text()
 
 
 def _children(pid: int) -> list[int]:

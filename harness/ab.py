@@ -48,6 +48,7 @@ import numpy as np
 from harness.config import PlannedCase
 from harness.errors import UserError
 from harness.exiting import Interrupted
+from harness.measurement import Measurement, TimingRecord
 from harness.noise import CANARY_LOOPS, MachineWatch, Verdict
 from harness.runner import now
 from harness.stats import summarize
@@ -561,20 +562,16 @@ class Experiment:
         """The measurement this side's run stores: the shape `bench run` writes."""
         planned, sc = r.planned, r.sides[side]
         case = planned.case
-        record: dict[str, Any] = {
-            "case_key": case.key, "workload": case.workload, "backend": case.backend,
-            "params": case.param_dict, "started_at": r.started_at, "status": "ok",
-            "error": None, "work": sc.work or {}, "info": sc.info,
-        }
+        m = Measurement(case.key, case.workload, case.backend, case.param_dict,
+                        started_at=r.started_at, work=sc.work or {}, info=sc.info)
         if sc.status != "ok" or not sc.samples:
             other = [n for n in r.failed_on if n != side]
             error = sc.error or (f"not compared: failed on the {other[0]} side"
                                  if other else "no pairs measured")
-            record.update(status="failed", error=error, finished_at=r.finished_at)
-            return record
+            return m.fail(error, r.finished_at).to_dict()
         summary = summarize(sc.samples)
         work = Work(**(sc.work or {}))
-        metrics = derive_metrics(summary, work)
+        metrics = derive_metrics(summary, work)  # the workload's own come from its worker:
         with contextlib.suppress(WorkerError, WorkerDied):  # the figures stand without them
             metrics.update(self.workers[side][0].request("metrics", case=r.index,
                                                       median_s=summary.median)["metrics"])
@@ -582,29 +579,26 @@ class Experiment:
             metrics.update(ab_ratio=est.ratio, ab_ci_low=est.ci_low, ab_ci_high=est.ci_high,
                            ab_floor=est.floor)
         cal = sc.calibration
-        record.update(
-            summary=summary.to_dict(), metrics=metrics,
-            timing={
-                "stop_reason": r.stop_reason, "block": r.block, "block_rule": r.block_rule,
-                "single_call_s": cal.single_call_s if cal else None,
-                "back_to_back_call_s": cal.back_to_back_call_s if cal else None,
-                "setup_s": sc.setup_s, "first_call_s": cal.first_call_s if cal else None,
-                "compile_s": max(0.0, cal.first_call_s - summary.median) if cal else None,
-                "warmup_s": cal.warmup_s if cal else None,
-                "warmup_calls": cal.warmup_calls if cal else None,
-                "overhead_s": sc.overhead_s, "policy": planned.policy.to_dict(),
-                "ab": {"id": self.ab_id, "side": side, "pairs": len(r.log_ratios),
-                       "disturbed": r.pairs_disturbed, "disturbed_kept": r.disturbed_kept,
-                       "disturbed_by": r.reasons, "turn_samples": r.turn_samples,
-                       "turn_medians_s": sc.turn_medians, "timed_s": sc.timed_s,
-                       "pinned": r.pinned, "layouts": r.layouts.get(side, 1),
-                       "seed": self.seed, "workers": len(self.workers[side]),
-                       "pair_workers": r.groups,
-                       "invocation_sd": est.invocation_sd if est is not None else None},
-            },
-            samples=sc.samples, device_samples=None, finished_at=r.finished_at,
-        )
-        return record
+        m.summary, m.metrics = summary, metrics
+        m.timing = TimingRecord(
+            stop_reason=r.stop_reason, block=r.block, block_rule=r.block_rule,
+            single_call_s=cal.single_call_s if cal else None,
+            back_to_back_call_s=cal.back_to_back_call_s if cal else None,
+            setup_s=sc.setup_s, first_call_s=cal.first_call_s if cal else None,
+            compile_s=max(0.0, cal.first_call_s - summary.median) if cal else None,
+            warmup_s=cal.warmup_s if cal else None,
+            warmup_calls=cal.warmup_calls if cal else None,
+            overhead_s=sc.overhead_s, policy=planned.policy.to_dict(),
+            extra={"ab": {"id": self.ab_id, "side": side, "pairs": len(r.log_ratios),
+                          "disturbed": r.pairs_disturbed, "disturbed_kept": r.disturbed_kept,
+                          "disturbed_by": r.reasons, "turn_samples": r.turn_samples,
+                          "turn_medians_s": sc.turn_medians, "timed_s": sc.timed_s,
+                          "pinned": r.pinned, "layouts": r.layouts.get(side, 1),
+                          "seed": self.seed, "workers": len(self.workers[side]),
+                          "pair_workers": r.groups,
+                          "invocation_sd": est.invocation_sd if est is not None else None}})
+        m.samples, m.finished_at = sc.samples, r.finished_at
+        return m.to_dict()
 
 
 @dataclass

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from harness.config import PlannedCase
+from harness.measurement import Measurement
 from harness.units import headline_metric, percent, seconds
 
 
@@ -57,15 +58,15 @@ class ProgressReporter:
                                   completed=min(time.monotonic() - self._case_start,
                                                 self._budget))
 
-    def case_finished(self, index: int, m: dict[str, Any]) -> None:
-        if m["status"] == "ok":
-            s = m["summary"]
-            unit = m["work"].get("item_unit", "items")
-            line = (f"{self._case_label}  median {seconds(s['median'])} CI {percent(s['ci_rel'])}"
-                    f"  n={s['n']}  {headline_metric(m['metrics'], unit)}"
-                    f"  ({m['timing']['stop_reason']})")
+    def case_finished(self, index: int, m: Measurement) -> None:
+        if m.ok and m.summary is not None and m.timing is not None:
+            s = m.summary
+            unit = (m.work or {}).get("item_unit", "items")
+            line = (f"{self._case_label}  median {seconds(s.median)} CI {percent(s.ci_rel)}"
+                    f"  n={s.n}  {headline_metric(m.metrics, unit)}"
+                    f"  ({m.timing.stop_reason})")
         else:
-            line = f"{self._case_label}  FAILED: {m['error']}"
+            line = f"{self._case_label}  FAILED: {m.error}"
         if self._progress is not None:
             self._progress.update(self._task, advance=1)
         if not self.quiet:

@@ -11,6 +11,7 @@ dies or hangs ends the run `partial` with a message naming it and exit code 3, n
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import errno
 import hashlib
@@ -41,13 +42,13 @@ from harness.distributed import Communicator, RankFailure, Solo
 from harness.env import env_hash, fingerprint, git_revision, mask_secrets
 from harness.errors import CheckFailed, UserError
 from harness.exiting import Interrupted, exit_now
+from harness.measurement import Measurement, TimingRecord, figures
 from harness.profiling import ProfileRequest, gpu_counters
 from harness.stats import summarize
 from harness.text import printable
 from harness.timing import DistributedEngine, Engine
 from harness.workload import FIRST_CALL, WARNINGS
 from harness.workload import registry as workloads
-from harness.workmodel import derive_metrics
 from results.runfile import PART, RunFileWriter, read_run_file
 from results.store import Store
 
@@ -71,7 +72,7 @@ class Reporter(Protocol):
     def run_started(self, run_id: str, total: int) -> None: ...
     def case_started(self, index: int, planned: PlannedCase) -> None: ...
     def case_progress(self, samples: int, ci_rel: float) -> None: ...
-    def case_finished(self, index: int, measurement: dict[str, Any]) -> None: ...
+    def case_finished(self, index: int, measurement: Measurement) -> None: ...
     def run_finished(self, status: str) -> None: ...
 
 
@@ -81,7 +82,7 @@ class RunResult:
     status: str
     exit_code: int
     path: Path
-    measurements: list[dict[str, Any]] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
     ingested: str = ""
     error: str | None = None  # why the run ended early, or what could not be written
 
@@ -92,7 +93,7 @@ class _Silent:
     def run_started(self, run_id: str, total: int) -> None: ...
     def case_started(self, index: int, planned: PlannedCase) -> None: ...
     def case_progress(self, samples: int, ci_rel: float) -> None: ...
-    def case_finished(self, index: int, measurement: dict[str, Any]) -> None: ...
+    def case_finished(self, index: int, measurement: Measurement) -> None: ...
     def run_finished(self, status: str) -> None: ...
 
 
@@ -153,7 +154,7 @@ def setup_backends(plan: Sequence[PlannedCase]) -> dict[str, Backend]:
 def measure_case(planned: PlannedCase, backend: Backend,
                  progress: Callable[[int, float], None] | None = None,
                  comm: Communicator | None = None, check: bool = True,
-                 profile: ProfileRequest | None = None, seq: int = 0) -> dict[str, Any]:
+                 profile: ProfileRequest | None = None, seq: int = 0) -> Measurement:
     """Measure one case; a failing workload yields a `failed` measurement, never a number
     (or, when the timed calls are not a valid result, one with its figures kept to show why).
 
@@ -166,11 +167,8 @@ def measure_case(planned: PlannedCase, backend: Backend,
     workload = workloads.get(case.workload)()
     workload.policy = planned.policy
     params = case.param_dict
-    record: dict[str, Any] = {
-        "case_key": case.key, "workload": case.workload, "backend": case.backend,
-        "params": params, "started_at": now(), "status": "ok", "error": None,
-        "work": asdict(workload.work(params)),
-    }
+    record = Measurement(case.key, case.workload, case.backend, params, started_at=now(),
+                         work=asdict(workload.work(params)))
     load_before = _loadavg()
     prepared = None
     invalid = None  # why what was timed is not a valid result (Prepared.after_timing)
@@ -191,8 +189,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
             error = _describe(exc)
         error = _agree(comm, error)
         if error is not None:
-            record.update(status="failed", error=error, finished_at=now())
-            return record
+            return record.fail(error, now())
         assert prepared is not None
         if comm.size > 1 or prepared.barrier is not None:
             engine: Engine = DistributedEngine(backend, planned.policy, comm, prepared.barrier,
@@ -216,8 +213,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
         except Exception as exc:
             if comm.size > 1:  # the other ranks are inside a collective: end the job
                 raise RankFailure(f"rank {comm.rank}: {_describe(exc)}", [comm.rank]) from exc
-            record.update(status="failed", error=_describe(exc), finished_at=now())
-            return record
+            return record.fail(_describe(exc), now())
         profiled = None
         if profile is not None:
             profiled = _profile(planned, backend, prepared, workload, comm, profile, seq)
@@ -228,11 +224,8 @@ def measure_case(planned: PlannedCase, backend: Backend,
     units = work.units_per_call  # e.g. a ping-pong call is two one-way trips
     samples, device_samples = per_unit(timing.samples, units), \
         per_unit(timing.device_samples, units)
-    summary = summarize(samples)
-    metrics = derive_metrics(summary, work)
-    if device_samples:
-        metrics["device_latency_s"] = summarize(device_samples).median
-    metrics.update(workload.extra_metrics(params, summary.median, prepared.info))
+    assert samples is not None
+    summary, metrics = figures(samples, device_samples, work, workload, params, prepared.info)
     if counters is not None:
         metrics.update(counters.metrics(summary.median))
     across = {}
@@ -243,32 +236,25 @@ def measure_case(planned: PlannedCase, backend: Backend,
                       summarize(timing.extra["rank_mean_samples"]).median / units,
                   "rank_medians_s": per_unit(timing.extra["rank_medians"], units)}
         metrics["world_size"] = float(comm.size)
-    record.update(
-        summary=summary.to_dict(),
-        metrics=metrics,
-        timing={
-            "stop_reason": timing.stop_reason, "block": timing.block,
-            "block_rule": timing.block_rule, "single_call_s": timing.single_call_s,
-            "back_to_back_call_s": timing.back_to_back_call_s,
-            "setup_s": setup_s, "first_call_s": timing.first_call_s,
-            "compile_s": _compile_s(timing, prepared.info, summary.median * units),
-            "warmup_s": timing.warmup_s,
-            "warmup_calls": timing.warmup_calls, "overhead_s": timing.overhead_s,
-            "policy": planned.policy.to_dict(),
-            # 1-minute load average around the case: a busy machine explains odd figures
-            "load_before": load_before, "load_after": _loadavg(),
-            **across,
-            **({"units_per_call": units} if units != 1 else {}),
-            **({"profile": profiled, "gpu_counters": counters.record()}
-               if profile is not None and counters is not None else {}),
-        },
-        info=prepared.info,
-        samples=samples,
-        device_samples=device_samples,
-        finished_at=now(),
-    )
+    record.summary, record.metrics = summary, metrics
+    record.timing = TimingRecord(
+        stop_reason=timing.stop_reason, block=timing.block, block_rule=timing.block_rule,
+        single_call_s=timing.single_call_s, back_to_back_call_s=timing.back_to_back_call_s,
+        setup_s=setup_s, first_call_s=timing.first_call_s,
+        compile_s=_compile_s(timing, prepared.info, summary.median * units),
+        warmup_s=timing.warmup_s, warmup_calls=timing.warmup_calls,
+        overhead_s=timing.overhead_s, policy=planned.policy.to_dict(),
+        # 1-minute load average around the case: a busy machine explains odd figures
+        load_before=load_before, load_after=_loadavg(),
+        extra={**across,
+               **({"units_per_call": units} if units != 1 else {}),
+               **({"profile": profiled, "gpu_counters": counters.record()}
+                  if profile is not None and counters is not None else {})})
+    record.info, record.samples, record.device_samples = (prepared.info, samples,
+                                                          device_samples)
+    record.finished_at = now()
     if invalid is not None:
-        record.update(status="failed", error=invalid)
+        record.fail(invalid)
     if comm.rank == 0:
         for line in prepared.info.get(WARNINGS) or ():
             sys.stderr.write(printable(f"bench: warning: {case.key}: {line}") + "\n")
@@ -438,11 +424,11 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
 
     for sig in previous:
         signal.signal(sig, on_signal)
-    done: list[dict[str, Any]] = []
+    done: list[Measurement] = []
     status, code, error = "complete", EXIT_OK, None
-    pending: dict[int, list[dict[str, Any]]] = {}  # rounds measured so far, per case
+    pending: dict[int, list[Measurement]] = {}  # rounds measured so far, per case
 
-    def record(i: int, m: dict[str, Any]) -> None:
+    def record(i: int, m: Measurement) -> None:
         nonlocal status, code
         if writer is not None and write_error:
             return  # the run file could not be written: this case cannot be kept
@@ -450,7 +436,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         if writer is not None:
             with lock:
                 try:
-                    writer.append(m)
+                    writer.append(m.to_dict())
                 except OSError as exc:  # a full disk: the cases before this one are kept
                     done.pop()
                     write_error.append(_run_file_error(writer.part, exc))
@@ -458,7 +444,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
                         raise _RunFileFailed from None
                     return
         reporter.case_finished(i, m)
-        if m["status"] == "failed":
+        if not m.ok:
             status, code = "failed", EXIT_CASE_FAILED
 
     try:
@@ -476,7 +462,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
                 m = measure_case(part, backends[planned.case.backend], reporter.case_progress,
                                  comm, check, profile if r == rounds - 1 else None, i)
                 pending.setdefault(i, []).append(m)
-                if r == rounds - 1 or m["status"] == "failed":
+                if r == rounds - 1 or not m.ok:
                     record(i, merge_rounds(pending.pop(i), planned))
         if comm.size > 1:
             comm.phase = "the end of the run"
@@ -543,42 +529,42 @@ def _store_error(store: Store, path: Path, exc: SQLAlchemyError) -> str:
             f"run: free space and `bench ingest {path}`")
 
 
-def merge_rounds(records: list[dict[str, Any]], planned: PlannedCase) -> dict[str, Any]:
+def merge_rounds(records: list[Measurement], planned: PlannedCase) -> Measurement:
     """One measurement from a case's rounds: samples pooled, summary and metrics recomputed,
     each round's median kept (`timing.round_medians_s`) for `bench compare`."""
     if len(records) == 1 and planned.policy.rounds == 1:
         return records[0]
-    failed = next((m for m in records if m["status"] != "ok"), None)
+    failed = next((m for m in records if not m.ok), None)
     if failed is not None:
         return failed
     first, last = records[0], records[-1]
-    samples = [x for m in records for x in m["samples"]]
-    device = ([x for m in records for x in m["device_samples"]]
-              if all(m.get("device_samples") for m in records) else None)
-    summary = summarize(samples)
-    workload = workloads.get(first["workload"])()
-    metrics = {**first["metrics"], **derive_metrics(summary, workload.work(first["params"]))}
-    if device:
-        metrics["device_latency_s"] = summarize(device).median
-    metrics.update(workload.extra_metrics(first["params"], summary.median, first["info"]))
-    gpu = {k: v for k, v in last["metrics"].items() if k.startswith("gpu_")}  # --profile: NVML
+    assert all(m.samples is not None and m.timing is not None and m.summary is not None
+               for m in records)
+    samples = [x for m in records for x in m.samples or ()]
+    device = ([x for m in records for x in m.device_samples or ()]
+              if all(m.device_samples for m in records) else None)
+    workload = workloads.get(first.workload)()
+    summary, derived = figures(samples, device, workload.work(first.params), workload,
+                               first.params, first.info)
+    metrics = {**first.metrics, **derived}
+    gpu = {k: v for k, v in last.metrics.items() if k.startswith("gpu_")}  # --profile: NVML
     if gpu:  # sampled in the last round only, which is the profiled one
         metrics.update(gpu)
         metrics["energy_per_iter_j"] = gpu["gpu_power_w"] * summary.median
-    timing = {**last["timing"],
-              "policy": planned.policy.to_dict(),
-              "rounds": len(records),
-              "round_medians_s": [m["summary"]["median"] for m in records],
-              "stop_reason": ",".join(dict.fromkeys(m["timing"]["stop_reason"] for m in records)),
-              # each round checks whether calls are alike; a borderline case may decide apart
-              "block_rule": ",".join(dict.fromkeys(str(m["timing"].get("block_rule"))
-                                                   for m in records)),
-              "round_blocks": [m["timing"].get("block") for m in records],
-              "load_before": first["timing"].get("load_before"),
-              "first_call_s": first["timing"].get("first_call_s"),
-              "compile_s": first["timing"].get("compile_s")}
-    return {**last, "started_at": first["started_at"], "summary": summary.to_dict(),
-            "metrics": metrics, "timing": timing, "samples": samples, "device_samples": device}
+    timings = [m.timing for m in records if m.timing is not None]
+    t0, t1 = timings[0], timings[-1]
+    timing = dataclasses.replace(
+        t1, policy=planned.policy.to_dict(),
+        stop_reason=",".join(dict.fromkeys(str(t.stop_reason) for t in timings)),
+        # each round checks whether calls are alike; a borderline case may decide apart
+        block_rule=",".join(dict.fromkeys(str(t.block_rule) for t in timings)),
+        load_before=t0.load_before, first_call_s=t0.first_call_s, compile_s=t0.compile_s,
+        extra={**t1.extra, "rounds": len(records),
+               "round_medians_s": [m.summary.median for m in records if m.summary],
+               "round_blocks": [t.block for t in timings]})
+    return dataclasses.replace(last, started_at=first.started_at, summary=summary,
+                               metrics=metrics, timing=timing, samples=samples,
+                               device_samples=device)
 
 
 def _plan_digest(plan: Sequence[PlannedCase]) -> str:

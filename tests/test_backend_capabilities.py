@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("numpy", "torch", "jax", "onnxruntime", "opencl", "nccl", "gloo", "mpi", "grpc")
 # `backend.model == "torch"`, `model in ("torch", ...)`, `.startswith("mpi:")` and the like
 NAME_CHECK = re.compile(
-    r"""(model\s*(==|!=|in|not\ in)\s*\(?\s*|startswith\(\s*)["'](%s)[:"']""" % "|".join(MODELS))
+    r"""(model\s*(==|!=|in|not\ in)\s*\(?\s*|startswith\(\s*)["'](""" + "|".join(MODELS)
+    + r""")[:"']""")
 
 
 def test_no_code_outside_a_backend_module_checks_a_backend_name():

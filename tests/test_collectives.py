@@ -386,7 +386,7 @@ def test_pingpong_has_one_latency_everywhere(monkeypatch):
     params = {"size": size, "dtype": "float32", "mode": "pingpong"}
     case = Case("p2p", "numpy:cpu", tuple(sorted(params.items())))
     backend = parse_backend("numpy:cpu")
-    m = measure_case(PlannedCase(case, TimingPolicy()), backend, check=False)
+    m = measure_case(PlannedCase(case, TimingPolicy()), backend, check=False).to_dict()
     assert m["samples"] == pytest.approx([x / 2 for x in round_trip])
     assert m["summary"]["median"] == pytest.approx(2.3e-6)
     assert m["metrics"]["latency_s"] == m["metrics"]["time_s"] == pytest.approx(2.3e-6)

@@ -205,11 +205,22 @@ def test_killed_rank_ends_the_job_naming_it(workdir, bench, launcher, backend):
     assert res.rc == 3, res.stderr
     assert time.monotonic() - t0 < 60
     assert "rank 1 died" in res.stderr, res.stderr
+    # rank 0 said it: mpirun's framed notices repeating it are held back
+    assert "Primary job" not in res.stderr and "mpirun noticed" not in res.stderr, res.stderr
     done, name = _finished_cases(workdir)
     assert [m["params"]["size"] for m in done] == [8] and done[0]["status"] == "ok"
     assert not name.endswith(PART)  # rank 0 closed the run file: partial, with its end record
     runs = bench("runs", "--json").json()
     assert runs[0]["status"] == "partial" and runs[0]["n_measurements"] == 1
+
+
+@needs_mpi
+def test_mpiruns_notices_are_shown_when_rank_0_cannot_report(workdir, bench):
+    res = bench("run", "-w", "allreduce", "-b", "mpi", "-p", "size=8B", *FAST,
+                "--launcher", "mpirun", "-n", "2", "--timeout", "10", "-q", timeout=120,
+                env={"BENCH_FAULT": "kill:0:0"})  # rank 0 itself is killed: mpirun says so
+    assert res.rc == 128 + 9, res.stderr
+    assert "mpirun noticed that process rank 0" in res.stderr, res.stderr
 
 
 @needs_torch

@@ -513,19 +513,24 @@ def test_rounds_profile_the_last_round_only(bench_inproc):
 
 def test_merged_rounds_keep_the_gpu_metrics():
     from harness.config import PlannedCase
+    from harness.measurement import Measurement
     from harness.runner import merge_rounds
+    from harness.stats import summarize
     from harness.timing import TimingPolicy
     from harness.workload import make_case
 
     case = make_case("spin", None, {"us": "1"}, "test")
-    rec = {"workload": "spin", "params": case.param_dict, "status": "ok", "info": {},
+    rec = {"case_key": case.key, "workload": "spin", "backend": "numpy:cpu",
+           "params": case.param_dict, "status": "ok", "info": {},
            "started_at": "t", "device_samples": None,
            "timing": {"stop_reason": "ci_target"}}
-    first = {**rec, "samples": [1e-6] * 10, "metrics": {}, "summary": {"median": 1e-6}}
-    last = {**rec, "samples": [3e-6] * 10, "summary": {"median": 3e-6},
+    first = {**rec, "samples": [1e-6] * 10, "metrics": {},
+             "summary": summarize([1e-6] * 10).to_dict()}
+    last = {**rec, "samples": [3e-6] * 10, "summary": summarize([3e-6] * 10).to_dict(),
             "metrics": {"gpu_power_w": 100.0, "gpu_util_pct": 50.0,
                         "energy_per_iter_j": 3e-4}}
-    m = merge_rounds([first, last], PlannedCase(case, TimingPolicy(rounds=2)))
+    m = merge_rounds([Measurement.from_dict(first), Measurement.from_dict(last)],
+                     PlannedCase(case, TimingPolicy(rounds=2))).to_dict()
     assert m["metrics"]["gpu_util_pct"] == 50.0
     median = m["summary"]["median"]
     assert m["metrics"]["energy_per_iter_j"] == pytest.approx(100.0 * median)

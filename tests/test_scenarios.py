@@ -234,7 +234,7 @@ def test_runner_fails_a_case_whose_timed_run_is_invalid(workdir, monkeypatch):
                       "scenario": "max-qps", "queries": "8"}, "test")
     planned = PlannedCase(case, TimingPolicy(budget=0.05, warmup_budget=0.05, min_samples=3))
     backends = setup_backends([planned])
-    m = measure_case(planned, backends[case.backend])
+    m = measure_case(planned, backends[case.backend]).to_dict()
     assert m["status"] == "failed"
     assert m["error"].startswith("invalid result: max-qps ")
     assert "p99 146.5 ms" in m["error"] and "100 ms bound" in m["error"]

@@ -147,6 +147,6 @@ def test_signal_at_the_end_of_a_write_keeps_result_and_file_in_step(tmp_path, mo
     assert (result.status, result.exit_code) == ("partial", 143)
     stored = read_run_file(result.path).measurements
     assert len(stored) == 1
-    assert [m["case_key"] for m in result.measurements] == [m["case_key"] for m in stored]
+    assert [m.case_key for m in result.measurements] == [m["case_key"] for m in stored]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(
         signal.getsignal(signal.SIGTERM))  # the handler was put back

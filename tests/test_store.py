@@ -76,8 +76,8 @@ def test_real_run_round_trip(real_run):
         result.path).header["env_hash"]
 
     stored = st.measurements([result.run_id])
-    assert [m["case_key"] for m in stored] == [m["case_key"] for m in result.measurements]
-    for got, want in zip(stored, result.measurements, strict=True):
+    assert [m["case_key"] for m in stored] == [m.case_key for m in result.measurements]
+    for got, want in zip(stored, (m.to_dict() for m in result.measurements), strict=True):
         assert got["workload"] == "spin" and got["backend"] == "numpy:cpu"
         assert got["params"] == want["params"]
         assert got["status"] == "ok"
@@ -92,7 +92,7 @@ def test_real_run_round_trip(real_run):
 
 def test_real_run_medians_match_request(real_run):
     _, result = real_run
-    for m in result.measurements:
+    for m in (x.to_dict() for x in result.measurements):
         want = m["params"]["us"] * 1e-6
         assert m["summary"]["median"] == pytest.approx(want, rel=0.05)
 
@@ -301,7 +301,7 @@ def test_load_dataframe(real_run):
     assert list(df["backend"]) == ["numpy:cpu", "numpy:cpu"]
     assert [json.loads(p) for p in df["params"]] == [{"us": 10.0}, {"us": 200.0}]
     assert list(df["median"]) == pytest.approx(
-        [m["summary"]["median"] for m in result.measurements])
+        [m.to_dict()["summary"]["median"] for m in result.measurements])
     # By reference, and by path.
     assert len(load(st, ["latest"])) == 2
     assert len(load(st.url.database, [result.run_id[:8]])) == 2

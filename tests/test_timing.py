@@ -170,8 +170,10 @@ def test_a_periodic_slow_call_gets_the_steady_state_check(numpy_cpu: Backend) ->
     assert timing.block_rule in (BLOCK_STEADY, BLOCK_OVERHEAD)
     assert timing.single_call_s is not None and timing.back_to_back_call_s is not None
     assert 5e-6 < timing.single_call_s < 500e-6 and 5e-6 < timing.back_to_back_call_s < 500e-6
-    if timing.block_rule == BLOCK_STEADY:
-        assert timing.block * timing.back_to_back_call_s >= 0.5 * policy.min_block_time
+    if timing.block_rule == BLOCK_STEADY:  # blocks of about min_block_time: the order of it
+        # (the block is sized from calls timed during warm-up; on a shared machine the later
+        # back-to-back figure moves by tens of percent, so only the order is real-clock-safe)
+        assert timing.block * timing.back_to_back_call_s >= 0.1 * policy.min_block_time
     assert 5e-6 < float(np.median(timing.samples)) < 500e-6
     # With the check off, no check is made and calls stay in blocks of the overhead rule.
     single = Engine(numpy_cpu, policy.replace(min_block_time=0.0)).measure(

@@ -28,6 +28,9 @@ class Launcher:
     # (rank, world size, local rank) variables its ranks see; empty: set by `bench` itself
     rank_variables: ClassVar[tuple[str, str, str] | tuple[()]] = ()
     mpi_world: ClassVar[bool] = False  # its ranks find each other in MPI_Init (PMI/PMIx)
+    # Texts of the launcher's own framed notices that repeat what rank 0 reports (kept back
+    # unless rank 0 never reported; see cluster/notices.py).
+    notices: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.signal_ranks = False  # a signal goes to the launcher's children, not to it

@@ -13,6 +13,9 @@ from cluster.launchers import Launcher, register
 class Mpirun(Launcher):
     name = "mpirun"
     mpi_world = True
+    notices = ("Primary job  terminated normally", "Primary job terminated normally",
+               "mpirun noticed that process rank", "mpirun has exited due to process rank",
+               "mpirun detected that one or more processes exited with non-zero status")
     provides = "Open MPI: apt-get install openmpi-bin (or MPICH: apt-get install mpich)"
     rank_variables = ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
                       "OMPI_COMM_WORLD_LOCAL_RANK")

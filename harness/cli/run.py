@@ -104,15 +104,15 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
                                               "partial)" if kept else "")), err=True)
     if rank != 0:
         _end(result.exit_code, hard=result.exit_code == EXIT_RANK_FAILED)
+    measured = [m.to_dict() for m in result.measurements]  # as stored: what the views read
     if as_json:
         print_json({"run_id": result.run_id, "status": result.status,
                     "run_file": str(result.path), "store": st.name if st else None,
-                    "measurements": [measurement_json(m) for m in result.measurements]})
+                    "measurements": [measurement_json(m) for m in measured]})
     else:
         out = console()
-        out.print(measurements_table(result.measurements,
-                                     title=f"run {result.run_id} ({result.status})"))
-        print_sweeps(out, result.measurements)
+        out.print(measurements_table(measured, title=f"run {result.run_id} ({result.status})"))
+        print_sweeps(out, measured)
         where = f"stored in {st.name}; " if st and result.ingested else ""
         out.print(f"{where}run file {result.path}", highlight=False)
     note = exiting.late_note(result.run_id, result.status)
