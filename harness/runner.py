@@ -416,6 +416,10 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
 
     if comm.size > 1:
         comm.on_fatal = on_fatal  # type: ignore[attr-defined]
+        # Every rank starts the cases once rank 0's run file is open: a rank lost from here on
+        # leaves a partial run (killed or hung alike), before it none.
+        comm.phase = "the start of the run"
+        comm.barrier()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         for sig in previous:  # a second signal, however soon, must not interrupt the saving

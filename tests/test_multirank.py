@@ -214,6 +214,18 @@ def test_killed_rank_ends_the_job_naming_it(workdir, bench, launcher, backend):
     assert runs[0]["status"] == "partial" and runs[0]["n_measurements"] == 1
 
 
+@needs_torch
+@pytest.mark.parametrize("fault", ["kill:1:0", "hang:1:0"])
+def test_a_rank_lost_at_the_first_case_leaves_a_partial_run_killed_or_hung(workdir, bench,
+                                                                           fault):
+    res = bench("run", "-w", "allreduce", "-b", "gloo", "-p", "size=8B,64B", *FAST, "-n", "2",
+                "--timeout", "5", "-q", timeout=120, env={"BENCH_FAULT": fault})
+    assert res.rc == 3, res.stderr
+    assert "during case allreduce" in res.stderr or "case allreduce" in res.stderr, res.stderr
+    runs = bench("runs", "--json").json()
+    assert [(r["status"], r["n_measurements"]) for r in runs] == [("partial", 0)]
+
+
 @needs_mpi
 def test_mpiruns_notices_are_shown_when_rank_0_cannot_report(workdir, bench):
     res = bench("run", "-w", "allreduce", "-b", "mpi", "-p", "size=8B", *FAST,
