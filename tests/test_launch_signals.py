@@ -117,3 +117,26 @@ def test_signal_to_the_launcher_gives_the_code_of_what_is_stored(tmp_path, launc
         outcomes.append(status)
     # both ends were reached: signals mid-run cut runs short, late ones did not
     assert "partial" in outcomes and "complete" in outcomes, outcomes
+
+
+def test_a_signal_as_one_run_of_a_ranks_sweep_ends_stops_the_sweep(monkeypatch, tmp_path):
+    """A signal noted while the first world size's run was being stored ends the sweep there
+    (the next launch must not inherit it as its own), and earns the note."""
+    import cluster.launch
+    from harness import exiting
+    from harness.cli import run as run_cli
+
+    launched: list[int] = []
+
+    def fake_launch(launcher, n, args, timeout, env):
+        launched.append(n)
+        exiting.hold(signal.SIGINT, None)  # as if it came while rank 0 stored its run
+        return 0
+
+    monkeypatch.setattr(cluster.launch, "launch", fake_launch)
+    monkeypatch.setattr("harness.runner.setup_backends", lambda plan: {})
+    monkeypatch.setattr(exiting, "_late", [])
+    codes: list[int] = []
+    monkeypatch.setattr(exiting, "exit_now", lambda code: codes.append(code))
+    run_cli._launch_ranks("local", None, "1,2,4", 10.0, [], str(tmp_path / "s.db"), tmp_path)
+    assert launched == [1] and codes == [0]

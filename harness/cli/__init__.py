@@ -83,6 +83,17 @@ def usage_line(exc: click.ClickException) -> str:
     return error_line(message)
 
 
+def _speaks_for_the_job() -> bool:
+    """Whether this process reports an interruption: not the ranks other than 0 of a job (each
+    of them got the signal too; one line is enough)."""
+    from harness.placement import placement
+
+    try:
+        return placement().rank == 0
+    except Exception:  # a malformed rank variable: better a line too many than none
+        return True
+
+
 def _main(argv: list[str] | None) -> None:
     no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())
     try:
@@ -95,7 +106,8 @@ def _main(argv: list[str] | None) -> None:
         sys.exit(130)
     except (KeyboardInterrupt, Interrupted) as exc:  # before a run started: nothing to keep
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        click.echo(f"bench: interrupted ({signal.Signals(signum).name})", err=True)
+        if _speaks_for_the_job():
+            click.echo(f"bench: interrupted ({signal.Signals(signum).name})", err=True)
         sys.exit(128 + int(signum))
     except no_args as exc:  # `bench` or `bench site` alone: its help, as --help prints it
         click.echo(exc.ctx.get_help())

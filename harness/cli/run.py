@@ -170,6 +170,7 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
     import uuid
 
     from cluster.launch import ENV_RUN_ID, launch
+    from harness import exiting
 
     if nranks and rank_list:
         raise UserError("give either -n N or --ranks N,N,..., not both")
@@ -190,17 +191,15 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
     for n in sizes:
         run_ids.append(str(uuid.uuid4()))
         code = launch(launcher, n, sys.argv[1:], timeout, {ENV_RUN_ID: run_ids[-1], **extra})
-        if code != 0:
+        if code != 0 or exiting.noted() is not None:  # a signal as a run ended ends the sweep
             break
         if rank_list and len(run_ids) == 1:  # later sizes store efficiency against this one
             extra = _scaling_baseline(run_dir / f"{run_ids[0]}.jsonl")
-    if rank_list and code == 0:
+    if rank_list and code == 0 and exiting.noted() is None:  # (a cut sweep: no table)
         from results.report.scaling import scaling_table
 
         st = open_store(store, run_dir, create=True)
         console().print(scaling_table(st, run_ids))
-    from harness import exiting
-
     late = exiting.noted()
     if late is not None and code < 128:
         click.echo(f"bench: {signal.Signals(late).name} came as the run ended; it is stored, "
