@@ -226,6 +226,19 @@ def test_a_rank_lost_at_the_first_case_leaves_a_partial_run_killed_or_hung(workd
     assert [(r["status"], r["n_measurements"]) for r in runs] == [("partial", 0)]
 
 
+@needs_torch
+def test_under_torchrun_a_dead_rank_is_one_line_and_a_killed_rank_0_its_signal(workdir, bench):
+    args = ("run", "-w", "allreduce", "-b", "gloo", "-p", "size=8B,64B", *FAST,
+            "--launcher", "torchrun", "-n", "2", "--timeout", "10", "-q")
+    res = bench(*args, timeout=120, env={"BENCH_FAULT": "kill:1:1"})
+    assert res.rc == 3, res.stderr
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()], res.stderr  # no log lines
+    assert "rank 1 died" in res.stderr
+    res = bench(*args, timeout=120, env={"BENCH_FAULT": "kill:0:0"})
+    assert res.rc == 128 + 9, res.stderr  # rank 0 cannot say: torchrun's report says it
+    assert "Signal 9 (SIGKILL) received" in res.stderr, res.stderr
+
+
 @needs_mpi
 def test_mpiruns_notices_are_shown_when_rank_0_cannot_report(workdir, bench):
     res = bench("run", "-w", "allreduce", "-b", "mpi", "-p", "size=8B", *FAST,

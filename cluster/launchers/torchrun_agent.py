@@ -6,6 +6,7 @@ rank 0 never left its exit code (harness.exiting), which is when it is the only 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,9 @@ def main() -> None:
 
     from harness.exiting import ENV_EXIT_FILE
 
+    # Some of its modules log through plain `logging` loggers, which LOGLEVEL does not reach.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+
     exit_file = Path(os.environ.get(ENV_EXIT_FILE, "") or os.devnull)
     try:
         torchrun(sys.argv[1:])
@@ -27,7 +31,8 @@ def main() -> None:
     except ChildFailedError as exc:
         if not exit_file.is_file() or not exit_file.read_text().strip():
             sys.stderr.write(exc.format_msg() + "\n")
-        sys.exit(1)
+        code = exc.get_first_failure()[1].exitcode
+        sys.exit(128 - code if code < 0 else 1)  # killed by a signal: as mpirun and srun say
 
 
 if __name__ == "__main__":
