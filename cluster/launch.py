@@ -12,7 +12,6 @@ lets through).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import secrets
@@ -164,7 +163,7 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
                                           stderr=subprocess.PIPE if starter.notices else None))
         notices = (NoticeFilter(procs[0].stderr, _binary(sys.stderr), starter.notices)
                    if procs[0].stderr is not None else None)
-        code, signum = _wait(procs, grace=min(timeout, 10) + 5, direct=starter.signal_ranks)
+        code, signum = _wait(procs, grace=min(timeout, 10) + 5, deliver=starter.deliver)
         told = exit_file.read_text().strip() if exit_file.is_file() else ""
     signum = signum if signum is not None else exiting.noted()
     rank0 = int(told) if told.lstrip("-").isdigit() else None  # None: it never got to say
@@ -194,17 +193,8 @@ def _binary(stream: Any) -> Any:
     return Text()
 
 
-def _children(pid: int) -> list[int]:
-    """The processes `pid` started (Linux; none elsewhere)."""
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(x) for x in text.split()]
-
-
 def _wait(procs: list[subprocess.Popen[bytes]], grace: float,
-          direct: bool = False) -> tuple[int, int | None]:
+          deliver: Any = None) -> tuple[int, int | None]:
     """(rank 0's or the launcher's exit code, the first signal forwarded to them)."""
     forwarded: list[int] = []
 
@@ -213,11 +203,9 @@ def _wait(procs: list[subprocess.Popen[bytes]], grace: float,
         exiting.hold(signum, None)
         for p in procs:
             if p.poll() is None:
-                ranks = _children(p.pid) if direct else []
-                for pid in ranks:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signum)
-                if not ranks:
+                if deliver is not None:
+                    deliver(p, signum)
+                else:
                     p.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}

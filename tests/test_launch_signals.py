@@ -13,8 +13,10 @@ at a random delay after the run's first line, never after a fixed sleep alone.""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
 import random
 import re
 import shutil
@@ -45,7 +47,9 @@ def _signal_on_line(cwd: Path, launcher: str, marker: str, delay: float,
     stderr, cases reported finished before the signal was sent)."""
     args = ("run", "-w", "spin", "-p", "us=" + ",".join(CASES), "--budget", "0.3",
             "--target-ci", "1e-6", "--launcher", launcher, "-n", "2", "--timeout", "60")
-    proc = subprocess.Popen([*bench_command(), *args], cwd=cwd, text=True,
+    # srun runs in an allocation: salloc starts the launching bench, which gets the signal
+    wrap = ["salloc", "-n", "2", "--quiet"] if launcher == "srun" else []
+    proc = subprocess.Popen([*wrap, *bench_command(), *args], cwd=cwd, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err: list[str] = []
     finished_before = [-1]
@@ -54,7 +58,10 @@ def _signal_on_line(cwd: Path, launcher: str, marker: str, delay: float,
     def send() -> None:
         if proc.poll() is None:
             finished_before[0] = sum(bool(re.match(r"\[\d/3\]", ln)) for ln in list(err))
-            proc.send_signal(sig)
+            target = _children(proc.pid) if wrap else [proc.pid]
+            for pid in target:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
 
     def pump() -> None:
         assert proc.stderr is not None
@@ -77,6 +84,22 @@ def _signal_on_line(cwd: Path, launcher: str, marker: str, delay: float,
     return proc.returncode, "".join(err), finished_before[0]
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _slurm_answers() -> bool:
+    if not os.environ.get("SLURM_CONF") or shutil.which("salloc") is None:
+        return False
+    try:
+        return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def _runs(cwd: Path) -> list[tuple[str, int]]:
     res = subprocess.run([*bench_command(), "runs", "--json"], cwd=cwd, capture_output=True,
                          text=True, timeout=60)
@@ -91,6 +114,9 @@ def _runs(cwd: Path) -> list[tuple[str, int]]:
     pytest.param("torchrun", marks=pytest.mark.skipif(not HAVE_TORCH, reason="torchrun comes "
                                                      "with torch: pip install "
                                                      "'accelbench[torch]'")),
+    pytest.param("srun", marks=pytest.mark.skipif(not _slurm_answers(), reason="needs a Slurm "
+                                                 "that $SLURM_CONF names (.ci/run starts one "
+                                                 "with cluster/local-slurm)")),
 ])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_to_the_launcher_gives_the_code_of_what_is_stored(tmp_path, launcher, sig):

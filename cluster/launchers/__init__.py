@@ -9,9 +9,13 @@ A new launcher is a new module here plus its name in BUILTIN.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from harness.errors import UserError
@@ -35,6 +39,16 @@ class Launcher:
     def __init__(self) -> None:
         self.signal_ranks = False  # a signal goes to the launcher's children, not to it
 
+    def deliver(self, proc: subprocess.Popen[bytes], signum: int) -> None:
+        """Pass a signal the launching `bench` got on to the ranks `proc` started (or is)."""
+        ranks = _children(proc.pid) if self.signal_ranks else []
+        for pid in ranks:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        if not ranks:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+
     def command(self, n: int, args: Sequence[str], env: dict[str, str]) -> list[str] | None:
         raise NotImplementedError
 
@@ -45,6 +59,15 @@ class Launcher:
     @staticmethod
     def harness(args: Sequence[str]) -> list[str]:
         return [sys.executable, "-m", "harness", *args]
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (Linux; none elsewhere)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
 
 
 def register(cls: type[Launcher]) -> type[Launcher]:
