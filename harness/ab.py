@@ -665,7 +665,8 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
             env = loaded.get("env") or {}
             header = run_header(run_id, env, argv, suite, side_tags, git=loaded.get("git"),
                                 pid=hello.get("pid"),
-                                harness_version=str(hello.get("version", "unknown")))
+                                harness_version=str(hello.get("version", "unknown")),
+                                store=store.name if store is not None else None)
             header["ab"] = {"id": exp.ab_id, "side": side.name, "python": hello.get("executable"),
                             "env": dict(side.env), "seed": exp.seed}
             writers[side.name] = RunFileWriter(run_dir, header)

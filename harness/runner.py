@@ -120,8 +120,10 @@ def inject_fault(rank: int, index: int) -> None:
 def run_header(run_id: str, env: dict[str, Any], argv: Sequence[str] | None,
                suite: str | None, tags: dict[str, str] | None, *, launcher: str = "local",
                world_size: int = 1, git: dict[str, Any] | bool | None = True,
-               pid: int | None = None, harness_version: str = __version__) -> dict[str, Any]:
-    """The header of a run file: what ran, where, from which code (`git` True: this folder's)."""
+               pid: int | None = None, harness_version: str = __version__,
+               store: str | None = None) -> dict[str, Any]:
+    """The header of a run file: what ran, where, from which code (`git` True: this folder's),
+    and the store it was made for (`Store.name`; None: none, any store may pick it up)."""
     return {
         "run_id": run_id,
         "started_at": now(),
@@ -137,6 +139,7 @@ def run_header(run_id: str, env: dict[str, Any], argv: Sequence[str] | None,
         "world_size": world_size,
         "env_hash": env_hash(env),
         "env": env,
+        "store": store,
     }
 
 
@@ -325,6 +328,21 @@ def _profile(planned: PlannedCase, backend: Backend, prepared: Any, workload: An
     return entry
 
 
+def cpu_binding() -> str:
+    """The CPUs this process may run on, as a list like "0-3,8" ("" where it cannot tell)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return ""
+    spans: list[list[int]] = []
+    for c in cpus:
+        if spans and c == spans[-1][1] + 1:
+            spans[-1][1] = c
+        else:
+            spans.append([c, c])
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+
+
 def _describe(exc: BaseException) -> str:
     tb = traceback.extract_tb(exc.__traceback__)[-1]
     return f"{type(exc).__name__}: {exc} ({Path(tb.filename).name}:{tb.lineno})"
@@ -343,10 +361,13 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
     backends = backends or setup_backends(plan)
     where = placement()
     run_id = run_id or str(uuid.uuid4())
+    binding = [cpu_binding()]  # each rank's CPUs: the launcher's binding changes figures
     if comm.size > 1:
         comm.phase = "the start of the run"
         digest = _plan_digest(plan)
-        digests = comm.gather(digest)
+        gathered = comm.gather([digest, binding[0]])
+        digests = [g[0] for g in gathered] if gathered is not None else None
+        binding = [g[1] for g in gathered] if gathered is not None else binding
         problem = None
         if root and digests is not None and len(set(digests)) > 1:
             odd = [r for r, d in enumerate(digests) if d != digest]
@@ -370,10 +391,10 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
     writer = None
     if root:
         env = fingerprint([b.describe() for b in backends.values()])
-        env["cluster"] = cluster_record(where, comm.size)
+        env["cluster"] = {**cluster_record(where, comm.size), "cpu_binding": binding}
         env["fabric"] = fabric.detect()
         header = run_header(run_id, env, argv, suite, tags, launcher=where.launcher,
-                            world_size=comm.size)
+                            world_size=comm.size, store=store.name if store else None)
         writer = _open_run_file(run_dir, header)
     previous = {sig: signal.getsignal(sig) for sig in exiting.SIGNALS}
     lock = threading.Lock()

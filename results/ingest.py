@@ -6,12 +6,21 @@ stored in part: it is reported in one line (`on_bad`) and skipped, or raised (Ba
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from results.runfile import PART, BadRunFile, find_run_files, read_run_file, writer_alive
+from results.runfile import (
+    PART,
+    SUFFIX,
+    BadRunFile,
+    find_run_files,
+    read_run_file,
+    writer_alive,
+)
 from results.store import RunConflict, Store
 
 OnBad = Callable[[BadRunFile], None]
@@ -57,7 +66,40 @@ def warn_skipped(exc: BadRunFile) -> None:
 
 def sync_run_dir(store: Store, run_dir: Path, on_bad: OnBad = warn_skipped) -> Counter[str]:
     """Pick up run files left in the run folder (e.g. by ranks, or by a run that was killed);
-    a bad one is skipped with a warning, so that it cannot stop every read."""
+    a bad one is skipped with a warning, so that it cannot stop every read.
+
+    Only files for this store: one made for another store (its header's `store`) is left to
+    `bench ingest`, and one made with no store is anyone's. A file whose run is stored already
+    is not read again: a finished one does not change, nor does the `.part` file of a writer
+    that is gone (`bench ingest` reads every file it is given)."""
     if not run_dir.is_dir():
         return Counter()
-    return ingest_paths(store, [run_dir], on_bad)
+    known = store.run_statuses()
+    wanted = []
+    for path in find_run_files([run_dir]):
+        part = path.name.endswith(PART)
+        named = path.name.removesuffix(PART).removesuffix(SUFFIX)  # a run's file bears its id
+        stored = known.get(named)
+        if stored is not None and not part:
+            continue
+        header = _header(path)
+        if header is None:  # unreadable: the full read says why
+            wanted.append(path)
+            continue
+        if header.get("store") not in (None, store.name):
+            continue
+        if (stored == "partial" and header.get("run_id") == named
+                and not writer_alive(header)):
+            continue
+        wanted.append(path)
+    return ingest_paths(store, wanted, on_bad) if wanted else Counter()
+
+
+def _header(path: Path) -> dict[str, Any] | None:
+    """A run file's first record, read alone; None where it is not one."""
+    try:
+        with path.open("rb") as fh:
+            first = json.loads(fh.readline())
+    except (OSError, ValueError):
+        return None
+    return first if isinstance(first, dict) and first.get("kind") == "run" else None

@@ -529,6 +529,11 @@ class Store:
                 .order_by(s.measurements.c.seq)).all()
         return {key: s.unpack(blob) for key, blob in rows}
 
+    def run_statuses(self) -> dict[str, str]:
+        """Every stored run's id and status."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(sa.select(s.runs.c.run_id, s.runs.c.status)).all())
+
     def has_run(self, run_id: str, status: str, n: int) -> bool:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(s.runs.c.status, s.runs.c.n_measurements)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import time
@@ -396,3 +397,19 @@ def test_torchrun_launcher(workdir, bench):
     _check_sweep(data, 2)
     header = json.loads(Path(workdir, data["run_file"]).read_text().splitlines()[0])
     assert header["launcher"] == "torchrun" and header["world_size"] == 2
+
+
+@needs_mpi
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="binding two ranks needs 2 CPUs")
+def test_each_ranks_cpu_binding_is_recorded(workdir, bench):
+    def binding(**env: str) -> list[str]:
+        res = bench("run", "-w", "allreduce", "-b", "mpi", "-p", "size=8B", *FAST,
+                    "--launcher", "mpirun", "-n", "2", "-q", "--json", timeout=120, env=env)
+        assert res.rc == 0, res.stderr
+        shown = bench("show", res.json()["run_id"], "--json").json()
+        return shown["env"]["cluster"]["cpu_binding"]
+
+    unbound = binding()  # bench's default under mpirun: no binding, every CPU for each rank
+    assert len(unbound) == 2 and unbound[0] == unbound[1]
+    bound = binding(OMPI_MCA_hwloc_base_binding_policy="core")  # Open MPI's own default
+    assert len(bound) == 2 and bound[0] != bound[1] and all("-" not in b for b in bound)

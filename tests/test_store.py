@@ -145,7 +145,7 @@ def test_sync_run_dir(tmp_path, store, make_header, make_measurement):
     assert sync_run_dir(store, tmp_path / "absent") == {}
     _finished_run(tmp_path / "runs", make_header(), [make_measurement()])
     assert sync_run_dir(store, tmp_path / "runs") == {"added": 1}
-    assert sync_run_dir(store, tmp_path / "runs") == {"unchanged": 1}
+    assert sync_run_dir(store, tmp_path / "runs") == {}  # stored, and finished: not read again
 
 
 def test_failed_measurement_is_stored(tmp_path, store, make_header, make_measurement):
