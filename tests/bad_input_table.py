@@ -170,7 +170,7 @@ add("read a store that does not exist", {
     "compare": (["compare", "latest", "latest", "--store", "typo.db"], ("no such store",)),
     "history": (["history", "spin", "--store", "typo.db"], ("no such store",)),
     "report": (["report", "latest", "-o", "r.html", "--store", "typo.db"], ("no such store",)),
-    "model fit": (["model", "fit", "latest", "--store", "typo.db"], ("no such store",)),
+    "model fit": (["fabric-model", "fit", "latest", "--store", "typo.db"], ("no such store",)),
     "profile summarize": (["profile", "summarize", "latest", "--store", "typo.db"],
                           ("no such store",)),
 })
@@ -287,7 +287,7 @@ add("ingest", {
 
 # -- the model ------------------------------------------------------------------------------------
 
-PREDICT = ("model", "predict", "--fabric", "ndr")
+PREDICT = ("fabric-model", "predict", "--fabric", "ndr")
 add("model predict", {
     "nodes zero": (["--nodes", "0"], ("--nodes",)),
     "nodes negative": (["--nodes", "-1"], ("--nodes",)),
@@ -320,21 +320,22 @@ add("model predict --fabric", {
     "a folder": (["adir"], ("adir is a folder",)),
     "binary": (["{F}/binary.bin"], ("not UTF-8",)),
     "not UTF-8": (["{F}/latin1.txt"], ("not UTF-8",)),
-    "empty": (["{F}/empty.txt"], ("not a fabric profile",)),
-    "a list": (["{F}/fabric_list.json"], ("not a fabric profile",)),
+    "empty": (["{F}/empty.txt"], ("not a fabric file",)),
+    "a list": (["{F}/fabric_list.json"], ("not a fabric file",)),
     "nan": (["{F}/fabric_nan.json"], ("alpha_s",)),
     "negative alpha": (["{F}/fabric_negative.json"], ("alpha_s",)),
     "zero beta": (["{F}/fabric_zero_beta.json"], ("beta_bytes_per_s",)),
     "alpha a word": (["{F}/fabric_string.json"], ("alpha_s",)),
     "unknown key": (["{F}/fabric_unknown_key.json"], ("gamma",)),
-    "truncated": (["{F}/fabric_truncated.json"], ("not a fabric profile",)),
-}, ("model", "predict", "--fabric"))
+    "truncated": (["{F}/fabric_truncated.json"], ("not a fabric file",)),
+}, ("fabric-model", "predict", "--fabric"))
 add("model fit", {
-    "no sweeps": (["model", "fit", "latest"], ("at least two measured sizes",)),
-    "unknown run": (["model", "fit", "nope"], ("no run 'nope'",)),
-    "algorithm unknown": (["model", "fit", "latest", "--algorithm", "star"], ("--algorithm",)),
-    "output is a folder": (["model", "fit", "latest", "-o", "adir"], ("adir",)),
-    "output under a file": (["model", "fit", "latest", "-o", "afile/f.json"],
+    "no sweeps": (["fabric-model", "fit", "latest"], ("at least two measured sizes",)),
+    "unknown run": (["fabric-model", "fit", "nope"], ("no run 'nope'",)),
+    "algorithm unknown": (["fabric-model", "fit", "latest", "--algorithm", "star"],
+                          ("--algorithm",)),
+    "output is a folder": (["fabric-model", "fit", "latest", "-o", "adir"], ("adir",)),
+    "output under a file": (["fabric-model", "fit", "latest", "-o", "afile/f.json"],
                             ("afile is a file",)),
 })
 

@@ -69,8 +69,8 @@ USAGE_ERRORS = {
                    "bench submit --help"),
     "profile top": (["profile", "summarize", "latest", "--top", "0"], "--top",
                     "bench profile summarize --help"),
-    "overlap": (["model", "predict", "--fabric", "ndr", "--overlap", "2"], "--overlap",
-                "bench model predict --help"),
+    "overlap": (["fabric-model", "predict", "--fabric", "ndr", "--overlap", "2"], "--overlap",
+                "bench fabric-model predict --help"),
     "list what": (["list", "gizmos"], "gizmos", "bench list --help"),
 }
 
@@ -99,8 +99,8 @@ NOT_FINITE = [
     ["compare", "a", "b", "--threshold", "nan"],
     ["compare", "a", "b", "--fdr", "inf"],
     ["history", "c", "--threshold", "inf"],
-    ["model", "predict", "--fabric", "ndr", "--step-time", "nan"],
-    ["model", "predict", "--fabric", "ndr", "--overlap", "nan"],
+    ["fabric-model", "predict", "--fabric", "ndr", "--step-time", "nan"],
+    ["fabric-model", "predict", "--fabric", "ndr", "--overlap", "nan"],
 ]
 
 

@@ -316,10 +316,10 @@ def test_bad_window_is_one_line(bench_inproc, workdir, window, needle):
 
 
 def test_bus_factor_has_one_definition_and_agrees_at_one_rank():
-    import cluster.model
+    import cluster.fabric_model
     import harness.workmodel
 
-    assert cluster.model.bus_factor is bus_factor is harness.workmodel.bus_factor
+    assert cluster.fabric_model.bus_factor is bus_factor is harness.workmodel.bus_factor
     assert bus_factor("allreduce", 1) == 0.0  # nothing crosses a bus: nccl-tests' 2(n-1)/n
     assert bus_factor("alltoall", 1) == 0.0
     assert bus_factor("broadcast", 1) == bus_factor("p2p", 1) == 1.0

@@ -1,6 +1,6 @@
 """Two hosts on one machine: network namespaces joined by a veth pair whose link is shaped with
 tc tbf to a known rate. Collectives between ranks in the two namespaces must measure that rate,
-and `bench model fit` must recover it as its bandwidth term.
+and `bench fabric-model fit` must recover it as its bandwidth term.
 
 The truth: tbf at RATE on each end of a veth with MTU 9000; TCP payload is 8948 of every 9014
 bytes on the wire, so the goodput limit is 0.993 x RATE."""

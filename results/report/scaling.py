@@ -64,7 +64,7 @@ def scaling_rows(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
         raise UserError(f"report scaling: run(s) {', '.join(r[:8] for r in run_ids)} hold "
                         "only collective measurements, whose scaling is not a throughput "
                         "efficiency; compare their bus bandwidth across ranks (bench show) or "
-                        "fit a fabric model (bench model fit)")
+                        "fit a fabric model (bench fabric-model fit)")
     rows = []
     for case, sizes in by_case.items():
         n0 = min(sizes)

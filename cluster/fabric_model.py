@@ -53,7 +53,8 @@ class Fabric:
 
 
 # Nominal line rates and typical small-message MPI latencies: starting points, not measurements.
-# Fit your own with `bench model fit RUN -o fabric.json` and predict with --fabric fabric.json.
+# Fit your own with `bench fabric-model fit RUN -o fabric.json`, then predict with
+# --fabric fabric.json.
 PRESETS = {
     "hdr": Fabric("hdr", 1.1e-6, 200e9 / 8, description="InfiniBand HDR 200 Gb/s (nominal)"),
     "ndr": Fabric("ndr", 1.0e-6, 400e9 / 8, description="InfiniBand NDR 400 Gb/s (nominal)"),
@@ -163,22 +164,22 @@ def load_fabric(ref: str) -> Fabric:
     if not path.is_file():
         raise UserError(f"unknown fabric {ref!r}: not a preset ({', '.join(PRESETS)}) and "
                         f"{not_a_file(path)}; give a preset or a file written by "
-                        "`bench model fit -o`")
+                        "`bench fabric-model fit -o`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         fabric = Fabric(**data)
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not a fabric profile written by `bench model fit` (not "
+        raise UserError(f"{path}: not a fabric file written by `bench fabric-model fit` (not "
                         "UTF-8 text)") from None
     except OSError as exc:
-        raise UserError(f"cannot read fabric profile {path}: {exc.strerror}") from None
+        raise UserError(f"cannot read fabric file {path}: {exc.strerror}") from None
     except (json.JSONDecodeError, TypeError) as exc:
-        raise UserError(f"{path}: not a fabric profile written by `bench model fit` "
+        raise UserError(f"{path}: not a fabric file written by `bench fabric-model fit` "
                         f"({' '.join(str(exc).split())})") from None
     alpha, beta = fabric.alpha_s, fabric.beta_bytes_per_s
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                for v in (alpha, beta)) or alpha < 0 or beta <= 0:
         raise UserError(f"{path}: alpha_s must be a number >= 0 and beta_bytes_per_s a "
                         f"positive number, got {alpha!r} and {beta!r}; fit it again with "
-                        "`bench model fit RUN -o FILE`")
+                        "`bench fabric-model fit RUN -o FILE`")
     return fabric

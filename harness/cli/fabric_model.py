@@ -1,4 +1,5 @@
-"""`bench model fit` and `bench model predict`: the alpha-beta (latency-bandwidth) model."""
+"""`bench fabric-model fit` and `bench fabric-model predict`: the alpha-beta (latency-bandwidth)
+model of a fabric."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from harness.cli.render import console
 from harness.errors import UserError
 
 
-@click.group()
-def model() -> None:
-    """The alpha-beta (latency-bandwidth) model: fit it to measured sweeps, predict at scale.
+@click.group("fabric-model")
+def fabric_model() -> None:
+    """The fabric model (alpha-beta: latency and bandwidth): fit it to measured sweeps, predict
+    collective time and scaling at any node count.
 
     \b
     Examples:
-      bench model fit latest -o mpi-loopback.json
-      bench model predict --fabric ndr --nodes 1024 --size 1GiB
+      bench fabric-model fit latest -o mpi-loopback.json
+      bench fabric-model predict --fabric ndr --nodes 1024 --size 1GiB
     """
 
 
@@ -58,18 +60,18 @@ def _node_counts(text: str) -> list[int]:
     return counts
 
 
-@model.command("fit")
+@fabric_model.command("fit")
 @click.argument("run_refs", nargs=-1, required=True, metavar="RUN...")
 @click.option("--algorithm", type=click.Choice(["ring", "tree"]), default="ring",
               show_default=True, help="Cost model the collectives are assumed to follow.")
 @click.option("--holdout", "holdout_refs", multiple=True, metavar="RUN",
               help="Report the fitted model's error on these runs too (not fitted on).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the fitted fabric profile (JSON) for `bench model predict --fabric`.")
+              help="Write the fitted fabric file (JSON) for `bench fabric-model predict --fabric`.")
 @click.option("--name", default="fitted", show_default=True)
 @json_option()
 @store_options()
-def model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str, ...],
+def fabric_model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str, ...],
               output: Path | None, name: str, as_json: bool, store: str | None,
               run_dir: Path) -> None:
     """Fit alpha (latency) and beta (bandwidth) to the p2p/collective sweeps of RUN(s).
@@ -77,11 +79,11 @@ def model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str
     \b
     Examples:
       bench run -w p2p -b mpi -p size=8B..16MiB*4 --launcher mpirun -n 2
-      bench model fit latest -o mpi-loopback.json
+      bench fabric-model fit latest -o mpi-loopback.json
     """
     import numpy as np
 
-    from cluster.model import fit, points_from_measurements, relative_errors
+    from cluster.fabric_model import fit, points_from_measurements, relative_errors
     from harness.files import check_output_file, write_text_atomic
 
     if output is not None:
@@ -121,9 +123,9 @@ def model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str
         click.echo(f"wrote {output}", err=True)
 
 
-@model.command("predict")
+@fabric_model.command("predict")
 @click.option("--fabric", "fabric_ref", required=True, metavar="PRESET|FILE",
-              help="hdr, ndr, efa, 100gbe, or a profile from `bench model fit -o`.")
+              help="hdr, ndr, efa, 100gbe, or a profile from `bench fabric-model fit -o`.")
 @click.option("--nodes", default="8,16,32,64,128,256,512,1024,2048,4096", show_default=True,
               metavar="N[,N]", help="Node counts (one rank per node).")
 @click.option("--size", default="1GiB", show_default=True, metavar="BYTES[,BYTES]",
@@ -138,17 +140,17 @@ def model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tuple[str
 @click.option("--overlap", type=FiniteFloat(0, 1), default=0.0, show_default=True,
               help="Fraction of the gradient allreduce hidden behind compute.")
 @json_option()
-def model_predict(fabric_ref: str, nodes: str, size: str, collective: str,
+def fabric_model_predict(fabric_ref: str, nodes: str, size: str, collective: str,
                   gradient_bytes: str | None, step_time: float | None, overlap: float,
                   as_json: bool) -> None:
     """Predict collective time, bus bandwidth and data-parallel efficiency at scale.
 
     \b
     Examples:
-      bench model predict --fabric ndr --nodes 1024 --size 1GiB
-      bench model predict --fabric mpi-loopback.json --gradient-bytes 1GB --step-time 0.5
+      bench fabric-model predict --fabric ndr --nodes 1024 --size 1GiB
+      bench fabric-model predict --fabric mpi-loopback.json --gradient-bytes 1GB --step-time 0.5
     """
-    from cluster.model import bus_factor, dp_efficiency, load_fabric, predict_time
+    from cluster.fabric_model import bus_factor, dp_efficiency, load_fabric, predict_time
 
     fabric = load_fabric(fabric_ref)
     counts = _node_counts(nodes)
@@ -198,7 +200,11 @@ def model_predict(fabric_ref: str, nodes: str, size: str, collective: str,
     console().print(table)
     if fabric.source == "preset":
         click.echo(f"{fabric.description}: nominal figures, not measurements; fit your own "
-                   "with `bench model fit RUN -o fabric.json`.", err=True)
+                   "with `bench fabric-model fit RUN -o fabric.json`.", err=True)
 
 
-COMMANDS = [model]
+# The name it had before (scripts keep working); not listed in `bench --help`.
+model_alias = click.Group("model", commands=fabric_model.commands, hidden=True,
+                          help=f"The former name of `bench fabric-model`.\n\n{fabric_model.help}")
+
+COMMANDS = [fabric_model, model_alias]

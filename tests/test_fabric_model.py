@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cluster.model import (
+from cluster.fabric_model import (
     PRESETS,
     Fabric,
     Point,
@@ -73,18 +73,21 @@ def test_dp_efficiency_falls_with_nodes_and_rises_with_overlap():
 
 
 def test_cli_predict(bench, workdir):
-    r = bench("model", "predict", "--fabric", "ndr", "--nodes", "8,1024,4096", "--size",
+    r = bench("fabric-model", "predict", "--fabric", "ndr", "--nodes", "8,1024,4096", "--size",
               "8B,1GiB", "--json")
     assert r.rc == 0, r.stderr
     rows = r.json()["rows"]
     assert len(rows) == 6
     big = [x for x in rows if x["size"] == 1 << 30]
     assert all(x["ring_busbw_gbps"] == pytest.approx(50, rel=0.2) for x in big)
-    assert bench("model", "predict", "--fabric", "nope").rc == 2
-    assert bench("model", "predict", "--fabric", "ndr", "--nodes", "0").rc == 2
-    assert bench("model", "predict", "--fabric", "ndr", "--size", "lots").rc == 2
-    assert bench("model", "predict", "--fabric", "ndr", "--step-time", "1").rc == 2
-    table = bench("model", "predict", "--fabric", "efa", "--gradient-bytes", "1GB",
+    assert bench("fabric-model", "predict", "--fabric", "nope").rc == 2
+    # its former name still works for scripts, and is not listed
+    assert bench("model", "predict", "--fabric", "ndr", "--nodes", "8").rc == 0
+    assert not any(ln.split()[:1] == ["model"] for ln in bench("--help").stdout.splitlines())
+    assert bench("fabric-model", "predict", "--fabric", "ndr", "--nodes", "0").rc == 2
+    assert bench("fabric-model", "predict", "--fabric", "ndr", "--size", "lots").rc == 2
+    assert bench("fabric-model", "predict", "--fabric", "ndr", "--step-time", "1").rc == 2
+    table = bench("fabric-model", "predict", "--fabric", "efa", "--gradient-bytes", "1GB",
                   "--step-time", "0.5")
     assert table.rc == 0 and "DP efficiency" in table.stdout and "nominal" in table.stderr
 
@@ -97,7 +100,7 @@ def test_fit_a_real_mpi_p2p_sweep(bench, workdir):
     assert fitted.rc == 0, fitted.stderr[-2000:]
     held = bench("run", *sweep, "-p", "size=64B..2MiB*8")
     assert held.rc == 0, held.stderr[-2000:]
-    r = bench("model", "fit", fitted.json()["run_id"], "--holdout", held.json()["run_id"],
+    r = bench("fabric-model", "fit", fitted.json()["run_id"], "--holdout", held.json()["run_id"],
               "-o", "mpi.json", "--json")
     assert r.rc == 0, r.stderr
     result = r.json()
@@ -106,9 +109,9 @@ def test_fit_a_real_mpi_p2p_sweep(bench, workdir):
     assert math.isfinite(result["holdout"]["median_abs_rel_error"])
     profile = json.loads((workdir / "mpi.json").read_text())
     assert profile["source"] == "fit"
-    pred = bench("model", "predict", "--fabric", "mpi.json", "--nodes", "2", "--size", "1MiB",
-                 "--collective", "allreduce", "--json")
+    pred = bench("fabric-model", "predict", "--fabric", "mpi.json", "--nodes", "2", "--size",
+                 "1MiB", "--collective", "allreduce", "--json")
     assert pred.rc == 0 and pred.json()["fabric"]["source"] == "fit"
     no_points = bench("run", "-w", "spin", "-p", "us=10", "--budget", "0.1", "-q", "--json")
-    bad = bench("model", "fit", no_points.json()["run_id"])
+    bad = bench("fabric-model", "fit", no_points.json()["run_id"])
     assert bad.rc == 2 and "at least two" in bad.stderr
