@@ -395,7 +395,7 @@ class Experiment:
         """(seconds per call of each sample, wall time of the turn, its canary time)."""
         t0 = time.perf_counter()
         reply = worker.request("time", case=index, block=block, samples=samples,
-                               max_s=max(4 * self.turn_s, 1.0), canary=canary)
+                               max_s=max(4 * self.turn_s, 1.0), canary=canary, timed=True)
         return ([float(x) for x in reply["t"]], time.perf_counter() - t0,
                 float(reply.get("canary_s", 0.0)))
 
@@ -556,6 +556,22 @@ class Experiment:
                 r.stop_reason = STOP_BUDGET
                 return
 
+    def judge(self, r: CaseResult) -> None:
+        """A side whose timed turns are not a valid result (`Prepared.after_timing`, e.g. a
+        max-QPS rate whose p99 broke its bound in them) fails, as in `bench run`."""
+        if r.failed_on:
+            return
+        for side in self.sides:
+            for worker in self.workers[side.name]:
+                try:
+                    why = worker.request("judge", case=r.index).get("invalid")
+                except WorkerError as exc:
+                    why = f"judging its timed turns: {exc}"
+                if why:
+                    sc = r.sides[side.name]
+                    sc.status, sc.error = "failed", why
+                    break
+
     # -- records ---------------------------------------------------------------------------------
 
     def side_measurement(self, r: CaseResult, side: str, est: Any) -> dict[str, Any]:
@@ -674,6 +690,7 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
                       f"{writers['base'].run_id[:8]} vs head {writers['head'].run_id[:8]}")
         def finish(r: CaseResult) -> None:
             nonlocal status, code
+            exp.judge(r)
             est = r.estimate = (estimate(r.log_ratios, threshold, groups=r.groups)
                                 if r.compared else None)
             for side in sides:

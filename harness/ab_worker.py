@@ -237,10 +237,30 @@ class Worker:
             if clock() - start > limit_ns:
                 break
         wall_s, cpu_s = (clock() - start) * 1e-9, time.process_time() - cpu0
+        if req.get("timed"):  # a paired turn: what `after_timing` judges
+            timed = slot.setdefault("timed", {})
+            timed[id(prepared)] = timed.get(id(prepared), 0) + len(out) * block
         if before is None:
             return {"t": out, "wall_s": wall_s, "cpu_s": cpu_s}
         return {"t": out, "wall_s": wall_s, "cpu_s": cpu_s,
                 "canary_s": max(before, _canary(loops))}
+
+    def judge(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Whether what each instance timed in paired turns is a valid result (the workload's
+        `after_timing`, as `bench run` asks it): {"invalid": why} or {"invalid": None}."""
+        from harness.errors import CheckFailed
+
+        slot = self._slot(req)
+        timed = slot.get("timed", {})
+        for prepared in slot["instances"]:
+            n = timed.get(id(prepared), 0)
+            if prepared.after_timing is None or n == 0:
+                continue
+            try:
+                prepared.after_timing(n)
+            except CheckFailed as exc:
+                return {"invalid": f"invalid result: {exc}"}
+        return {"invalid": None}
 
     def metrics(self, req: dict[str, Any]) -> dict[str, Any]:
         slot = self._slot(req)

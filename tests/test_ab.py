@@ -100,6 +100,19 @@ def test_a_check_failing_on_one_side_is_reported_not_compared(bench) -> None:
     assert sum(c["verdict"] != "failed" for c in by.values()) == 2
 
 
+def test_timed_turns_that_are_not_a_valid_result_fail_the_side_as_bench_run_does(bench) -> None:
+    res = bench("ab", *CASES, "--head-env", "AB_INVALID=1", *FAST, "--format", "json")
+    assert res.rc == 1, res.stderr
+    by = {c["case_key"]: c for c in res.json()["cases"]}
+    failed = by["knob[numpy:cpu](case=1,kind=spin,us=200.0)"]
+    assert failed["verdict"] == "failed" and "head" in failed["error"]
+    assert "invalid result: " in failed["error"] and "timed calls refused" in failed["error"]
+    assert sum(c["verdict"] != "failed" for c in by.values()) == 2
+    run = bench("run", "--plugin", KNOB, "-w", "knob", "-p", "case=1", "--budget", "0.1", "-q",
+                "--json", env={"AB_INVALID": "1"})  # the same rule in a plain run
+    assert run.rc == 1 and run.json()["measurements"][0]["error"].startswith("invalid result: ")
+
+
 def test_a_worker_that_dies_ends_the_run_partial_naming_the_side(bench) -> None:
     res = bench("ab", *CASES, "--head-env", "AB_DIE=1", *FAST, "--format", "json")
     assert res.rc == 3
