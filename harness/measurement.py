@@ -21,7 +21,7 @@ OK, FAILED = "ok", "failed"
 
 
 def _named(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls) if f.name != "extra")
+    return tuple(f.name for f in fields(cls) if f.name not in ("extra", "absent"))
 
 
 def _split(cls: type, d: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -50,14 +50,17 @@ class TimingRecord:
     load_before: float | None = None
     load_after: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # named fields a record read back did not have (an older writer): not written back either
+    absent: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**{k: getattr(self, k) for k in _named(TimingRecord)}, **self.extra}
+        return {**{k: getattr(self, k) for k in _named(TimingRecord) if k not in self.absent},
+                **self.extra}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TimingRecord:
         named, extra = _split(cls, d)
-        return cls(**named, extra=extra)
+        return cls(**named, extra=extra, absent=frozenset(_named(cls)) - set(named))
 
 
 def summary_from_dict(d: Mapping[str, Any]) -> Summary:
@@ -126,10 +129,13 @@ class Measurement:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
         named, extra = _split(cls, {k: v for k, v in d.items() if k != "kind"})
-        summary = named.pop("summary", None)
+        raw = named.pop("summary", None)
         timing = named.pop("timing", None)
-        return cls(**{**named, "metrics": dict(named.get("metrics") or {})},
-                   summary=summary_from_dict(summary) if summary is not None else None,
+        try:
+            summary = summary_from_dict(raw) if raw is not None else None
+        except TypeError:  # a partial summary (pytest-benchmark's own statistics): kept as is
+            summary, extra = None, {"summary": raw, **extra}
+        return cls(**{**named, "metrics": dict(named.get("metrics") or {})}, summary=summary,
                    timing=TimingRecord.from_dict(timing) if timing is not None else None,
                    extra=extra)
 

@@ -32,6 +32,7 @@ from sqlalchemy.exc import (
 
 from harness.env import mask_secrets
 from harness.errors import UserError
+from harness.measurement import Measurement
 from results import schema as s
 from results.runfile import BadRunFile, RunRecord
 
@@ -310,24 +311,25 @@ class Store:
                 tags=h.get("tags", {}), harness_version=h.get("harness_version"),
                 n_measurements=len(record.measurements),
             ))
+            measured = [Measurement.from_dict(m) for m in record.measurements]
             # Sorted, so concurrent ingests lock shared rows in one order and cannot deadlock.
-            cases = {m["case_key"]: m for m in record.measurements}
+            cases = {m.case_key: m for m in measured}
             _insert_ignore(conn, s.cases, [
-                {"case_key": k, "workload": m["workload"], "backend": m["backend"],
-                 "params": m["params"]} for k, m in sorted(cases.items())
+                {"case_key": k, "workload": m.workload, "backend": m.backend,
+                 "params": m.params} for k, m in sorted(cases.items())
             ])
-            for seq, m in enumerate(record.measurements):
-                summary = m.get("summary") or {}
+            for seq, m in enumerate(measured):
+                # the file's own figures, never recomputed (another writer's may be partial)
+                summary = record.measurements[seq].get("summary") or {}
                 mid = conn.execute(sa.insert(s.measurements).values(
-                    run_id=record.run_id, seq=seq, case_key=m["case_key"], status=m["status"],
-                    error=m.get("error"), metrics=m.get("metrics", {}), work=m.get("work", {}),
-                    timing=m.get("timing", {}), info=m.get("info") or {},
-                    started_at=m.get("started_at"),
-                    finished_at=m.get("finished_at"),
+                    run_id=record.run_id, seq=seq, case_key=m.case_key, status=m.status,
+                    error=m.error, metrics=m.metrics, work=m.work or {},
+                    timing=m.timing.to_dict() if m.timing is not None else {},
+                    info=m.info or {}, started_at=m.started_at, finished_at=m.finished_at,
                     **{c: _float(summary.get(c)) for c in s.SUMMARY_COLUMNS},
                 ).returning(s.measurements.c.measurement_id)).scalar_one()
-                values = m.get("samples") or []
-                device = m.get("device_samples")
+                values = m.samples or []
+                device = m.device_samples
                 if values:
                     conn.execute(sa.insert(s.samples).values(
                         measurement_id=mid, n=len(values), seconds=s.pack(values),

@@ -43,6 +43,7 @@ def test_every_golden_record_reads_back_and_writes_the_same_record(golden):
             assert m.timing.stop_reason == rec["timing"]["stop_reason"]
         again = jsonable(m.to_dict())
         assert _without_nones(again) == _without_nones(rec)
+        assert again.get("timing") == rec.get("timing")  # exactly: what the store keeps
         assert list(again)[:7] == list(rec)[:7]  # the run file's order of the first fields
 
 
@@ -95,3 +96,11 @@ def test_rounds_merge_through_the_same_figures_as_one_run():
     assert merged.timing.extra["round_medians_s"] == [rounds[0].summary.median,
                                                       rounds[1].summary.median]
     assert merged.timing.extra["round_blocks"] == [1, 2]
+
+
+def test_a_partial_summary_from_another_writer_is_kept_as_it_came():
+    rec = {"case_key": "k", "workload": "pytest-benchmark", "backend": "python:cpu",
+           "params": {}, "status": "ok", "error": None,
+           "summary": {"n": 5, "median": 1e-3, "p5": None, "ci_low": None}}
+    m = Measurement.from_dict(rec)
+    assert m.summary is None and m.to_dict()["summary"] == rec["summary"]
