@@ -242,8 +242,11 @@ class ControlChannel:
                 msg = None
             if msg is None:
                 if not self._closing and r not in self.dead:
-                    self.dead[r] = "its process died (connection lost)"
+                    # _fatal first: it ends this process with one line (rank 0 keeps the
+                    # finished cases); marked dead first, the main thread's wait could raise
+                    # its own RankFailure meanwhile, and say it a second time.
                     self._fatal(f"rank {r} died (connection to it lost) during {self.phase}")
+                    self.dead[r] = "its process died (connection lost)"
                 return
             kind = msg.get("k")
             self.peer_seen[r] = time.monotonic()
@@ -255,8 +258,8 @@ class ControlChannel:
                 self.dead[r] = "finished"
                 return
             elif kind == "fatal":
+                self._fatal(f"rank {r} failed during {self.phase}: {msg['v']}")  # (as above)
                 self.dead[r] = msg["v"]
-                self._fatal(f"rank {r} failed during {self.phase}: {msg['v']}")
                 return
 
     def _read_root(self) -> None:

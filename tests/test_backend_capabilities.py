@@ -72,7 +72,10 @@ def test_an_opencl_device_is_the_host_when_its_type_is_cpu():
     assert host is (backend.describe()["device_type"] == "cpu")
 
 
-def test_torch_distributed_transports_declare_what_differs():
+def test_torch_distributed_transports_declare_what_differs(monkeypatch):
+    # before_init sets GLOO_SOCKET_IFNAME in this process's environment: undone afterwards
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "unset-by-the-test")
+    monkeypatch.delenv("GLOO_SOCKET_IFNAME")
     gloo, nccl = GlooBackend("cpu"), NcclBackend("cuda")
     assert gloo.init_options("dev") == {}
     assert nccl.init_options("dev") == {"device_id": "dev"}

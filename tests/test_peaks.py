@@ -136,8 +136,10 @@ def test_compute_measurements_get_pct_peak(bench):
     (m,) = res.json()["measurements"]
     peak = m["info"]["peak"]
     assert peak["source"] in ("measured",) or peak["source"].startswith("catalogue:")
-    assert m["metrics"]["pct_peak"] == pytest.approx(
-        100 * m["metrics"]["flops_per_s"] / peak["flops_per_s"])
+    # against the roofline's roof at its intensity: compute, or memory where the ridge of this
+    # machine's measured peaks lies above it (it does on some machines, at some loads)
+    kind = "bytes_per_s" if m["metrics"]["roof_is_memory"] else "flops_per_s"
+    assert m["metrics"]["pct_peak"] == pytest.approx(100 * m["metrics"][kind] / peak[kind])
     assert m["metrics"]["arithmetic_intensity_flop_per_byte"] == pytest.approx(
         2 * 128**3 / (3 * 128 * 128 * 4))
 
