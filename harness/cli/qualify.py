@@ -220,4 +220,113 @@ def check(run_refs: tuple[str, ...], reference_path: str | None, site: str | Non
         raise SystemExit(1)
 
 
-COMMANDS = [reference, check]
+def triage_units(header: dict[str, Any]) -> str | None:
+    """The node (one) or link (`A--B`) a run measured: its `nodes` tag (what `bench submit
+    --each-node/--pairs` sets), else the node Slurm ran it on, else its host; None for a run
+    across more than two nodes."""
+    from results.triage import link_name
+
+    tags = header.get("tags") or {}
+    cluster = (header.get("env") or {}).get("cluster") or {}
+    text = tags.get("nodes") or cluster.get("nodes") or cluster.get("slurm_nodename") \
+        or header.get("host")
+    if not text:
+        return None
+    nodes = sorted({n.strip() for n in str(text).split(",") if n.strip()})
+    if len(nodes) == 1:
+        return nodes[0]
+    return link_name(*nodes) if len(nodes) == 2 else None
+
+
+@click.command()
+@click.argument("run_refs", metavar="[RUN]...", nargs=-1)
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+              help="Also every run with this tag (e.g. --tag slurm_job=1234).")
+@click.option("--threshold", type=FiniteFloat(0.0, 10.0, min_open=True), default=0.1,
+              show_default=True, metavar="FRACTION",
+              help="A unit is slower only beyond this fraction of the others' times.")
+@click.option("--fdr", type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
+              default=0.05, show_default=True,
+              help="False-discovery rate held across all node x case tests.")
+@click.option("--drain", is_flag=True,
+              help="Run the drain list's scontrol commands (else they are only printed).")
+@output_options(formats=("table", "markdown", "json"), fail_on=False)
+@store_options()
+def triage(run_refs: tuple[str, ...], tags: tuple[str, ...], threshold: float, fdr: float,
+           drain: bool, fmt: str, output: Path | None, store: str | None,
+           run_dir: Path) -> None:
+    """Find the slow nodes and links: each case's figures across nodes (and links) compared.
+
+    Takes single-node runs (the unit is the node) and two-node runs (the unit is the link),
+    e.g. those of `bench submit --each-node` and `--pairs`; a run's node(s) come from its
+    `nodes` tag. Per case, each unit's times are rank-tested against the other units' (slower
+    by more than --threshold), with the false-discovery rate held across all tests. A node
+    whose links are all slow takes the blame for them. Prints the suspects, worst first, with
+    their evidence, and a drain list; exit 1 when there is a suspect.
+
+    \b
+    Examples:
+      bench triage --tag slurm_job=1234 --tag slurm_job=1235
+      bench triage latest~7 latest~6 latest~5 latest~4 latest~3 latest~2 latest~1 latest
+      bench triage --tag qualify=rack3 --threshold 0.2 --format markdown
+      bench triage --tag qualify=rack3 --drain
+    """
+    import subprocess
+
+    from harness.cli.args import parse_kv
+    from harness.text import printable
+    from results.report.triage import drain_lines, triage_markdown, triage_table
+    from results.selection import resolve_run
+    from results.triage import Observation
+    from results.triage import triage as run_triage
+
+    wanted = parse_kv(tags, "--tag")
+    if not run_refs and not wanted:
+        raise UserError("give the runs to triage: RUN... or --tag KEY=VALUE (e.g. "
+                        "--tag slurm_job=1234)")
+    st = open_store(store, run_dir)
+    ids = [resolve_run(st, r) for r in run_refs]
+    for key, values in wanted.items():
+        matched = [r["run_id"] for r in st.runs()
+                   if str((r.get("tags") or {}).get(key)) in values]
+        if not matched:
+            raise UserError(f"no run tagged {key}={','.join(values)}; see `bench runs`")
+        ids += matched
+    ids = list(dict.fromkeys(ids))
+    headers = {i: st.run(i) for i in ids}
+    units = {i: triage_units(h) for i, h in headers.items()}
+    rows = [m for m in st.measurements(ids) if m["status"] == "ok" and units[m["run_id"]]]
+    samples = st.samples_of([m["measurement_id"] for m in rows])
+    observations = [Observation(m["case_key"], units[m["run_id"]] or "", float(m["median"]),
+                                tuple(samples.get(m["measurement_id"], ((), None))[0]),
+                                m["run_id"]) for m in rows]
+    if len({o.unit for o in observations}) < 3:
+        raise UserError(f"{len(ids)} run(s) cover {len({o.unit for o in observations})} "
+                        "node(s)/link(s); triage compares at least 3 (run on more nodes: "
+                        "`bench submit --each-node`, `--pairs ring`)")
+    result = run_triage(observations, threshold, fdr)
+
+    def table(out: Any) -> None:
+        out.print(triage_table(result))
+        for line in drain_lines(result):
+            out.print(printable(line), highlight=False, markup=False)
+
+    emit(fmt, output, table=table, markdown=lambda: triage_markdown(result),
+         json=lambda: {**result.to_dict(), "drain": drain_lines(result), "runs": ids})
+    if drain:
+        for cmd in result.drain_commands():
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise UserError(f"{cmd[0]} could not be run: {exc}") from None
+            if proc.returncode != 0:
+                raise UserError(f"{' '.join(cmd[:3])} failed: {' '.join(proc.stderr.split())}")
+            click.echo(f"drained {cmd[2].split('=', 1)[1]}", err=True)
+    if result.suspects:
+        click.echo(printable(f"bench triage: {len(result.suspects)} suspect(s): "
+                             + ", ".join(f"{s.kind} {s.name} ({s.why})"
+                                         for s in result.suspects)), err=True)
+        raise SystemExit(1)
+
+
+COMMANDS = [reference, check, triage]
