@@ -12,10 +12,15 @@ raw samples (times, lower is better). Per case and unit:
 - the effect: the unit's median over the median of the other units' medians (robust);
 - the false-discovery rate is held across every unit x case test (Benjamini-Hochberg q-values).
 
-A unit is slow in a case when its q-value is at most `fdr`. A node whose links are all slow in
-a case (it has at least two there) takes the blame for them: the node is the suspect, its links
-are not listed apart. Suspects are ranked by their smallest q-value, then by how much slower.
-Pure: no store, no I/O.
+A unit is slow in a case when its q-value is at most `fdr`, its median is beyond the threshold,
+and so is the median of at least two thirds of its runs (`runs_beyond`): samples within a run
+are not independent, and a run disturbed throughout (another job on the node for a moment)
+must not make a healthy node a suspect. Going over the nodes two or three times
+(`bench submit --repeat 3`) is what lets this rule tell a slow node from a disturbed run.
+
+A node whose links are all slow in a case (it has at least two there) takes the blame for them:
+the node is the suspect, its links are not listed apart. Suspects are ranked by their smallest
+q-value, then by how much slower. Pure: no store, no I/O.
 """
 
 from __future__ import annotations
@@ -65,13 +70,21 @@ class Test:
     others_median: float  # median of the other units' medians
     ratio: float  # median / others_median
     p: float
+    runs: int = 1  # the unit's runs of the case
+    runs_beyond: int = 1  # of them, those whose median is beyond the threshold
     q: float = 1.0
     slow: bool = False
+
+    @property
+    def consistent(self) -> bool:
+        """Slower in at least two thirds of its runs, not in one disturbed run."""
+        return self.runs_beyond >= math.ceil(2 * self.runs / 3)
 
     def to_dict(self) -> dict[str, Any]:
         return {"case_key": self.case_key, "unit": self.unit, "kind": self.kind,
                 "median_s": self.median, "others_median_s": self.others_median,
-                "ratio": self.ratio, "p": self.p, "q": self.q, "slow": self.slow}
+                "ratio": self.ratio, "p": self.p, "q": self.q, "runs": self.runs,
+                "runs_beyond": self.runs_beyond, "slow": self.slow}
 
 
 @dataclass
@@ -195,10 +208,12 @@ def triage(observations: Iterable[Observation], threshold: float = 0.1,
             for u in sorted(group):
                 rest = [s for v, xs in samples.items() if v != u for s in xs]
                 others = statistics.median(m for v, m in medians.items() if v != u)
+                beyond = sum(o.median > others * (1 + threshold) for o in group[u])
                 tests.append(Test(case, u, kind, medians[u], others, medians[u] / others,
-                                  rank_test(samples[u], rest, threshold)))
+                                  rank_test(samples[u], rest, threshold), len(group[u]),
+                                  beyond))
     for t, q in zip(tests, q_values([t.p for t in tests]), strict=True):
-        t.q, t.slow = q, q <= fdr and t.ratio > 1 + threshold
+        t.q, t.slow = q, q <= fdr and t.ratio > 1 + threshold and t.consistent
     return Triage(tests, _suspects(tests), threshold, fdr,
                   {k: sorted(v) for k, v in units.items() if v}, skipped)
 

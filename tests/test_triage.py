@@ -74,6 +74,18 @@ def test_a_healthy_node_with_one_disturbed_run_is_not_named():
     assert triage(obs, threshold=0.3).suspects == []
 
 
+def test_a_node_slow_in_one_run_of_three_is_not_named_but_in_two_it_is():
+    rng = np.random.default_rng(8)
+    obs = [_obs(rng, "c", node) for node in _nodes(4) for _ in range(3)]
+    obs[0] = _obs(rng, "c", "n1", 3.0)  # n1's first run: 3x slower throughout
+    t = triage(obs, threshold=0.3)
+    assert t.suspects == []
+    (n1,) = [x for x in t.tests if x.unit == "n1"]
+    assert (n1.runs, n1.runs_beyond, n1.consistent) == (3, 1, False)
+    obs[1] = _obs(rng, "c", "n1", 3.0)  # and its second
+    assert triage(obs, threshold=0.3).suspect_nodes == ["n1"]
+
+
 def test_a_slow_nodes_links_are_blamed_on_it():
     rng = np.random.default_rng(5)
     nodes = _nodes(6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 
@@ -18,4 +19,9 @@ class Srun(Launcher):
         exe = shutil.which("srun")
         if exe is None:
             raise self.missing()
-        return [exe, "-n", str(n), "--kill-on-bad-exit=1", "--export=ALL", *self.harness(args)]
+        # Pinned to the nodes $BENCH_NODES names (a step of `bench submit --each-node/--pairs`):
+        # one rank per node there.
+        nodes = [x for x in os.environ.get("BENCH_NODES", "").split(",") if x]
+        pinned = ["-N", str(len(nodes)), "-w", ",".join(nodes)] if nodes else []
+        return [exe, "-n", str(n), *pinned, "--kill-on-bad-exit=1", "--export=ALL",
+                *self.harness(args)]
