@@ -5,7 +5,8 @@ node) or between node pairs (two-node runs: the unit is the link, written `A--B`
 raw samples (times, lower is better). Per case and unit:
 
 - the test: a one-sided Mann-Whitney rank test of the unit's samples, divided by
-  (1 + threshold), against the samples of every other unit of the case: a unit is slower only
+  (1 + threshold), against the samples of the other units of the case (less those that are
+  themselves beyond the threshold from the median unit): a unit is slower only
   when its times are larger than the others' by more than the threshold, most of the time —
   a rank test, so one very slow unit does not drag a location and scale along (as a mean and
   standard deviation would) and make healthy units look fast or slow;
@@ -66,7 +67,7 @@ class Test:
     case_key: str
     unit: str
     kind: str
-    median: float  # the unit's (median of its observations' samples)
+    median: float  # the unit's: the median of its runs' medians
     others_median: float  # median of the other units' medians
     ratio: float  # median / others_median
     p: float
@@ -172,6 +173,13 @@ def _thin(values: Sequence[float]) -> np.ndarray:
     return x
 
 
+def _quantiles(o: Observation, k: int) -> list[float]:
+    """k evenly spaced quantiles of an observation's samples (its median alone without)."""
+    if not o.samples:
+        return [o.median] * k
+    return [float(x) for x in np.quantile(o.samples, (np.arange(k) + 0.5) / k)]
+
+
 def rank_test(slower: Sequence[float], others: Sequence[float], threshold: float) -> float:
     """p-value of 'the times `slower`, divided by 1 + threshold, are stochastically larger
     than `others`' (one-sided Mann-Whitney U; ties counted half)."""
@@ -202,11 +210,21 @@ def triage(observations: Iterable[Observation], threshold: float = 0.1,
             if len(group) < 3:  # with two, which one is the odd one out cannot be told
                 skipped.append(f"{case} ({len(group)} {kind}s)")
                 continue
-            samples = {u: [s for o in obs for s in (o.samples or (o.median,))]
+            # Every run counts alike: each gives the test the same number of samples (its
+            # quantiles), and a unit's figure is the median of its runs' medians; pooled raw
+            # samples would let the runs that took most samples (the fast ones) decide.
+            per_run = min(len(o.samples) or 1 for obs in group.values() for o in obs)
+            samples = {u: [s for o in obs for s in _quantiles(o, per_run)]
                        for u, obs in group.items()}
-            medians = {u: statistics.median(v) for u, v in samples.items()}
+            medians = {u: statistics.median(o.median for o in obs) for u, obs in group.items()}
+            # The reference a unit is tested against: the other units, less those that are
+            # themselves beyond the threshold from the median unit (in a four-node ring the
+            # two links of a bad node are half of all links: tested against a pool holding
+            # the other one, each would look only a little slow).
+            center = statistics.median(medians.values())
             for u in sorted(group):
-                rest = [s for v, xs in samples.items() if v != u for s in xs]
+                ref = [v for v in group if v != u and medians[v] <= center * (1 + threshold)]
+                rest = [s for v in (ref or [v for v in group if v != u]) for s in samples[v]]
                 others = statistics.median(m for v, m in medians.items() if v != u)
                 beyond = sum(o.median > others * (1 + threshold) for o in group[u])
                 tests.append(Test(case, u, kind, medians[u], others, medians[u] / others,
