@@ -290,3 +290,16 @@ def test_bad_references_are_one_line_exit_2(bench, two_runs):
     res = bench("check", "latest")
     assert res.rc == 2 and "--reference" in res.stderr
     assert json.loads(bench("runs", "--json").stdout)  # the store is intact
+
+
+def test_site_check_validates_the_reference_it_names(bench, workdir):
+    (workdir / "ok.toml").write_text('[[expect]]\ncase = "spin*"\ncheck = "latency_s <= 1"\n')
+    (workdir / "bad.toml").write_text('[[expect]]\ncase = "spin*"\ncheck = "latency_s <"\n')
+    (workdir / "a.toml").write_text('description = "a"\nreference = "ok.toml"\n')
+    (workdir / "b.toml").write_text('description = "b"\nreference = "bad.toml"\n')
+    (workdir / "c.toml").write_text('description = "c"\nreference = 3\n')
+    res = bench("site", "check", "a.toml")  # (then the partitions against Slurm, if any)
+    assert "ok.toml: 1 expectation(s)" in res.stdout, res.stderr
+    for name, needle in (("b.toml", "is not like"), ("c.toml", "'reference' must be")):
+        res = bench("site", "check", name)
+        assert res.rc == 2 and needle in res.stderr and len(res.err_lines) == 1, res.stderr

@@ -319,6 +319,11 @@ def site_check(ref: str) -> None:
 
     profile = load_site(ref)
     click.echo(f"site {profile.name}: profile is valid ({profile.description})")
+    if profile.reference is not None:  # a reference it names must be one
+        from results.reference import load as load_reference
+
+        named = load_reference(profile.reference)
+        click.echo(f"reference {profile.reference}: {len(named.expectations)} expectation(s)")
     if shutil.which("sinfo") is None:
         click.echo("no Slurm client here: partitions not checked against a cluster")
         return
