@@ -84,7 +84,7 @@ def parse_tolerance(value: Any, where: str) -> float:
 def glob_regex(pattern: str) -> re.Pattern[str]:
     """A case-key glob: `*` any run of characters, `?` one; everything else literal (case
     keys hold brackets, which fnmatch would read as character classes)."""
-    parts = ("." * 1 if ch == "?" else ".*" if ch == "*" else re.escape(ch) for ch in pattern)
+    parts = ("." if ch == "?" else ".*" if ch == "*" else re.escape(ch) for ch in pattern)
     return re.compile("^" + "".join(parts) + "$", re.DOTALL)
 
 

@@ -239,7 +239,9 @@ def test_round_trip_and_slowed_run_fails_naming_the_case(bench, two_runs):
         assert m["info"]["expected"]["passes"] is False
         assert m["info"]["expected"]["reference"] == "site.toml"
     table = bench("show", "latest")
-    assert "% expected" in " ".join(table.stdout.split())
+    flat = " ".join(table.stdout.split())
+    assert "% expected" in flat
+    assert f"{KEY40}: " in flat and "% of expected: fails latency_s <=" in flat
     assert bench("report", "latest", "-o", "r.html").rc == 0
     assert "% of expected" in (two_runs / "r.html").read_text()
 

@@ -133,6 +133,14 @@ def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
                     f"{plan['step_downs']} step-downs, {seconds(_float(plan.get('search_s')))}"
                     if plan else f"{len(info.get('max_qps_search') or [])} rates tried")
             parts.append(f"max QPS {float(info['max_qps']):.4g} ({size})")
+        expected = info.get("expected") or {}
+        if expected.get("passes") is False and _float(metrics.get("pct_expected")) is not None:
+            tol = _float(expected.get("tolerance")) or 0.0
+            parts.append(f"{float(metrics['pct_expected']):.1f}% of expected: fails "
+                         f"{expected.get('metric')} {expected.get('op')} "
+                         f"{_float(expected.get('value')):.4g}"
+                         + (f" ± {tol:.0%}" if tol else "")
+                         + f" ({expected.get('reference')})")
         parts.extend(f"warning: {w}" for w in info.get(WARNINGS) or ())
         if parts:
             lines.append(printable(f"{r['case_key']}: " + "; ".join(parts)))
