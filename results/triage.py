@@ -39,6 +39,11 @@ MAX_SAMPLES = 2000  # per unit and case: evenly thinned beyond this (the test's 
 NODE, LINK = "node", "link"
 
 
+def q_text(q: float) -> str:
+    """A q-value as shown: 2 significant digits; one that underflowed, as a bound."""
+    return f"{q:.2g}" if q > 0 else "<1e-300"
+
+
 def link_name(a: str, b: str) -> str:
     return LINK_SEP.join(sorted((a, b)))
 
@@ -107,7 +112,7 @@ class Suspect:
         cases = sorted({t.case_key for t in self.evidence})
         shown = ", ".join(cases[:3]) + (f" and {len(cases) - 3} more" if len(cases) > 3 else "")
         return (f"{self.why}: {len(cases)} case(s) up to {self.worst_ratio:.2f}x slower than "
-                f"the others (q={self.q:.2g}): {shown}")
+                f"the others (q={q_text(self.q)}): {shown}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "why": self.why, "q": self.q,

@@ -8,7 +8,7 @@ import shlex
 from rich.table import Table
 
 from harness.text import printable
-from results.triage import Triage
+from results.triage import Triage, q_text
 
 
 def title(t: Triage) -> str:
@@ -43,7 +43,7 @@ def triage_table(t: Triage) -> Table:
             first = j == 0
             table.add_row(str(i) if first else "", s.kind if first else "",
                           escape(s.name) if first else "", s.why if first else "",
-                          escape(f"{e.case_key} [{e.unit}]"), f"{e.ratio:.2f}x", f"{e.q:.2g}")
+                          escape(f"{e.case_key} [{e.unit}]"), f"{e.ratio:.2f}x", q_text(e.q))
     return table
 
 
@@ -59,7 +59,7 @@ def triage_markdown(t: Triage) -> str:
             cases = "<br>".join(f"`{cell(e.case_key)}` [{cell(e.unit)}] {e.ratio:.2f}x"
                                 for e in sorted(s.evidence, key=lambda e: e.q))
             lines.append(f"| {i} | {s.kind} | `{cell(s.name)}` | {s.why} | {cases} | "
-                         f"{s.worst_ratio:.2f}x | {s.q:.2g} |")
+                         f"{s.worst_ratio:.2f}x | {q_text(s.q)} |")
     else:
         lines.append("No suspect: no node or link is slower than the others.")
     drains = drain_lines(t)
