@@ -372,3 +372,60 @@ def test_gemm_cpu_candidates_pass_their_check(params):
     from kernels.array.opencl import gemm_tunable
 
     gemm_tunable(opencl(), 70, 45, 29, "float32", "cpu").make(params).check()
+
+
+# -- bench tune ------------------------------------------------------------------------------
+
+
+def _one_line(res: Any, *needles: str) -> str:
+    assert res.rc == 2, (res.rc, res.stdout, res.stderr)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("bench: error: "), res.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["-w", "gemm", "-b", "torch:cpu"], ["'torch:cpu' is not an OpenCL backend", "opencl:pocl"]),
+    (["-w", "gemm"], ["needs an OpenCL backend"]),
+    (["-w", "conv2d", "-b", "opencl:pocl"], ["'conv2d' has no tunable", "gemm, stream"]),
+    (["-w", "gemm", "-b", "opencl:pocl", "-p", "variant=naive"], ["no tunable parameters",
+                                                                  "cpu, tiled"]),
+    (["-w", "gemm", "-b", "opencl:pocl", "-p", "build_options=-DRB=2"], ["drop them to tune"]),
+    (["-w", "gemm", "-b", "opencl:nvidia"], ["no platform matches 'nvidia'"]),
+    (["-w", "gemm", "-b", "opencl:pocl", "--tune-budget", "0"], ["--tune-budget"]),
+    (["-w", "gemm", "-b", "opencl:pocl", "-p", "m=0"], ["'m'"]),
+], ids=["not opencl", "no backend", "not tunable", "naive variant", "fixed by hand",
+        "no platform", "zero budget", "bad parameter"])
+def test_bench_tune_bad_input(bench_inproc, tmp_path, monkeypatch, args, needles):
+    opencl()
+    monkeypatch.setenv("BENCH_TUNE_CACHE", str(tmp_path / "cache.json"))
+    _one_line(bench_inproc("tune", *args), *needles)
+    assert not (tmp_path / "cache.json").exists()
+
+
+def test_bench_tune_then_run_takes_the_cached_parameters(bench_inproc, tmp_path, monkeypatch):
+    opencl()
+    monkeypatch.setenv("BENCH_TUNE_CACHE", str(tmp_path / "cache.json"))
+    sel = ["-w", "gemm", "-b", "opencl:pocl", "-p", "m=64", "-p", "n=48", "-p", "k=40"]
+    res = bench_inproc("tune", *sel, "--tune-budget", "3", "--json")
+    assert res.rc == 0, res.stderr
+    (first,) = json.loads(res.stdout)
+    assert first["from_cache"] is False and first["tried"] >= 1 and first["top"]
+    assert first["top"][0]["unit"] == "GFLOP/s" and first["top"][0]["figure"] > 0
+
+    res = bench_inproc("tune", *sel, "--json")
+    (second,) = json.loads(res.stdout)
+    assert second["from_cache"] is True and second["tried"] == 0
+    assert second["best"] == first["best"]
+
+    res = bench_inproc("tune", *sel, "--top", "3")  # the table
+    assert res.rc == 0 and "from the cache" in res.stdout and "best: -D" in res.stdout
+
+    res = bench_inproc("run", *sel, "--budget", "0.2", "--quiet", "--json")
+    assert res.rc == 0, res.stderr
+    (m,) = json.loads(res.stdout)["measurements"]
+    tune = m["info"]["tune"]
+    assert tune["from_cache"] is True and tune["params"] == first["best"]
+    assert tune["key"] == first["key"]

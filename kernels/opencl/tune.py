@@ -124,8 +124,7 @@ class TuneCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tune-", suffix=".json")
             with os.fdopen(fd, "w") as f:
-                json.dump({"version": CACHE_VERSION, "entries": entries}, f, indent=1,
-                          sort_keys=True)
+                json.dump({"version": CACHE_VERSION, "entries": entries}, f, indent=1)
             os.replace(tmp, self.path)
         except OSError as exc:
             raise UserError(f"opencl tuner: cannot write the tuning cache {self.path}: "
