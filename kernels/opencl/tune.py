@@ -39,6 +39,8 @@ CACHE_VERSION = 1
 EXHAUSTIVE_MAX = 48  # legal candidates up to which the search tries every one
 SLOW_FACTOR = 3.0  # a candidate whose second call takes this many times the best is not timed
 STRATEGIES = ("auto", "exhaustive", "descent", "random")
+FINALISTS = 3  # the fastest candidates timed again at the end, alternating
+FINAL_SHARE = 0.15  # of the budget kept for those final rounds
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,6 +174,7 @@ class Candidate:
     error: str | None = None  # why it was rejected
     check_s: float | None = None  # the checked first call (includes the kernel's JIT)
     single_s: float | None = None  # one call, for a candidate too slow to time
+    rounds: list[float] = field(default_factory=list)  # the engine's median per timing
 
     @property
     def ok(self) -> bool:
@@ -227,12 +230,14 @@ class Search:
         self.tried: dict[tuple[Any, ...], Candidate] = {}
         self.start = clock()
         self._engines: dict[int, Any] = {}
+        self._trials: dict[tuple[Any, ...], Trial] = {}
+        self.search_s = budget_s * (1 - FINAL_SHARE)  # the rest: final rounds of the best
 
     def _id(self, params: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(params[k] for k in self.space.values)
 
     def out_of_time(self) -> bool:
-        return self.clock() - self.start >= self.budget_s
+        return self.clock() - self.start >= self.search_s
 
     def best(self) -> Candidate | None:
         good = [c for c in self.tried.values() if c.ok]
@@ -274,7 +279,32 @@ class Search:
             return cand
         timing = self._engine(trial.backend).measure(trial.op)
         cand.seconds = float(statistics.median(timing.samples))
+        cand.rounds = [cand.seconds]
+        self._keep(ident, trial)
         return cand
+
+    def _keep(self, ident: tuple[Any, ...], trial: Trial) -> None:
+        """Keep the trials of the FINALISTS fastest candidates (for the final rounds); the
+        others' buffers are let go."""
+        self._trials[ident] = trial
+        ranked = sorted((k for k in self._trials if self.tried[k].ok),
+                        key=lambda k: self.tried[k].seconds or 0.0)
+        for k in ranked[FINALISTS:]:
+            del self._trials[k]
+
+    def final_rounds(self, rounds: int = 2) -> None:
+        """Time the finalists again, alternating, so one lucky moment on a busy machine does
+        not pick the winner: each one's figure becomes the median of its rounds."""
+        finalists = [k for k in self._trials if self.tried[k].ok]
+        if len(finalists) < 2:
+            return
+        for _ in range(rounds):
+            for k in self.rng.sample(finalists, len(finalists)):
+                trial, cand = self._trials[k], self.tried[k]
+                timing = self._engine(trial.backend).measure(trial.op)
+                cand.rounds.append(float(statistics.median(timing.samples)))
+                cand.seconds = float(statistics.median(cand.rounds))
+        self._trials.clear()
 
     # -- strategies -----------------------------------------------------------------------------
 
@@ -331,6 +361,7 @@ class Search:
             self.descent(legal)
         else:
             self.exhaustive(legal)  # "random" is the same walk: the order is seeded random
+        self.final_rounds()
         return strategy, legal
 
 
