@@ -392,7 +392,7 @@ def _one_line(res: Any, *needles: str) -> str:
 @pytest.mark.parametrize("args,needles", [
     (["-w", "gemm", "-b", "torch:cpu"], ["'torch:cpu' is not an OpenCL backend", "opencl:pocl"]),
     (["-w", "gemm"], ["needs an OpenCL backend"]),
-    (["-w", "conv2d", "-b", "opencl:pocl"], ["'conv2d' has no tunable", "gemm, stream"]),
+    (["-w", "spin", "-b", "opencl:pocl"], ["'spin' has no tunable", "gemm, stream, conv2d"]),
     (["-w", "gemm", "-b", "opencl:pocl", "-p", "variant=naive"], ["no tunable parameters",
                                                                   "cpu, tiled"]),
     (["-w", "gemm", "-b", "opencl:pocl", "-p", "build_options=-DRB=2"], ["drop them to tune"]),
@@ -432,3 +432,31 @@ def test_bench_tune_then_run_takes_the_cached_parameters(bench_inproc, tmp_path,
     tune = m["info"]["tune"]
     assert tune["from_cache"] is True and tune["params"] == first["best"]
     assert tune["key"] == first["key"]
+
+
+@pytest.mark.parametrize("params", [
+    {"VW": 4, "RF": 1, "WG": 1}, {"VW": 8, "RF": 4, "WG": 4}, {"VW": 16, "RF": 16, "WG": 64},
+    {"VW": 16, "RF": 2, "WG": 16},
+])
+@pytest.mark.parametrize("shape", [
+    dict(batch=2, channels=3, filters=5, size=13, kernel=3, stride=1, padding=1),
+    dict(batch=1, channels=4, filters=7, size=20, kernel=5, stride=2, padding=0),
+    dict(batch=1, channels=2, filters=3, size=9, kernel=1, stride=1, padding=0),
+], ids=["3x3 pad1", "5x5 stride2", "1x1"])
+def test_conv2d_igemm_candidates_pass_their_check(params, shape):
+    from kernels.array.opencl import conv2d_tunable
+
+    conv2d_tunable(opencl(), dtype="float32", **shape).make(params).check()
+
+
+def test_conv2d_variants_from_the_workload():
+    from harness.workload import make_case
+    from harness.workload import registry as workloads
+
+    for raw, variant in (({}, "igemm"), ({"variant": "direct"}, "direct")):
+        case = make_case("conv2d", "opencl:pocl", {"batch": "2", "channels": "3", "filters": "5",
+                                                   "size": "13", **raw}, "test")
+        p = workloads.get("conv2d")().prepare(opencl(), case.param_dict)
+        p.check()
+        assert p.info["variant"] == variant
+        assert ("tune" in p.info) == (variant == "igemm")

@@ -11,7 +11,7 @@ from harness.cli.options import FiniteFloat, Selection, json_option, selection_o
 from harness.cli.render import console, print_json
 from harness.errors import UserError
 
-TUNABLE_WORKLOADS = ("gemm", "stream")
+TUNABLE_WORKLOADS = ("gemm", "stream", "conv2d")
 
 
 def _check_selection(selection: Selection) -> None:
@@ -35,7 +35,7 @@ def _check_selection(selection: Selection) -> None:
 
 
 def _tunable(backend: Any, workload: str, params: dict[str, Any]) -> Any:
-    from kernels.array.opencl import gemm_tunable, stream_tunable
+    from kernels.array.opencl import conv2d_tunable, gemm_tunable, stream_tunable
 
     if params.get("binary") or params.get("build_options"):
         raise UserError(f"bench tune: {workload} with binary= or build_options= has its "
@@ -52,6 +52,17 @@ def _tunable(backend: Any, workload: str, params: dict[str, Any]) -> Any:
                             f"tunable variants: {', '.join(tunable)}")
         return gemm_tunable(backend, params["m"], params["n"], params["k"], params["dtype"],
                             name, TOLERANCE[params["dtype"]])
+    if workload == "conv2d":
+        from workloads.conv2d import TOLERANCE as CONV_TOLERANCE
+        from workloads.conv2d import Conv2d
+
+        if params.get("variant", "igemm") != "igemm":
+            raise UserError(f"bench tune: conv2d variant {params['variant']!r} has no tunable "
+                            "parameters; tunable variants: igemm")
+        return conv2d_tunable(backend, params["batch"], params["channels"], params["filters"],
+                              params["size"], params["kernel"], params["stride"],
+                              Conv2d._padding(params), params["dtype"],
+                              CONV_TOLERANCE[params["dtype"]])
     from workloads.stream import SCALAR
 
     return stream_tunable(backend, params["op"], params["n"], params["dtype"], SCALAR)
@@ -112,6 +123,7 @@ def tune(selection: Selection, budget: float, strategy: str, seed: int, force: b
     Examples:
       bench tune -w gemm -b opencl:pocl -p m=2048 -p n=2048 -p k=2048
       bench tune -w stream -b opencl:pocl -p op=triad -p n=16777216 --tune-budget 30
+      bench tune -w conv2d -b opencl:pocl -p channels=64 -p filters=64 -p size=56
       bench tune -w gemm -b opencl:0:1 -p variant=tiled --force --json
     """
     selection.load_plugins()

@@ -197,25 +197,43 @@ def stream(kind: str, a: CLArray, b: CLArray, c: CLArray, scalar: float,
     return Op(run, info, keep=(a, b, c))
 
 
-def conv2d(x: CLArray, w: CLArray, stride: int, padding: int) -> Op:
+def conv2d_size_class(c: int, f: int, k: int, stride: int, pixels: int) -> str:
+    return f"k{k}s{stride}:c~{pow2_class(c)}:f~{pow2_class(f)}:px~{pow2_class(pixels)}"
+
+
+def conv2d(x: CLArray, w: CLArray, stride: int, padding: int, variant: str = "igemm",
+           params: dict[str, Any] | None = None) -> Op:
     backend = x.backend
-    v = CONV2D_VARIANTS["direct"]
-    built = build(backend, v, x.dtype_name)
+    if variant not in CONV2D_VARIANTS:
+        raise UserError(f"opencl conv2d: no variant {variant!r}; variants: "
+                        f"{', '.join(CONV2D_VARIANTS)}")
+    v = CONV2D_VARIANTS[variant]
     n, c, h, wd = x.shape
     f, _, k, _ = w.shape
     oh, ow = (h + 2 * padding - k) // stride + 1, (wd + 2 * padding - k) // stride + 1
+    options, tune = _params_for(backend, v, v.kernels[0], x.dtype_name,
+                                conv2d_size_class(c, f, k, stride, oh * ow), "", "", params)
+    built = build(backend, v, x.dtype_name, options)
     y = empty(backend, (n, f, oh, ow), x.dtype)
-    kern = built.kernel("conv2d_direct")
+    kern = built.kernel(v.kernels[0])
     ints = (c, h, wd, f, k, oh, ow, stride, padding)
     kern.set_args(*(np.int32(i) for i in ints), x.buffer, w.buffer, y.buffer)
-    grid = (_round_up(ow, 16), oh, n * f)
-    local = (16, 1, 1)
+    if variant == "igemm":
+        values = tunables(v, options)
+        vw, rf, wg = int(values["VW"]), int(values["RF"]), int(values["WG"])
+        grid: tuple[int, ...] = (_round_up(-(-(oh * ow) // vw), wg), -(-f // rf), n)
+        local: tuple[int, ...] = (wg, 1, 1)
+    else:
+        grid, local = (_round_up(ow, 16), oh, n * f), (16, 1, 1)
 
     def run() -> CLArray:
         launch(backend, kern, grid, local)
         return y
 
-    return Op(run, {"variant": v.name, **built.info()}, keep=(x, w, y))
+    info: dict[str, Any] = {"variant": v.name, **built.info()}
+    if tune is not None:
+        info["tune"] = tune
+    return Op(run, info, keep=(x, w, y))
 
 
 def to_device(backend: Any, array: np.ndarray, dtype: str) -> CLArray:
@@ -285,6 +303,37 @@ def gemm_tunable(backend: Any, m: int, n: int, k: int, dtype: str = "float32",
         return Trial(op, backend, check)
 
     return Tunable(v, v.kernels[-1], dtype, gemm_size_class(m, n, k), make)
+
+
+def conv2d_tunable(backend: Any, batch: int, channels: int, filters: int, size: int,
+                   kernel: int, stride: int, padding: int, dtype: str = "float32",
+                   tolerance: float = 1e-4) -> Tunable:
+    """Implicit-GEMM conv2d candidates, each checked against a float64 reference convolution
+    of the same (rounded) inputs: relative Frobenius error at most `tolerance`."""
+    from kernels.nn.reference import conv2d_reference
+    from kernels.opencl.tune import Trial
+
+    v = CONV2D_VARIANTS["igemm"]
+    rng = np.random.default_rng(0)
+    x = to_device(backend, rng.uniform(-1, 1, (batch, channels, size, size)), dtype)
+    w = to_device(backend, rng.uniform(-1, 1, (filters, channels, kernel, kernel)), dtype)
+    ref = conv2d_reference(to_host(x), to_host(w), stride, padding)
+    out = (size + 2 * padding - kernel) // stride + 1
+
+    def make(params: dict[str, Any]) -> Trial:
+        op = conv2d(x, w, stride, padding, "igemm", params=params)
+
+        def check() -> None:
+            got = op()
+            backend.synchronize(got)
+            err = _relative_error(to_host(got), ref)
+            if not np.isfinite(err) or err > tolerance:
+                raise CheckFailed(f"relative error {err:.3g} > {tolerance:.0e}")
+
+        return Trial(op, backend, check)
+
+    return Tunable(v, v.kernels[0], dtype,
+                   conv2d_size_class(channels, filters, kernel, stride, out * out), make)
 
 
 def stream_tunable(backend: Any, kind: str, n: int, dtype: str = "float64",

@@ -122,6 +122,11 @@ def _gemm_tiled_ok(p: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
             and 2 * ts * ts * ITEMSIZE[dtype] <= facts.local_mem)
 
 
+def _conv2d_ok(p: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
+    return (p["RF"] * p["VW"] * ITEMSIZE[dtype] <= REGISTER_FILE_MAX
+            and p["WG"] <= facts.max_work_group)
+
+
 def _stream_ok(p: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
     return p["WG"] <= facts.max_work_group and p["VW"] * p["EPW"] <= 4096
 
@@ -133,6 +138,8 @@ GEMM_SPACES = {
                   "WG": (1, 2, 4, 8, 16, 32, 64), "KU": (1, 2, 4)}, _gemm_cpu_ok),
     "tiled": Space({"TS": (8, 16, 32, 64), "WPT": (1, 2, 4, 8, 16)}, _gemm_tiled_ok),
 }
+CONV2D_SPACE = Space({"VW": (4, 8, 16), "RF": (1, 2, 4, 8, 16), "WG": (1, 4, 16, 64)},
+                     _conv2d_ok)
 STREAM_SPACE = Space({"VW": (1, 2, 4, 8, 16), "EPW": (1, 2, 4, 8, 16, 32, 64, 128, 256),
                       "CONTIG": (0, 1), "WG": (0, 16, 64, 256, 1024)}, _stream_ok)
 
@@ -149,8 +156,11 @@ GEMM_VARIANTS = {
                      "one work-item per element (the portable baseline)"),
 }
 CONV2D_VARIANTS = {
+    "igemm": Variant("igemm", "conv2d_igemm.cl", ("conv2d_igemm",), {"VW": 8, "RF": 4, "WG": 4},
+                     None, "implicit GEMM: RF filters x VW output pixels per work-item",
+                     CONV2D_SPACE),
     "direct": Variant("direct", "conv2d.cl", ("conv2d_direct",), {}, None,
-                      "one work-item per output element"),
+                      "one work-item per output element (the naive baseline)"),
 }
 # The defaults are the portable baseline (one element per work-item, the runtime's work-group
 # size): what the kernel does until the tuner has searched the device.
