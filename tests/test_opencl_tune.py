@@ -86,10 +86,12 @@ class Twice:
         kern = build(self.backend, self.variant, "float32", opts).kernel("twice")
         kern.set_args(np.int32(self.n), self.xb, self.yb)
         items = -(-self.n // params["WPI"])
+        wg = params.get("WG")  # a work-group size, where the variant declares one
+        grid, local = ((-(-items // wg) * wg,), (wg,)) if wg else ((items,), None)
         q = self.backend.queue
 
         def op() -> None:
-            cl.enqueue_nd_range_kernel(q, kern, (items,), None)
+            cl.enqueue_nd_range_kernel(q, kern, grid, local)
 
         def check() -> None:
             # a fresh output each time: a wrong candidate cannot pass on an earlier one's result
@@ -375,6 +377,34 @@ def test_gemm_cpu_candidates_pass_their_check(params):
     from kernels.array.opencl import gemm_tunable
 
     gemm_tunable(opencl(), 70, 45, 29, "float32", "cpu").make(params).check()
+
+
+@pytest.mark.parametrize("params", [{"TS": 8, "WPT": 1}, {"TS": 16, "WPT": 4},
+                                    {"TS": 32, "WPT": 8}])
+def test_gemm_tiled_candidates_pass_their_check(params):
+    from kernels.array.opencl import gemm_tunable
+
+    gemm_tunable(opencl(), 70, 45, 29, "float32", "tiled").make(params).check()
+
+
+def test_a_candidate_the_runtime_refuses_is_rejected(tmp_path):
+    """A launch error (here: a work-group size past the device's limit, let through by a
+    constraint that does not check it) rejects the candidate; the search goes on."""
+    from kernels.opencl.build import DeviceFacts, Space, Variant
+    from kernels.opencl.tune import TuneCache, make_key, tune
+
+    src = tmp_path / "twice.cl"
+    src.write_text(SOURCE)
+    variant = Variant("twice", str(src), ("twice",), {"WPI": 1, "BUG": 0, "WG": 1},
+                      space=Space({"WPI": (1,), "BUG": (0,), "WG": (1, 1 << 20)}))
+    make = Twice(opencl(), variant)
+    facts = DeviceFacts.of(make.backend.cl_device)
+    key = make_key(facts, variant, "twice", "float32", "n~65536")
+    result = tune(key, variant, facts, "float32", make, budget_s=20,
+                  cache=TuneCache(tmp_path / "cache.json"))
+    assert result.best.params["WG"] == 1
+    (refused,) = [c for c in result.candidates if c.params["WG"] != 1]
+    assert not refused.ok and (refused.error or "").startswith("failed: ")
 
 
 # -- bench tune ------------------------------------------------------------------------------

@@ -267,6 +267,9 @@ class Search:
         except UserError as exc:
             cand.error = f"failed: {exc}"
             return cand
+        except Exception as exc:  # the runtime refused it (a launch error, out of resources)
+            cand.error = f"failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            return cand
         # A second call, timed alone: a candidate more than SLOW_FACTOR times the best cannot
         # win, so it is not worth the engine's time (its one call is kept for the table).
         best = self.best()
