@@ -9,6 +9,11 @@ the same kernel names and the variant's default options.
 
 Every build records the options it used, how long it took and where it came from; a build that
 fails raises a UserError carrying the compiler's error lines.
+
+A variant's tunables are `-D` options with defaults (`defines`) and, where the variant can be
+tuned, a `Space`: the legal values of each and a constraint on a combination given the device's
+`DeviceFacts`. kernels/opencl/tune.py searches the space on the device and caches the best;
+the defaults are a portable starting point, never constants chosen for one machine.
 """
 
 from __future__ import annotations
