@@ -20,7 +20,7 @@ DTYPES = {
     "torch": ("float64", "float32", "float16", "bfloat16"),
     "jax": ("float64", "float32", "float16", "bfloat16"),
     "onnxruntime": ("float64", "float32", "float16"),
-    "opencl": ("float64", "float32"),
+    "opencl": ("float64", "float32", "float16"),  # float16 where the device has cl_khr_fp16
 }
 OPENCL_ONLY = ("opencl",)
 
@@ -51,6 +51,12 @@ class Gemm(PeakMetrics, Workload):
         if model in DTYPES and dtype not in DTYPES[model]:
             raise UserError(f"gemm: {model} has no {dtype} matrix multiply (on {backend}); "
                             f"use dtype={' or '.join(DTYPES[model])}")
+
+    def validate_device(self, params: Mapping[str, Any], backend: Backend) -> None:
+        if backend.model == "opencl":
+            from kernels.opencl.build import require_dtype
+
+            require_dtype(backend.cl_device, params["dtype"])
 
     def work(self, params: Mapping[str, Any]) -> Work:
         m, n, k = params["m"], params["n"], params["k"]

@@ -148,7 +148,9 @@ def tune(selection: Selection, budget: float, strategy: str, seed: int, force: b
         case = planned.case
         backend = backends[case.backend]
         params = case.param_dict
-        work = workloads.get(case.workload)().work(params)
+        workload = workloads.get(case.workload)()
+        workload.validate_device(params, backend)  # float16 on a device without cl_khr_fp16
+        work = workload.work(params)
         tunable = _tunable(backend, case.workload, params)
         if show is not None:
             show.print(f"tuning {case.key} on {backend.cl_device.name.strip()} "

@@ -23,7 +23,7 @@ from kernels.opencl.build import (
 )
 from kernels.opencl.tune import cached_params, pow2_class
 
-DTYPES = {"float64": np.float64, "float32": np.float32}
+DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
 
 
 @dataclass
@@ -38,7 +38,7 @@ class CLArray:
 
     @property
     def dtype_name(self) -> str:
-        return "float64" if self.dtype == np.float64 else "float32"
+        return np.dtype(self.dtype).name  # float64, float32 or float16
 
 
 class Op:

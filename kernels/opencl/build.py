@@ -211,10 +211,12 @@ def options_for(variant: Variant, dtype: str, extra: str = "") -> str:
     """The full build option string: the variant's tunables (as overridden by extra), the element
     type, then the rest of extra."""
     defines = tunables(variant, extra)
-    defines["T"] = "double" if dtype == "float64" else "float"
+    defines["T"] = {"float64": "double", "float16": "half"}.get(dtype, "float")
     opts = [*BASE_OPTIONS, *(f"-D{k}={v}" for k, v in defines.items())]
     if dtype == "float64":
         opts.append("-DUSE_FP64=1")
+    if dtype == "float16":
+        opts.append("-DUSE_FP16=1")
     for opt in shlex.split(extra):
         m = re.fullmatch(r"-D(\w+)(?:=.*)?", opt)
         if not (m and m.group(1) in variant.defines):
@@ -297,15 +299,23 @@ def _build_log(program: Any, device: Any, printed: list[str]) -> str:
     return text[:MAX_LOG]
 
 
+def require_dtype(device: Any, dtype: str) -> None:
+    """UserError when the device lacks the element type's extension (cl_khr_fp16/fp64)."""
+    if dtype == "float16" and "cl_khr_fp16" not in str(device.extensions).split():
+        raise UserError(f"opencl: device {device.name.strip()!r} has no float16 (cl_khr_fp16); "
+                        "use dtype=float32")
+    if dtype == "float64" and not device.double_fp_config:
+        raise UserError(f"opencl: device {device.name.strip()!r} has no float64 (cl_khr_fp64); "
+                        "use dtype=float32")
+
+
 def build(backend: Any, variant: Variant, dtype: str = "float32", extra_options: str = "",
           binary: str = "") -> Built:
     """The variant's program on the backend's device, built once per device and options."""
     import pyopencl as cl
 
     device = backend.cl_device
-    if dtype == "float64" and not device.double_fp_config:
-        raise UserError(f"opencl: device {device.name!r} has no float64 (cl_khr_fp64); "
-                        "use dtype=float32")
+    require_dtype(device, dtype)
     options = options_for(variant, dtype, extra_options)
     src = SOURCES / variant.source
     text = "" if binary else src.read_text()
