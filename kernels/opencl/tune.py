@@ -39,7 +39,8 @@ CACHE_VERSION = 1
 EXHAUSTIVE_MAX = 48  # legal candidates up to which the search tries every one
 SLOW_FACTOR = 3.0  # a candidate whose second call takes this many times the best is not timed
 STRATEGIES = ("auto", "exhaustive", "descent", "random")
-FINALISTS = 3  # the fastest candidates timed again at the end, alternating
+FINALISTS = 3  # the fastest candidates met head to head again at the end
+CONTENDER = 1.15  # a candidate timed within this factor of the best meets it head to head
 FINAL_SHARE = 0.15  # of the budget kept for those final rounds
 
 
@@ -175,6 +176,7 @@ class Candidate:
     check_s: float | None = None  # the checked first call (includes the kernel's JIT)
     single_s: float | None = None  # one call, for a candidate too slow to time
     rounds: list[float] = field(default_factory=list)  # the engine's median per timing
+    paired: float | None = None  # its time over the best's, timed back to back (contenders)
 
     @property
     def ok(self) -> bool:
@@ -280,11 +282,38 @@ class Search:
             cand.error = f"slow: one call {once:.3g} s, over {SLOW_FACTOR:g}x the best"
             cand.single_s = once
             return cand
-        timing = self._engine(trial.backend).measure(trial.op)
-        cand.seconds = float(statistics.median(timing.samples))
-        cand.rounds = [cand.seconds]
+        seconds = self._time(trial)
+        cand.rounds = [seconds]
+        best = self.best()
+        held = None if best is None else self._trials.get(self._id(best.params))
+        if best is not None and best.seconds and held is not None and (
+                seconds < CONTENDER * best.seconds):
+            # A contender meets the best head to head: how long it takes relative to the best
+            # now, not to the best's figure of a minute ago on a machine whose speed moves.
+            cand.paired = self.head_to_head(trial, held, 1)
+            cand.seconds = best.seconds * cand.paired
+        else:
+            cand.seconds = seconds
         self._keep(ident, trial)
         return cand
+
+    def _time(self, trial: Trial) -> float:
+        """The engine's median seconds per call of the trial's operation."""
+        return float(statistics.median(self._engine(trial.backend).measure(trial.op).samples))
+
+    def head_to_head(self, a: Trial, b: Trial, pairs: int) -> float:
+        """The median over `pairs` of time(a) / time(b), each pair timed back to back in a
+        random order, so that the drift of a busy machine hits both alike."""
+        ratios = []
+        for _ in range(pairs):
+            if self.rng.random() < 0.5:
+                ta = self._time(a)
+                tb = self._time(b)
+            else:
+                tb = self._time(b)
+                ta = self._time(a)
+            ratios.append(ta / tb if tb > 0 else math.inf)
+        return float(statistics.median(ratios))
 
     def _keep(self, ident: tuple[Any, ...], trial: Trial) -> None:
         """Keep the trials of the FINALISTS fastest candidates (for the final rounds); the
@@ -295,18 +324,19 @@ class Search:
         for k in ranked[FINALISTS:]:
             del self._trials[k]
 
-    def final_rounds(self, rounds: int = 2) -> None:
-        """Time the finalists again, alternating, so one lucky moment on a busy machine does
-        not pick the winner: each one's figure becomes the median of its rounds."""
-        finalists = [k for k in self._trials if self.tried[k].ok]
-        if len(finalists) < 2:
+    def final_rounds(self, pairs: int = 2) -> None:
+        """The other finalists meet the best head to head again (`pairs` pairs each), so one
+        lucky moment on a busy machine does not pick the winner: each one's figure becomes
+        the best's times the median ratio."""
+        best = self.best()
+        if best is None:
             return
-        for _ in range(rounds):
-            for k in self.rng.sample(finalists, len(finalists)):
-                trial, cand = self._trials[k], self.tried[k]
-                timing = self._engine(trial.backend).measure(trial.op)
-                cand.rounds.append(float(statistics.median(timing.samples)))
-                cand.seconds = float(statistics.median(cand.rounds))
+        best_id = self._id(best.params)
+        others = [k for k in self._trials if k != best_id and self.tried[k].ok]
+        for k in others:
+            cand = self.tried[k]
+            cand.paired = self.head_to_head(self._trials[k], self._trials[best_id], pairs)
+            cand.seconds = (best.seconds or 0.0) * cand.paired
         self._trials.clear()
 
     # -- strategies -----------------------------------------------------------------------------
