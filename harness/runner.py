@@ -152,6 +152,9 @@ def setup_backends(plan: Sequence[PlannedCase]) -> dict[str, Backend]:
             backend = parse_backend(p.case.backend)
             backend.setup()
             backends[p.case.backend] = backend
+    for p in plan:  # what the device itself cannot do: one line now, not a failed case later
+        workloads.get(p.case.workload)().validate_device(p.case.param_dict,
+                                                         backends[p.case.backend])
     return backends
 
 

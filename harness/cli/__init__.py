@@ -21,7 +21,7 @@ from harness.exiting import Interrupted
 
 # Modules of harness.cli whose COMMANDS are registered on the group, in this order.
 COMMAND_MODULES = ["run", "ab", "listing", "results", "cluster", "qualify", "fabric_model",
-                   "profile", "serve"]
+                   "profile", "serve", "tune"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

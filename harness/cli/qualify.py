@@ -70,7 +70,8 @@ def reference() -> None:
 @click.option("--peak-floor", type=FiniteFloat(0.0, 1000.0, min_open=True), default=70.0,
               show_default=True, metavar="PCT", help="--from peaks: pct_peak at least this.")
 @click.option("--fabric", metavar="PRESET|FILE",
-              help="--from model: a preset (hdr, ndr, efa, 100gbe) or `bench fabric-model fit -o` file.")
+              help="--from model: a preset (hdr, ndr, efa, 100gbe) or a "
+                   "`bench fabric-model fit -o` file.")
 @click.option("--algorithm", type=click.Choice(["ring", "tree"]), default="ring",
               show_default=True, help="--from model: the collective algorithm modelled.")
 @click.option("--system", default="", help="The system's name, recorded in the file.")
