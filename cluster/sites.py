@@ -1,4 +1,4 @@
-"""Site profiles: one TOML file per cluster (partitions, launcher, MPI type, modules, env,
+"""Sites: one TOML file per cluster (partitions, launcher, MPI type, modules, env,
 default account, extra #SBATCH lines), chosen with `--site NAME|FILE`."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def load_site(ref: str | None) -> Site:
         return Site(name="default")
     path = builtin_sites().get(ref) or Path(ref)
     if not path.is_file():
-        raise UserError(f"unknown site profile {ref!r}: not a built-in "
+        raise UserError(f"unknown site {ref!r}: not a built-in "
                         f"({', '.join(builtin_sites())}) and {not_a_file(path)}; give a site "
                         "name or a .toml file")
     try:
@@ -61,9 +61,9 @@ def load_site(ref: str | None) -> Site:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file; a site profile is TOML text") from None
+        raise UserError(f"{path}: not a UTF-8 text file; a site file is TOML text") from None
     except OSError as exc:
-        raise UserError(f"cannot read site profile {path}: {exc.strerror}") from None
+        raise UserError(f"cannot read site file {path}: {exc.strerror}") from None
     return validate(path.stem, data, str(path), base=path.resolve().parent)
 
 

@@ -42,7 +42,7 @@ def _job_name(suite: str | None, workloads: list[str]) -> str:
 @timing_options()
 @profile_options()
 @tag_option("Tags for the runs.")
-@click.option("--site", metavar="NAME|FILE", help="Site profile (see `bench site list`).")
+@click.option("--site", metavar="NAME|FILE", help="Site: the cluster's partitions, launcher, modules and env (see `bench site list`).")
 @click.option("--job-name", help="Slurm job name [default bench-<suite or workloads>].")
 @click.option("--nodes", type=click.IntRange(min=1))
 @click.option("--ntasks", type=click.IntRange(min=1))
@@ -278,7 +278,7 @@ def collect(store: str | None, run_dir: Path) -> None:
 
 @click.group()
 def site() -> None:
-    """Site profiles: partitions, launcher, MPI type, modules and env per cluster.
+    """Sites: partitions, launcher, MPI type, modules and env per cluster.
 
     \b
     Examples:
@@ -290,7 +290,7 @@ def site() -> None:
 
 @site.command("list")
 def site_list() -> None:
-    """Built-in site profiles.
+    """Built-in sites.
 
     \b
     Examples:

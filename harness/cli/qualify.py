@@ -32,7 +32,7 @@ def _measurements(store: str | None, run_dir: Path, refs: tuple[str, ...]
 
 
 def site_reference(site: str | None) -> str | None:
-    """The reference file a site profile names, or None."""
+    """The reference file a site names, or None."""
     if site is None:
         return None
     from cluster.sites import load_site
