@@ -42,7 +42,9 @@ def _job_name(suite: str | None, workloads: list[str]) -> str:
 @timing_options()
 @profile_options()
 @tag_option("Tags for the runs.")
-@click.option("--site", metavar="NAME|FILE", help="Site: the cluster's partitions, launcher, modules and env (see `bench site list`).")
+@click.option("--site", metavar="NAME|FILE",
+              help="Site: the cluster's partitions, launcher, modules and env (see `bench site "
+                   "list`).")
 @click.option("--job-name", help="Slurm job name [default bench-<suite or workloads>].")
 @click.option("--nodes", type=click.IntRange(min=1))
 @click.option("--ntasks", type=click.IntRange(min=1))
