@@ -63,12 +63,15 @@ def mpi_implementation() -> str | None:
 def cluster_record(where: Placement, world_size: int) -> dict[str, Any]:
     """The run's place in a job: launcher, world size, MPI implementation (environment record)."""
     return {**asdict(where), "world_size": world_size, "mpi_implementation": mpi_implementation(),
-            "slurm_nodelist": os.environ.get("SLURM_JOB_NODELIST")}
+            "slurm_nodelist": os.environ.get("SLURM_JOB_NODELIST"),
+            # the node(s) of this run: a pinned step's ($BENCH_NODES), else the node Slurm
+            # ran rank 0 on (namespaced nodes share one host name)
+            "nodes": os.environ.get("BENCH_NODES") or os.environ.get("SLURMD_NODENAME")}
 
 
 def rank0_host(launcher: str) -> str:
     """Where rank 0 will run: this host, or under srun the allocation's first node."""
-    nodes = os.environ.get("SLURM_JOB_NODELIST")
+    nodes = os.environ.get("BENCH_NODES") or os.environ.get("SLURM_JOB_NODELIST")
     if launcher != "srun" or not nodes or not shutil.which("scontrol"):
         return "127.0.0.1"
     try:

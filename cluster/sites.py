@@ -1,4 +1,4 @@
-"""Site profiles: one TOML file per cluster (partitions, launcher, MPI type, modules, env,
+"""Sites: one TOML file per cluster (partitions, launcher, MPI type, modules, env,
 default account, extra #SBATCH lines), chosen with `--site NAME|FILE`."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ else:  # pragma: no cover
 SITES_DIR = Path(__file__).parent / "sites"
 LAUNCHERS = ("srun", "mpirun")
 _KEYS = {"description", "partitions", "default_partition", "account", "qos", "launcher", "mpi",
-         "modules", "env", "sbatch"}
+         "modules", "env", "sbatch", "reference"}
 _NAME = re.compile(r"^[A-Za-z0-9_.:/+-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -38,6 +38,9 @@ class Site:
     modules: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     sbatch: tuple[str, ...] = ()
+    # A reference file (results.reference) for `bench check --site` and the jobs' pct_expected:
+    # an absolute path, resolved against the profile's folder when written relative.
+    reference: str | None = None
 
 
 def builtin_sites() -> dict[str, Path]:
@@ -50,7 +53,7 @@ def load_site(ref: str | None) -> Site:
         return Site(name="default")
     path = builtin_sites().get(ref) or Path(ref)
     if not path.is_file():
-        raise UserError(f"unknown site profile {ref!r}: not a built-in "
+        raise UserError(f"unknown site {ref!r}: not a built-in "
                         f"({', '.join(builtin_sites())}) and {not_a_file(path)}; give a site "
                         "name or a .toml file")
     try:
@@ -58,10 +61,10 @@ def load_site(ref: str | None) -> Site:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: malformed TOML: {exc}") from None
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file; a site profile is TOML text") from None
+        raise UserError(f"{path}: not a UTF-8 text file; a site file is TOML text") from None
     except OSError as exc:
-        raise UserError(f"cannot read site profile {path}: {exc.strerror}") from None
-    return validate(path.stem, data, str(path))
+        raise UserError(f"cannot read site file {path}: {exc.strerror}") from None
+    return validate(path.stem, data, str(path), base=path.resolve().parent)
 
 
 def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -84,7 +87,7 @@ def _word(data: dict[str, Any], key: str, where: str) -> str | None:
     return value
 
 
-def validate(name: str, data: dict[str, Any], where: str) -> Site:
+def validate(name: str, data: dict[str, Any], where: str, base: Path | None = None) -> Site:
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise UserError(f"{where}: unknown key {unknown[0]!r}; known: {', '.join(sorted(_KEYS))}")
@@ -114,7 +117,15 @@ def validate(name: str, data: dict[str, Any], where: str) -> Site:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise UserError(f"{where}: 'description' must be text")
-    return Site(name=name, description=description, partitions=partitions,
+    reference = data.get("reference")
+    if reference is not None:
+        if not isinstance(reference, str) or not reference.strip() or "\n" in reference:
+            raise UserError(f"{where}: 'reference' must be the path of a reference file")
+        ref_path = Path(reference).expanduser()
+        if not ref_path.is_absolute() and base is not None:
+            ref_path = base / ref_path
+        reference = str(ref_path)
+    return Site(name=name, description=description, reference=reference, partitions=partitions,
                 default_partition=default, account=_word(data, "account", where),
                 qos=_word(data, "qos", where), launcher=launcher, mpi=_word(data, "mpi", where),
                 modules=_strings(data, "modules", where),

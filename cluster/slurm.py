@@ -39,6 +39,7 @@ _OPTION_VALUE = {
     "cpus-per-task": r"[0-9]{1,5}",
     "gpus-per-node": r"([A-Za-z0-9_]+:)?[0-9]{1,3}",
     "array": r"[0-9,%-]{1,256}",
+    "nodelist": r"[A-Za-z0-9_.,\[\]-]{1,1024}",
 }
 # What to write instead, where a pattern says too little.
 _OPTION_HINT = {"time": "a Slurm time limit: MINUTES, HH:MM:SS or D-HH:MM:SS, e.g. --time 00:30:00"}
@@ -79,6 +80,12 @@ class JobRequest:
     array_param: str | None = None
     array_values: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
+    nodelist: str | None = None
+    # Qualifying (see `steps_script`): one single-node step per node of the allocation, and/or
+    # two-node steps between node pairs (ring, all, k=N), every step `repeat` times.
+    each_node: bool = False
+    pairs: str | None = None
+    repeat: int = 1
 
     def sbatch_options(self) -> list[tuple[str, str]]:
         site = self.site
@@ -93,8 +100,14 @@ class JobRequest:
             "ntasks": self.ntasks, "ntasks-per-node": self.ntasks_per_node,
             "cpus-per-task": self.cpus_per_task, "gpus-per-node": self.gpus_per_node,
             "array": f"0-{len(self.array_values) - 1}" if self.array_values else None,
+            "nodelist": self.nodelist,
         }
         return [(k, check_option(k, v)) for k, v in values.items() if v is not None]
+
+    @property
+    def stepped(self) -> bool:
+        """Whether the job runs pinned steps (--each-node, --pairs) instead of one run."""
+        return self.each_node or self.pairs is not None
 
     def ranks(self) -> bool:
         """Whether the job starts several ranks (then bench launches them with srun/mpirun)."""
@@ -135,6 +148,9 @@ def render(req: JobRequest) -> str:
         args += ["--tag", f"{k}={v}"]
     cmd = " ".join(q(a) for a in args)
     cmd += ' --tag "slurm_job=${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}"'
+    if req.stepped:
+        lines += [*steps_script(req, cmd), ""]
+        return "\n".join(lines)
     if req.array_values:
         lines.append("values=(" + " ".join(q(v) for v in req.array_values) + ")")
         cmd += f' -p {q(req.array_param + "=")}"${{values[$SLURM_ARRAY_TASK_ID]}}"'
@@ -142,6 +158,51 @@ def render(req: JobRequest) -> str:
         cmd += f' --launcher {q(req.site.launcher)} -n "$SLURM_NTASKS"'
     lines += [f"exec {cmd}", ""]
     return "\n".join(lines)
+
+
+PAIRS = re.compile(r"^(ring|all|k=([1-9][0-9]{0,3}))$")
+NODES_ENV = "BENCH_NODES"  # the nodes a step is pinned to (cluster/launchers/srun.py)
+
+
+def pair_stride(pairs: str) -> str:
+    """How far apart in the node list the nodes of a pair are, at most, as a shell
+    expression: ring 1 (each node and the next), all n-1, k=N N (each node with the next N)."""
+    m = PAIRS.match(pairs)
+    if m is None:
+        raise UserError(f"--pairs {pairs!r}: write ring, all or k=N (each node paired with the "
+                        "next N nodes of the allocation)")
+    return {"ring": "1", "all": "n - 1"}.get(pairs) or str(int(m.group(2)))
+
+
+def steps_script(req: JobRequest, cmd: str) -> list[str]:
+    """The body of an --each-node / --pairs job: the allocation's nodes from Slurm, then `bench
+    run` once per node (one rank, pinned with srun -w) and/or once per node pair (two ranks, one
+    on each node of the pair), `repeat` times over, one step after another (steps running at
+    once would share the fabric and disturb each other's figures). Each run is tagged with
+    its node(s), `nodes=A` or `nodes=A,B`. The job's exit code is 1 when a step failed; every
+    step runs either way."""
+    lines = ['mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")',
+             "n=${#nodes[@]}", "status=0",
+             "step() {  # step NODES RANKS: one bench run pinned to NODES (comma-separated)",
+             f'  {NODES_ENV}="$1" {cmd} --tag "nodes=$1" --launcher srun -n "$2" || status=1',
+             "}",
+             f"for ((round = 0; round < {int(req.repeat)}; round++)); do"]
+    if req.each_node:
+        lines.append('  for node in "${nodes[@]}"; do step "$node" 1; done')
+    if req.pairs is not None:
+        lines += ["  declare -A seen=()",
+                  f"  stride=$(( {pair_stride(req.pairs)} ))",
+                  "  for ((i = 0; i < n; i++)); do",
+                  "    for ((d = 1; d <= stride; d++)); do",
+                  "      j=$(( (i + d) % n )); [ \"$i\" -eq \"$j\" ] && continue",
+                  "      a=$(( i < j ? i : j )); b=$(( i < j ? j : i ))",
+                  '      [ -n "${seen[$a,$b]:-}" ] && continue',
+                  "      seen[$a,$b]=1",
+                  '      step "${nodes[$a]},${nodes[$b]}" 2',
+                  "    done",
+                  "  done"]
+    lines += ["done", 'exit "$status"']
+    return lines
 
 
 def _plain_path(path: Path) -> str:

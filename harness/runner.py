@@ -49,6 +49,7 @@ from harness.text import printable
 from harness.timing import DistributedEngine, Engine
 from harness.workload import FIRST_CALL, WARNINGS
 from harness.workload import registry as workloads
+from results.reference import Reference
 from results.runfile import PART, RunFileWriter, read_run_file
 from results.store import Store
 
@@ -151,6 +152,9 @@ def setup_backends(plan: Sequence[PlannedCase]) -> dict[str, Backend]:
             backend = parse_backend(p.case.backend)
             backend.setup()
             backends[p.case.backend] = backend
+    for p in plan:  # what the device itself cannot do: one line now, not a failed case later
+        workloads.get(p.case.workload)().validate_device(p.case.param_dict,
+                                                         backends[p.case.backend])
     return backends
 
 
@@ -353,9 +357,12 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             argv: Sequence[str] | None = None,
             backends: dict[str, Backend] | None = None,
             comm: Communicator | None = None, check: bool = True,
-            run_id: str | None = None, profile: ProfileRequest | None = None) -> RunResult:
+            run_id: str | None = None, profile: ProfileRequest | None = None,
+            reference: Reference | None = None) -> RunResult:
     """Run the plan. With `comm` of many ranks, every rank calls this with the same plan; rank 0
-    alone writes the run file and the store (`store` may be None on the others)."""
+    alone writes the run file and the store (`store` may be None on the others). With a
+    `reference`, each measurement it has an expectation for also gets `pct_expected` (and its
+    info the expectation)."""
     comm = comm or Solo()
     root = comm.rank == 0
     backends = backends or setup_backends(plan)
@@ -457,6 +464,9 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         nonlocal status, code
         if writer is not None and write_error:
             return  # the run file could not be written: this case cannot be kept
+        if reference is not None and m.ok:
+            extra, noted = reference.annotate(m.case_key, m.metrics)
+            m.metrics, m.info = {**m.metrics, **extra}, {**(m.info or {}), **noted}
         done.append(m)  # first: a signal held during the write lands right after it
         if writer is not None:
             with lock:

@@ -71,6 +71,12 @@ class Workload:
     def validate(self, params: Mapping[str, Any], backend: str) -> None:
         """Checks across parameters, or of a parameter against the backend; raise UserError."""
 
+    def validate_device(self, params: Mapping[str, Any], backend: Backend) -> None:
+        """Checks of the parameters against the set-up backend's device (an element type the
+        device lacks), made before a run writes anything; raise UserError."""
+        if isinstance(params.get("dtype"), str):
+            backend.require_dtype(params["dtype"])
+
     def work(self, params: Mapping[str, Any]) -> Work:
         return Work()
 

@@ -339,7 +339,7 @@ add("model fit", {
                             ("afile is a file",)),
 })
 
-# -- Slurm (dry runs: nothing is submitted) and site profiles -------------------------------------
+# -- Slurm (dry runs: nothing is submitted) and sites -------------------------------------
 
 SUBMIT = ("submit", "--dry-run", "-w", "spin")
 add("submit", {
@@ -358,14 +358,14 @@ add("submit", {
     "array of no parameter": (["--array", "nope", "-p", "us=1,2"], ("--array nope",)),
     "scaling zero": (["--scaling", "0"], ("--scaling",)),
     "scaling a word": (["--scaling", "x"], ("--scaling",)),
-    "site unknown": (["--site", "nope"], ("unknown site profile 'nope'",)),
+    "site unknown": (["--site", "nope"], ("unknown site 'nope'",)),
     "site a folder": (["--site", "adir"], ("adir is a folder",)),
     "site not UTF-8": (["--site", "{F}/site_not_utf8.toml"], ("not a UTF-8 text file",)),
 }, SUBMIT)
 add("site check", {p.stem: ([str(p)], (p.name,))
                    for p in sorted(BAD_FILES.glob("site_*.toml"))}, ("site", "check"))
 add("site check", {
-    "unknown": (["nope"], ("unknown site profile 'nope'",)),
+    "unknown": (["nope"], ("unknown site 'nope'",)),
     "a folder": (["adir"], ("adir is a folder",)),
     "binary": (["{F}/binary.bin"], ("binary.bin",)),
 }, ("site", "check"))

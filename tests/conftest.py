@@ -42,10 +42,14 @@ class Result(NamedTuple):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees (or leaks to a subprocess) the user's store or run folder settings."""
+def _isolated_env(monkeypatch: pytest.MonkeyPatch,
+                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees (or leaks to a subprocess) the user's store or run folder settings, nor
+    reads or writes the user's OpenCL tuning cache (one of the session's own instead)."""
     for name in BENCH_ENV:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BENCH_TUNE_CACHE",
+                       str(tmp_path_factory.getbasetemp() / "opencl-tune-cache.json"))
 
 
 @pytest.fixture

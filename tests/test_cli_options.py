@@ -253,7 +253,7 @@ def test_emit_formats(capsys, tmp_path):
     from harness.cli.render import FORMATTERS, emit
     from harness.errors import UserError
 
-    assert set(FORMATTERS) == {"table", "markdown", "json", "html"}
+    assert set(FORMATTERS) == {"table", "markdown", "json", "html", "junit"}
     producers = {"table": lambda out: out.print("a table"), "markdown": lambda: "# md\n",
                  "json": lambda: {"x": Path("p"), "y": 1.5}, "html": lambda: "<p>h</p>"}
     emit("json", None, **producers)

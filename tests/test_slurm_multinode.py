@@ -68,7 +68,7 @@ def test_bench_submit_across_two_nodes(two_nodes, bench, workdir):
     endpoints must use the nodes' own addresses, not loopback."""
     site = workdir / "two.toml"
     site.write_text('description = "two namespace nodes"\npartitions = ["debug"]\n'
-                    'launcher = "srun"\nmpi = "none"\n[env]\nGLOO_SOCKET_IFNAME = "bench0"\n')
+                    'launcher = "srun"\nmpi = "none"\n')  # no GLOO_SOCKET_IFNAME: not needed
     env = {"SLURM_CONF": two_nodes["SLURM_CONF"]}
     r = bench("submit", "-w", "p2p", "-b", "gloo,grpc", "-p", "size=64KiB,1MiB", "--nodes", "2",
               "--ntasks-per-node", "1", "--site", str(site), "--budget", "0.3", "--json",

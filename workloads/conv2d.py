@@ -33,6 +33,9 @@ class Conv2d(PeakMetrics, Workload):
         "stride": Param("int", 1, "stride", min=1, max=31),
         "padding": Param("int", -1, "zero padding per side (-1: kernel // 2)", min=-1, max=31),
         "dtype": Param("str", "float32", "element type", choices=tuple(ITEMSIZE)),
+        "variant": Param("str", "igemm", "OpenCL kernel variant: igemm (implicit GEMM, tuned "
+                         "per device by `bench tune`) or direct (the naive kernel)",
+                         choices=("igemm", "direct"), models=("opencl",), omit_default=True),
     }
     models = ("numpy", "torch", "jax", "onnxruntime", "opencl")
     default_backend = "torch:cpu"
@@ -65,7 +68,8 @@ class Conv2d(PeakMetrics, Workload):
         x = kern.to_device(backend, rng.uniform(-1, 1, shape_x), dtype)
         w = kern.to_device(backend, rng.uniform(-1, 1, shape_w) / np.sqrt(np.prod(shape_w[1:])),
                            dtype)
-        op = kern.conv2d(x, w, stride, padding)
+        op = kern.conv2d(x, w, stride, padding, **({"variant": params["variant"]}
+                                                     if "variant" in params else {}))
 
         def check() -> None:
             got = kern.to_host(first_call(op, backend, info))

@@ -32,8 +32,12 @@ class Srun(Launcher):
         exe = shutil.which("srun")
         if exe is None:
             raise self.missing()
-        return [exe, "-n", str(n), f"--job-name={self.step_name}", "--kill-on-bad-exit=1",
-                "--export=ALL", *self.harness(args)]
+        # Pinned to the nodes $BENCH_NODES names (a step of `bench submit --each-node/--pairs`):
+        # one rank per node there.
+        nodes = [x for x in os.environ.get("BENCH_NODES", "").split(",") if x]
+        pinned = ["-N", str(len(nodes)), "-w", ",".join(nodes)] if nodes else []
+        return [exe, "-n", str(n), *pinned, f"--job-name={self.step_name}",
+                "--kill-on-bad-exit=1", "--export=ALL", *self.harness(args)]
 
     def step(self) -> str | None:
         """JOBID.STEPID of the step this launcher started, once Slurm lists it."""

@@ -102,6 +102,9 @@ class Backend(ABC):
         """Device and library facts for the run's environment record."""
         return {"backend": self.name}
 
+    def require_dtype(self, dtype: str) -> None:  # noqa: B027 (most devices have them all)
+        """UserError when this (set-up) device cannot compute in `dtype` at all."""
+
     def gpu_index(self) -> int | None:
         """The index of the NVIDIA GPU this backend computes on (for NVML's counters), or
         None for a host device."""

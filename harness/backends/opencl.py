@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend, DeviceTimer
-from harness.errors import BackendUnavailable
+from harness.errors import BackendUnavailable, UserError
 
 
 class _EventTimer(DeviceTimer):
@@ -157,6 +157,15 @@ class OpenCLBackend(Backend):
                 "device_type": kind, "driver": d.driver_version,
                 "opencl": d.version, "compute_units": d.max_compute_units,
                 "memory_bytes": d.global_mem_size}
+
+    def require_dtype(self, dtype: str) -> None:
+        d = self.cl_device
+        if dtype == "float16" and "cl_khr_fp16" not in str(d.extensions).split():
+            raise UserError(f"opencl: device {d.name.strip()!r} has no float16 (cl_khr_fp16); "
+                            "use dtype=float32")
+        if dtype == "float64" and not d.double_fp_config:
+            raise UserError(f"opencl: device {d.name.strip()!r} has no float64 (cl_khr_fp64); "
+                            "use dtype=float32")
 
     def catalogue_device(self) -> tuple[str, bool]:
         d = self.describe()  # the device string names a platform; the device's type says host

@@ -20,8 +20,8 @@ from harness.errors import UserError
 from harness.exiting import Interrupted
 
 # Modules of harness.cli whose COMMANDS are registered on the group, in this order.
-COMMAND_MODULES = ["run", "ab", "listing", "results", "cluster", "fabric_model", "profile",
-                   "serve"]
+COMMAND_MODULES = ["run", "ab", "listing", "results", "cluster", "qualify", "fabric_model",
+                   "profile", "serve", "tune"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

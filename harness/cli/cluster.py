@@ -42,7 +42,9 @@ def _job_name(suite: str | None, workloads: list[str]) -> str:
 @timing_options()
 @profile_options()
 @tag_option("Tags for the runs.")
-@click.option("--site", metavar="NAME|FILE", help="Site profile (see `bench site list`).")
+@click.option("--site", metavar="NAME|FILE",
+              help="Site: the cluster's partitions, launcher, modules and env (see `bench site "
+                   "list`).")
 @click.option("--job-name", help="Slurm job name [default bench-<suite or workloads>].")
 @click.option("--nodes", type=click.IntRange(min=1))
 @click.option("--ntasks", type=click.IntRange(min=1))
@@ -60,6 +62,17 @@ def _job_name(suite: str | None, workloads: list[str]) -> str:
 @click.option("--scaling", metavar="N[,N]", help="One job per count, e.g. --scaling 1,2,4.")
 @click.option("--scaling-by", type=click.Choice(["nodes", "tasks"]), default="nodes",
               show_default=True, help="What --scaling counts.")
+@click.option("--nodelist", metavar="NODES", help="Run on these nodes (sbatch --nodelist).")
+@click.option("--each-node", is_flag=True,
+              help="Qualify: one single-node run per node of the allocation (srun -w), each "
+                   "tagged nodes=NODE, for `bench triage`.")
+@click.option("--pairs", metavar="ring|all|k=N",
+              help="Qualify: one two-node run (a rank on each) per node pair: ring (each node "
+                   "and the next), all, or k=N (each node and the next N); tagged nodes=A,B.")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="--each-node/--pairs: go over the nodes or pairs this many times.")
+@click.option("--reference", "reference_path", metavar="FILE",
+              help="A reference file: the runs store pct_expected [default: the site's].")
 @click.option("--dry-run", is_flag=True, help="Print the sbatch script(s); submit nothing.")
 @json_option()
 @store_options(run_dir_help=JOB_RUN_DIR_HELP)
@@ -68,8 +81,9 @@ def submit(selection: Selection, timing: Timing, profiling: Profiling, tags: tup
            ntasks_per_node: int | None, cpus_per_task: int | None, gpus_per_node: str | None,
            partition: str | None, account: str | None, qos: str | None,
            time_limit: str | None, constraint: str | None, exclusive: bool,
-           array_param: str | None, scaling: str | None, scaling_by: str, dry_run: bool,
-           as_json: bool, store: str | None, run_dir: Path) -> None:
+           array_param: str | None, scaling: str | None, scaling_by: str, nodelist: str | None,
+           each_node: bool, pairs: str | None, repeat: int, reference_path: str | None,
+           dry_run: bool, as_json: bool, store: str | None, run_dir: Path) -> None:
     """Submit cases to Slurm as batch jobs; results come back as run files in --run-dir.
 
     Takes the same case selection, timing and profiling options as `bench run` and passes
@@ -83,6 +97,8 @@ def submit(selection: Selection, timing: Timing, profiling: Profiling, tags: tup
       bench submit -w gemm -b torch:cuda -p m=1024,2048,4096 --array m --gpus-per-node 1
       bench submit -w allreduce -b nccl --scaling 1,2,4,8 --ntasks-per-node 4 --site mycluster
       bench submit -w spin -p us=10 --rounds 3 --no-check --dry-run
+      bench submit -w gemm -b numpy:cpu --nodes 16 --each-node --repeat 2 --tag qual=rack3
+      bench submit -w p2p -b gloo -p size=1MiB --nodes 16 --pairs ring --tag qual=rack3
     """
     from cluster import slurm
     from cluster.sites import load_site
@@ -98,10 +114,32 @@ def submit(selection: Selection, timing: Timing, profiling: Profiling, tags: tup
                             f"-p {array_param}=V1,V2,... (not with --suite)")
         array_values = parsed[array_param]
     profiling.validate()
+    stepped = each_node or pairs is not None
+    if stepped:
+        if pairs is not None:
+            slurm.pair_stride(pairs)  # a malformed --pairs: one line, now
+        clash = [n for n, v in (("--array", array_param), ("--scaling", scaling),
+                                ("--ntasks", ntasks)) if v]
+        if clash:
+            raise UserError(f"--each-node/--pairs run their own steps; leave out {clash[0]}")
+        if not nodes and not nodelist:
+            raise UserError("--each-node/--pairs need the nodes to go over: --nodes N or "
+                            "--nodelist NODES")
+        if pairs is not None and nodes == 1:
+            raise UserError("--pairs needs at least 2 nodes (--nodes 2 or more)")
+        ntasks_per_node = ntasks_per_node or 1
+    elif repeat != 1:
+        raise UserError("--repeat is for --each-node/--pairs")
     args = [*selection.run_args(omit_param=array_param), *timing.run_args(),
             *profiling.run_args()]
     tag_values = parse_tags(tags)
     profile = load_site(site)
+    reference_file = reference_path or profile.reference
+    if reference_file is not None:  # checked here (one line), passed on as an absolute path
+        from results.reference import load as load_reference
+
+        load_reference(reference_file)
+        args += ["--reference", str(Path(reference_file).resolve())]
     run_dir = run_dir.resolve()
     name = job_name or _job_name(selection.suite, selection.workload_names())
     counts: list[int | None] = [*parse_counts(scaling, "--scaling")] if scaling else [None]
@@ -116,7 +154,8 @@ def submit(selection: Selection, timing: Timing, profiling: Profiling, tags: tup
             gpus_per_node=gpus_per_node, partition=partition, account=account, qos=qos,
             time=time_limit, constraint=constraint, exclusive=exclusive,
             array_param=array_param, array_values=array_values,
-            tags={**tag_values, **({"scaling": f"{scaling_by}={count}"} if count else {})})
+            tags={**tag_values, **({"scaling": f"{scaling_by}={count}"} if count else {})},
+            nodelist=nodelist, each_node=each_node, pairs=pairs, repeat=repeat)
         requests.append((req, slurm.render(req)))
     if dry_run:
         if as_json:
@@ -241,7 +280,7 @@ def collect(store: str | None, run_dir: Path) -> None:
 
 @click.group()
 def site() -> None:
-    """Site profiles: partitions, launcher, MPI type, modules and env per cluster.
+    """Sites: partitions, launcher, MPI type, modules and env per cluster.
 
     \b
     Examples:
@@ -253,7 +292,7 @@ def site() -> None:
 
 @site.command("list")
 def site_list() -> None:
-    """Built-in site profiles.
+    """Built-in sites.
 
     \b
     Examples:
@@ -282,6 +321,11 @@ def site_check(ref: str) -> None:
 
     profile = load_site(ref)
     click.echo(f"site {profile.name}: profile is valid ({profile.description})")
+    if profile.reference is not None:  # a reference it names must be one
+        from results.reference import load as load_reference
+
+        named = load_reference(profile.reference)
+        click.echo(f"reference {profile.reference}: {len(named.expectations)} expectation(s)")
     if shutil.which("sinfo") is None:
         click.echo("no Slurm client here: partitions not checked against a cluster")
         return

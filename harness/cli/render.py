@@ -85,6 +85,7 @@ FORMATTERS: dict[str, Callable[[Any, Path | None], None]] = {
     "markdown": _text,
     "json": _json_out,
     "html": _text,
+    "junit": _text,  # JUnit XML (bench check), text a producer returns
 }
 
 

@@ -44,12 +44,16 @@ from harness.errors import UserError
               help="Scaling sweep: one run per world size, e.g. --ranks 1,2,4.")
 @click.option("--no-store", is_flag=True,
               help="Write the run file only (batch jobs: `bench collect` ingests it later).")
+@click.option("--reference", "reference_path", metavar="FILE",
+              help="A reference file: each measurement it has an expectation for also stores "
+                   "pct_expected (see `bench check`).")
 @profile_options()
 @store_options()
 @json_option()
 def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bool, quiet: bool,
         launcher: str | None, nranks: int | None, rank_list: str | None, no_store: bool,
-        profiling: Profiling, store: str | None, run_dir: Path, as_json: bool) -> None:
+        reference_path: str | None, profiling: Profiling, store: str | None, run_dir: Path,
+        as_json: bool) -> None:
     """Measure cases: a suite, or workloads x backends x parameters.
 
     Each case warms up until its times settle, then samples until the 95% confidence interval
@@ -63,10 +67,16 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
       bench run -w stream -b torch:cpu -p op=copy,triad -p n=16777216 --budget 2
       bench run -w allreduce -b mpi -p size=8B..64MiB*4 --launcher mpirun -n 2
       bench run -w dp-train -b gloo --ranks 1,2
+      bench run --suite quick --reference site.toml      # stores pct_expected per case
     """
     selection.load_plugins()  # before the tags, as ever: a broken plugin is the first error
     tag_values = parse_tags(tags)
     suite_name, plan = build_plan(selection, timing)
+    reference = None
+    if reference_path is not None:  # a malformed file: one line before anything runs
+        from results.reference import load as load_reference
+
+        reference = load_reference(reference_path)
     if dry_run:
         if as_json:
             print_json([{"case_key": p.case.key, "policy": p.policy.to_dict()} for p in plan])
@@ -95,7 +105,7 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
                      argv=["bench", *sys.argv[1:]], backends=backends, comm=comm,
                      check=timing.check, run_id=os.environ.get("BENCH_RUN_ID"),
-                     profile=profile)
+                     profile=profile, reference=reference)
     if result.error:
         kept = rank == 0 and result.status == "partial"
         from harness.cli import error_line

@@ -9,11 +9,18 @@ the same kernel names and the variant's default options.
 
 Every build records the options it used, how long it took and where it came from; a build that
 fails raises a UserError carrying the compiler's error lines.
+
+A variant's tunables are `-D` options with defaults (`defines`) and, where the variant can be
+tuned, a `Space`: the legal values of each and a constraint on a combination given the device's
+`DeviceFacts`. kernels/opencl/tune.py searches the space on the device and caches the best;
+the defaults are a portable starting point, never constants chosen for one machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import itertools
 import os
 import re
 import shlex
@@ -21,7 +28,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +41,63 @@ BASE_OPTIONS = ("-cl-mad-enable", "-cl-fast-relaxed-math")
 
 
 @dataclass(frozen=True)
+class DeviceFacts:
+    """What a tuning constraint and a tuning cache key need to know about a device."""
+
+    platform: str
+    device: str
+    driver: str
+    type: str  # cpu, gpu, accelerator, other
+    max_work_group: int
+    local_mem: int
+    compute_units: int
+    extensions: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, device: Any) -> DeviceFacts:
+        return cls(str(device.platform.name).strip(), str(device.name).strip(),
+                   str(device.driver_version).strip(), device_type(device),
+                   int(device.max_work_group_size), int(device.local_mem_size),
+                   int(device.max_compute_units), tuple(str(device.extensions).split()))
+
+
+Constraint = Callable[[dict[str, Any], DeviceFacts, str], bool]
+
+
+def _any(params: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Space:
+    """A kernel's tunable parameters: the legal values of each `-D` option, and a constraint
+    on a combination (params, device facts, dtype) -> legal."""
+
+    values: dict[str, tuple[Any, ...]]
+    constraint: Constraint = _any
+
+    def size(self) -> int:
+        n = 1
+        for v in self.values.values():
+            n *= len(v)
+        return n
+
+    def allows(self, params: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
+        return (all(params.get(k) in v for k, v in self.values.items())
+                and self.constraint(params, facts, dtype))
+
+    def legal(self, facts: DeviceFacts, dtype: str) -> Iterator[dict[str, Any]]:
+        names = list(self.values)
+        for combo in itertools.product(*(self.values[n] for n in names)):
+            params = dict(zip(names, combo, strict=True))
+            if self.constraint(params, facts, dtype):
+                yield params
+
+
+@dataclass(frozen=True)
 class Variant:
-    """One implementation of a workload's kernels: source, kernel names, default tunables."""
+    """One implementation of a workload's kernels: source, kernel names, default tunables
+    (each a `-D` option of the source), and the space the tuner may search."""
 
     name: str
     source: str
@@ -43,24 +105,75 @@ class Variant:
     defines: dict[str, Any] = field(default_factory=dict)
     local: tuple[int, ...] | None = None  # work-group shape (None: the runtime chooses)
     about: str = ""
+    space: Space | None = None
+
+
+ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2}
+
+
+REGISTER_FILE_MAX = 32 * 64  # bytes: the largest vector register file of a common CPU ISA
+
+
+def _gemm_cpu_ok(p: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
+    # one work-item's accumulators (RB x NB vectors of VW) within what any CPU's vector
+    # registers could hold; the work-group within the device's limit
+    return (p["RB"] * p["NB"] * p["VW"] * ITEMSIZE[dtype] <= REGISTER_FILE_MAX
+            and p["WG"] <= facts.max_work_group)
+
+
+def _gemm_tiled_ok(p: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
+    ts, wpt = p["TS"], p["WPT"]
+    return (ts % wpt == 0 and ts * (ts // wpt) <= facts.max_work_group
+            and 2 * ts * ts * ITEMSIZE[dtype] <= facts.local_mem)
+
+
+def _conv2d_ok(p: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
+    return (p["RF"] * p["VW"] * ITEMSIZE[dtype] <= REGISTER_FILE_MAX
+            and p["WG"] <= facts.max_work_group)
+
+
+def _stream_ok(p: dict[str, Any], facts: DeviceFacts, dtype: str) -> bool:
+    return p["WG"] <= facts.max_work_group and p["VW"] * p["EPW"] <= 4096
+
+
+GEMM_SPACES = {
+    # In the order coordinate descent walks them: the vector shape first, the group last.
+    "cpu": Space({"VW": (4, 8, 16), "NB": (1, 2, 3, 4),
+                  "RB": (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16),
+                  "WG": (1, 2, 4, 8, 16, 32, 64), "KU": (1, 2, 4)}, _gemm_cpu_ok),
+    "tiled": Space({"TS": (8, 16, 32, 64), "WPT": (1, 2, 4, 8, 16)}, _gemm_tiled_ok),
+}
+CONV2D_SPACE = Space({"VW": (4, 8, 16), "RF": (1, 2, 4, 8, 16), "WG": (1, 4, 16, 64)},
+                     _conv2d_ok)
+STREAM_SPACE = Space({"VW": (1, 2, 4, 8, 16), "EPW": (1, 2, 4, 8, 16, 32, 64, 128, 256),
+                      "CONTIG": (0, 1), "WG": (0, 16, 64, 256, 1024)}, _stream_ok)
 
 
 GEMM_VARIANTS = {
-    "cpu": Variant("cpu", "gemm_cpu.cl", ("pack_b", "gemm_cpu"), {"RB": 8, "VW": 16}, (1, 16),
-                   "register-blocked, float16 vectors over packed B panels (CPU devices)"),
-    "tiled": Variant("tiled", "gemm_tiled.cl", ("gemm_tiled",), {"TS": 32, "WPT": 8}, (32, 4),
-                     "local-memory tiles, WPT outputs per work-item (GPUs)"),
+    "cpu": Variant("cpu", "gemm_cpu.cl", ("pack_b", "gemm_cpu"),
+                   {"RB": 8, "VW": 16, "NB": 1, "WG": 16, "KU": 1}, None,
+                   "register-blocked vectors over packed B panels (CPU devices)",
+                   GEMM_SPACES["cpu"]),
+    "tiled": Variant("tiled", "gemm_tiled.cl", ("gemm_tiled",), {"TS": 32, "WPT": 8}, None,
+                     "local-memory tiles, WPT outputs per work-item (GPUs)",
+                     GEMM_SPACES["tiled"]),
     "naive": Variant("naive", "gemm_naive.cl", ("gemm_naive",), {}, None,
                      "one work-item per element (the portable baseline)"),
 }
 CONV2D_VARIANTS = {
+    "igemm": Variant("igemm", "conv2d_igemm.cl", ("conv2d_igemm",), {"VW": 8, "RF": 4, "WG": 4},
+                     None, "implicit GEMM: RF filters x VW output pixels per work-item",
+                     CONV2D_SPACE),
     "direct": Variant("direct", "conv2d.cl", ("conv2d_direct",), {}, None,
-                      "one work-item per output element"),
+                      "one work-item per output element (the naive baseline)"),
 }
+# The defaults are the portable baseline (one element per work-item, the runtime's work-group
+# size): what the kernel does until the tuner has searched the device.
 STREAM_VARIANTS = {
     "simple": Variant("simple", "stream.cl",
-                      ("stream_copy", "stream_scale", "stream_add", "stream_triad"), {}, None,
-                      "one element per work-item"),
+                      ("stream_copy", "stream_scale", "stream_add", "stream_triad"),
+                      {"VW": 1, "EPW": 1, "CONTIG": 1, "WG": 0}, None,
+                      "EPW vectors of VW elements per work-item", STREAM_SPACE),
 }
 
 
@@ -98,10 +211,12 @@ def options_for(variant: Variant, dtype: str, extra: str = "") -> str:
     """The full build option string: the variant's tunables (as overridden by extra), the element
     type, then the rest of extra."""
     defines = tunables(variant, extra)
-    defines["T"] = "double" if dtype == "float64" else "float"
+    defines["T"] = {"float64": "double", "float16": "half"}.get(dtype, "float")
     opts = [*BASE_OPTIONS, *(f"-D{k}={v}" for k, v in defines.items())]
     if dtype == "float64":
         opts.append("-DUSE_FP64=1")
+    if dtype == "float16":
+        opts.append("-DUSE_FP16=1")
     for opt in shlex.split(extra):
         m = re.fullmatch(r"-D(\w+)(?:=.*)?", opt)
         if not (m and m.group(1) in variant.defines):
@@ -190,11 +305,12 @@ def build(backend: Any, variant: Variant, dtype: str = "float32", extra_options:
     import pyopencl as cl
 
     device = backend.cl_device
-    if dtype == "float64" and not device.double_fp_config:
-        raise UserError(f"opencl: device {device.name!r} has no float64 (cl_khr_fp64); "
-                        "use dtype=float32")
+    backend.require_dtype(dtype)  # cl_khr_fp16 / cl_khr_fp64: one line, not a build log
     options = options_for(variant, dtype, extra_options)
-    key = (device.int_ptr, backend.context.int_ptr, variant.source, options, binary)
+    src = SOURCES / variant.source
+    text = "" if binary else src.read_text()
+    key = (device.int_ptr, backend.context.int_ptr, variant.source,
+           hashlib.sha256(text.encode()).hexdigest(), options, binary)
     if key in _cache:
         hit = _cache[key]
         hit.reused = True
@@ -213,10 +329,9 @@ def build(backend: Any, variant: Variant, dtype: str = "float32", extra_options:
                             f"can load ({_error_lines(str(exc))})") from None
         origin, where = "binary", str(path)
     else:
-        src = SOURCES / variant.source
         try:
             with _compiler_output() as printed:
-                program = cl.Program(backend.context, src.read_text()).build(options=options)
+                program = cl.Program(backend.context, text).build(options=options)
         except cl.RuntimeError as exc:
             raise UserError(f"opencl: {variant.source} failed to build on {device.name!r} with "
                             f"options '{options}': {_error_lines(str(exc))}") from None

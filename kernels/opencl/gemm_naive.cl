@@ -5,6 +5,9 @@
 #ifdef USE_FP64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
+#ifdef USE_FP16
+#pragma OPENCL EXTENSION cl_khr_fp16 : enable
+#endif
 
 __kernel void gemm_naive(const int M, const int N, const int K, __global const T *restrict A,
                          __global const T *restrict B, __global T *restrict C)

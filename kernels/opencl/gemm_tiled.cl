@@ -17,6 +17,9 @@
 #ifdef USE_FP64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
+#ifdef USE_FP16
+#pragma OPENCL EXTENSION cl_khr_fp16 : enable
+#endif
 #define RTS (TS / WPT)
 
 __kernel __attribute__((reqd_work_group_size(TS, RTS, 1)))

@@ -143,6 +143,22 @@ def _measurement_rows(ms: list[dict[str, Any]]) -> list[list[Any]]:
 
 MEASUREMENT_HEADERS = ("workload", "backend", "params", "n", "median", "95% CI", "p5", "p95",
                        "throughput", "stop")
+# Percentages a measurement may carry, shown as columns where any measurement of the run has one:
+# % of the peak it is held against, % of what its reference expects ("is this number normal?").
+PCT_COLUMNS = (("pct_peak", "% of peak"), ("pct_expected", "% of expected"))
+
+
+def measurement_table(ms: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """The run's measurements table: headers and rows, with the percentage columns it has."""
+    extra = [(k, h) for k, h in PCT_COLUMNS if any(k in (m["metrics"] or {}) for m in ms)]
+    rows = _measurement_rows(ms)
+    for m, row in zip(ms, rows, strict=True):
+        for key, _ in extra:
+            v = (m["metrics"] or {}).get(key)
+            row.insert(-1, (f"{v:.1f}%" if v is not None else "", v if v is not None
+                            else math.nan))
+    headers = [*MEASUREMENT_HEADERS[:-1], *(h for _, h in extra), MEASUREMENT_HEADERS[-1]]
+    return headers, rows
 
 
 def _profile_section(page: Page, run_id: str, ms: list[dict[str, Any]],
@@ -202,7 +218,7 @@ def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | Non
                  f"cores · libraries {esc(json.dumps(env.get('libraries', {})))} · env "
                  f"<code>{esc(str(run.get('env_hash') or ''))}</code></p>")
         ms = store.measurements([rid])
-        page.table(MEASUREMENT_HEADERS, _measurement_rows(ms))
+        page.table(*measurement_table(ms))
         page.figure(plots.latency_distributions(store.case_samples(rid),
                                                 f"time per call, run {rid[:8]}"),
                     f"latency-{rid[:8]}", "Distribution of per-call times (violin) with the "

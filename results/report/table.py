@@ -42,12 +42,15 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
     rows = list(rows)
     spreads = {id(r): round_spread((r.get("timing") or {}).get("round_medians_s")) for r in rows}
     with_rounds = any(v is not None for v in spreads.values())
+    # "is this number normal?": % of what the reference expects, where a run has a reference
+    with_expected = any("pct_expected" in (r.get("metrics") or {}) for r in rows)
     table = Table(title=title, title_justify="left")
     for col, just in (("workload", "left"), ("backend", "left"), ("params", "left"),
                       ("n", "right"), ("median", "right"),
                       ("95% CI", "right"), *((("rounds", "right"),) if with_rounds else ()),
                       ("p5", "right"), ("p95", "right"),
-                      ("throughput", "right"), ("stop", "left")):
+                      ("throughput", "right"),
+                      *((("% expected", "right"),) if with_expected else ()), ("stop", "left")):
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     blocked = 0
     for r in rows:
@@ -57,6 +60,7 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
             " ".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items()))))
         if r.get("status") != "ok":
             table.add_row(*case, "", "", "", *(("",) if with_rounds else ()), "", "", "",
+                          *(("",) if with_expected else ()),
                           f"[red]{r.get('status')}: {escape(str(r.get('error')))}[/red]")
             continue
         unit = (r.get("work") or {}).get("item_unit", "items")
@@ -72,12 +76,22 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
               if with_rounds else ()),
             seconds(_float(summary["p5"])),
             seconds(_float(summary["p95"])), headline_metric(r.get("metrics") or {}, unit),
+            *((_expected_cell(r),) if with_expected else ()),
             escape(timing.get("stop_reason", "")),
         )
     if blocked:
         table.caption = ("† calls are not alike: the median is per call of back-to-back blocks "
                          "(≥ min_block_time); the median of single calls follows it")
     return table
+
+
+def _expected_cell(r: dict[str, Any]) -> str:
+    """`97.3%` of the expected value, red when the measurement fails its expectation."""
+    pct = _float((r.get("metrics") or {}).get("pct_expected"))
+    if pct is None:
+        return ""
+    passes = ((r.get("info") or {}).get("expected") or {}).get("passes")
+    return f"[red]{pct:.1f}%[/red]" if passes is False else f"{pct:.1f}%"
 
 
 def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
@@ -119,6 +133,14 @@ def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
                     f"{plan['step_downs']} step-downs, {seconds(_float(plan.get('search_s')))}"
                     if plan else f"{len(info.get('max_qps_search') or [])} rates tried")
             parts.append(f"max QPS {float(info['max_qps']):.4g} ({size})")
+        expected = info.get("expected") or {}
+        if expected.get("passes") is False and _float(metrics.get("pct_expected")) is not None:
+            tol = _float(expected.get("tolerance")) or 0.0
+            parts.append(f"{float(metrics['pct_expected']):.1f}% of expected: fails "
+                         f"{expected.get('metric')} {expected.get('op')} "
+                         f"{_float(expected.get('value')):.4g}"
+                         + (f" ± {tol:.0%}" if tol else "")
+                         + f" ({expected.get('reference')})")
         parts.extend(f"warning: {w}" for w in info.get(WARNINGS) or ())
         if parts:
             lines.append(printable(f"{r['case_key']}: " + "; ".join(parts)))
