@@ -6,8 +6,8 @@ pct_expected stored by `bench run --reference` and shown by show/report, one-lin
 from __future__ import annotations
 
 import json
-import textwrap
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -15,25 +15,7 @@ from harness.errors import UserError
 from results import reference as refs
 
 # A workload whose case key does not change when it is slowed: the environment slows it.
-PLUGIN = textwrap.dedent('''
-    import os
-    import time
-
-    from harness import Param, Work, workload
-
-
-    @workload("nap", params={"us": Param("float", 100.0, "microseconds", min=0.0)},
-              work=lambda p: Work(items=1))
-    def nap(backend, us):
-        """Spin `us` microseconds times $NAP_SLOW."""
-        ns = int(us * 1000 * float(os.environ.get("NAP_SLOW", "1")))
-
-        def op():
-            end = time.perf_counter_ns() + ns
-            while time.perf_counter_ns() < end:
-                pass
-        return op
-''')
+PLUGIN = (Path(__file__).parent / "fixtures" / "plugins" / "nap.py").read_text()
 FAST = ("--budget", "0.2", "--quiet", "--target-ci", "0.05")
 NAP = ("--plugin", "nap.py", "-w", "nap", "-p", "us=40,120", *FAST)
 KEY40, KEY120 = "nap[numpy:cpu](us=40.0)", "nap[numpy:cpu](us=120.0)"

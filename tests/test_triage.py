@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,25 +114,7 @@ def test_too_few_units_are_skipped_not_guessed():
 
 # -- the command, on real runs --------------------------------------------------------------------
 
-PLUGIN = textwrap.dedent('''
-    import os
-    import time
-
-    from harness import Param, Work, workload
-
-
-    @workload("nap", params={"us": Param("float", 100.0, "microseconds", min=0.0)},
-              work=lambda p: Work(items=1))
-    def nap(backend, us):
-        """Spin `us` microseconds times $NAP_SLOW."""
-        ns = int(us * 1000 * float(os.environ.get("NAP_SLOW", "1")))
-
-        def op():
-            end = time.perf_counter_ns() + ns
-            while time.perf_counter_ns() < end:
-                pass
-        return op
-''')
+PLUGIN = (Path(__file__).parent / "fixtures" / "plugins" / "nap.py").read_text()
 
 
 def test_triage_command_names_the_slow_node_and_drains_it(bench, workdir):

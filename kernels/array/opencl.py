@@ -21,7 +21,7 @@ from kernels.opencl.build import (
     gemm_variant_for,
     tunables,
 )
-from kernels.opencl.tune import cached_params, pow2_class
+from kernels.opencl.tune import Trial, cached_params, pow2_class
 
 # The element types each kernel of this module computes in (workloads validate against it);
 # float16 and float64 only where the device has cl_khr_fp16 / cl_khr_fp64 (require_dtype).
@@ -320,8 +320,6 @@ def gemm_tunable(backend: Any, m: int, n: int, k: int, dtype: str = "float32",
                  variant: str = "auto", tolerance: float = 1e-4) -> Tunable:
     """GEMM candidates on m x k times k x n inputs, each checked against a float64 product of
     the same (rounded) inputs: relative Frobenius error at most `tolerance`."""
-    from kernels.opencl.tune import Trial
-
     name = gemm_variant_for(backend.cl_device) if variant == "auto" else variant
     if name not in GEMM_VARIANTS:
         raise UserError(f"opencl gemm: no variant {name!r}; variants: "
@@ -333,18 +331,21 @@ def gemm_tunable(backend: Any, m: int, n: int, k: int, dtype: str = "float32",
     ref = to_host(a) @ to_host(b)
 
     def make(params: dict[str, Any]) -> Trial:
-        op = gemm(a, b, variant=name, params=params)
-
-        def check() -> None:
-            got = op()
-            backend.synchronize(got)
-            err = _relative_error(to_host(got), ref)
-            if not np.isfinite(err) or err > tolerance:
-                raise CheckFailed(f"relative error {err:.3g} > {tolerance:.0e}")
-
-        return Trial(op, backend, check)
+        return _near(gemm(a, b, variant=name, params=params), backend, ref, tolerance)
 
     return Tunable(v, v.kernels[-1], dtype, gemm_size_class(m, n, k), make)
+
+
+def _near(op: Any, backend: Any, ref: np.ndarray, tolerance: float) -> Trial:
+    """A candidate whose check is a relative Frobenius error of at most `tolerance`."""
+    def check() -> None:
+        got = op()
+        backend.synchronize(got)
+        err = _relative_error(to_host(got), ref)
+        if not np.isfinite(err) or err > tolerance:
+            raise CheckFailed(f"relative error {err:.3g} > {tolerance:.0e}")
+
+    return Trial(op, backend, check)
 
 
 def conv2d_tunable(backend: Any, batch: int, channels: int, filters: int, size: int,
@@ -353,8 +354,6 @@ def conv2d_tunable(backend: Any, batch: int, channels: int, filters: int, size: 
     """Implicit-GEMM conv2d candidates, each checked against a float64 reference convolution
     of the same (rounded) inputs: relative Frobenius error at most `tolerance`."""
     from kernels.nn.reference import conv2d_reference
-    from kernels.opencl.tune import Trial
-
     v = CONV2D_VARIANTS["igemm"]
     rng = np.random.default_rng(0)
     x = to_device(backend, rng.uniform(-1, 1, (batch, channels, size, size)), dtype)
@@ -363,16 +362,8 @@ def conv2d_tunable(backend: Any, batch: int, channels: int, filters: int, size: 
     out = (size + 2 * padding - kernel) // stride + 1
 
     def make(params: dict[str, Any]) -> Trial:
-        op = conv2d(x, w, stride, padding, "igemm", params=params)
-
-        def check() -> None:
-            got = op()
-            backend.synchronize(got)
-            err = _relative_error(to_host(got), ref)
-            if not np.isfinite(err) or err > tolerance:
-                raise CheckFailed(f"relative error {err:.3g} > {tolerance:.0e}")
-
-        return Trial(op, backend, check)
+        return _near(conv2d(x, w, stride, padding, "igemm", params=params), backend, ref,
+                     tolerance)
 
     return Tunable(v, v.kernels[0], dtype,
                    conv2d_size_class(channels, filters, kernel, stride, out * out), make)
@@ -382,8 +373,6 @@ def stream_tunable(backend: Any, kind: str, n: int, dtype: str = "float64",
                    scalar: float = 3.0) -> Tunable:
     """STREAM candidates on n elements; each checked element by element (fresh inputs per
     check, so a candidate that skips elements cannot pass on a previous candidate's output)."""
-    from kernels.opencl.tune import Trial
-
     v = STREAM_VARIANTS["simple"]
     rng = np.random.default_rng(0)
     host = [rng.uniform(-1, 1, n) for _ in range(3)]
