@@ -434,6 +434,11 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
 
     def on_fatal(message: str) -> None:
         # Called from a background thread while the main thread is stuck in a collective.
+        if root and len(done) == len(plan) and not pending:
+            # every case is kept: a rank that left now (a signal as the run ended) lost nothing
+            finish(status)
+            exiting.run_stored(code)
+            exit_now(code)
         try:
             finish("partial")
             exiting.run_stored(EXIT_RANK_FAILED)
