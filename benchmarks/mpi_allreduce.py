@@ -6,7 +6,8 @@ busbw at 64 MiB next to the machine's memory bandwidth (STREAM triad, measured i
 
 The script measures STREAM triad (torch:cpu, all cores) first, then starts itself under mpirun.
 Each rank then alternates, per size and round, three measurements over `workloads.collectives`
-buffers, and the medians over rounds are compared:
+inputs in page-aligned buffers (as bench's and OSU's), bench going first every other round, and
+the medians over rounds are compared (and each round's pair: "paired rounds"):
 
 - bare OSU-style loop: per iteration a barrier and one timed call; max across ranks per
   iteration; median over iterations (the method bench follows: the target applies here);
@@ -57,10 +58,11 @@ def bare_loop(comm: Any, size: int, loop_time: float = 0.002, loops: int = 25) -
     median over loops (a loop preempted by another process does not move it)."""
     from mpi4py import MPI
 
+    from kernels.collectives.base import page_aligned
     from workloads.collectives import inputs_of
 
-    send = inputs_of(comm.rank, size // 4, "float32", "sum")
-    recv = np.empty_like(send)
+    send = page_aligned(inputs_of(comm.rank, size // 4, "float32", "sum"))
+    recv = page_aligned(np.empty_like(send))  # as OSU's posix_memalign
     for _ in range(20):
         comm.Allreduce(send, recv, MPI.SUM)  # warm-up
     k = 1
@@ -89,10 +91,11 @@ def osu_loop(comm: Any, size: int, budget: float = 0.1) -> float:
     of an iteration is the max across ranks, and the result is the median over iterations."""
     from mpi4py import MPI
 
+    from kernels.collectives.base import page_aligned
     from workloads.collectives import inputs_of
 
-    send = inputs_of(comm.rank, size // 4, "float32", "sum")
-    recv = np.empty_like(send)
+    send = page_aligned(inputs_of(comm.rank, size // 4, "float32", "sum"))
+    recv = page_aligned(np.empty_like(send))  # as OSU's posix_memalign
     for _ in range(20):
         comm.Allreduce(send, recv, MPI.SUM)
     comm.Barrier()
@@ -134,16 +137,20 @@ def worker(sizes: list[int], rounds: int, budget: float) -> None:
     rows = []
     for size in sizes:
         bare, osu, mine, busbw = [], [], [], []
-        for _ in range(rounds):  # alternate, so drift hits both alike
-            bare.append(bare_loop(comm, size))
+        for i in range(rounds):  # alternate, so drift hits both alike; every other round
+            bare.append(bare_loop(comm, size))  # bench goes first, so order biases neither
+            if i % 2:
+                m = ours(adapter, backend, size, budget)
             osu.append(osu_loop(comm, size))
-            m = ours(adapter, backend, size, budget)
+            if not i % 2:
+                m = ours(adapter, backend, size, budget)
             if comm.rank == 0:
                 assert m["status"] == "ok", m["error"]
                 mine.append(m["metrics"]["time_s"])
                 busbw.append(m["metrics"]["busbw_gbps"])
         if comm.rank == 0:
             rows.append({"size": size, "bare_s": float(np.median(bare)),
+                         "paired": [b / o for b, o in zip(mine, osu, strict=True)],
                          "osu_s": float(np.median(osu)),
                          "bench_s": float(np.median(mine)),
                          "busbw_gbps": float(np.median(busbw)), "rounds": rounds})
@@ -205,7 +212,7 @@ def main() -> None:
           "barrier, one timed call, max across ranks, median); the back-to-back loop (k calls "
           "timed together, as nccl-tests) is shown for reference")
     print(f"{'size':>10} {'bare OSU':>11} {'bench':>11} {'diff':>7} {'target':>6}  "
-          f"{'back-to-back':>12} {'diff':>7}  {'busbw GB/s':>10}")
+          f"{'back-to-back':>12} {'diff':>7}  {'busbw GB/s':>10}  {'paired rounds':>15}")
     ok = True
     for r in data["rows"]:
         diff = r["bench_s"] - r["osu_s"]
@@ -214,7 +221,8 @@ def main() -> None:
         print(f"{r['size']:>10} {r['osu_s'] * 1e6:>9.2f}us {r['bench_s'] * 1e6:>9.2f}us "
               f"{diff / r['osu_s'] * 100:>+6.1f}% {'ok' if within else 'MISS':>6}  "
               f"{r['bare_s'] * 1e6:>10.2f}us {(r['bench_s'] / r['bare_s'] - 1) * 100:>+6.1f}%  "
-              f"{r['busbw_gbps']:>10.3f}")
+              f"{r['busbw_gbps']:>10.3f}  {(min(r['paired']) - 1) * 100:>+6.1f}.."
+              f"{(max(r['paired']) - 1) * 100:+.1f}%")
     last = data["rows"][-1]
     print(f"STREAM triad (torch:cpu, same run): {triad:.1f} GB/s; busbw at "
           f"{last['size'] / 2**20:g} MiB = {last['busbw_gbps']:.2f} GB/s = "

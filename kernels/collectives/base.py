@@ -13,6 +13,7 @@ comparable across operations.
 
 from __future__ import annotations
 
+import mmap
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -133,3 +134,15 @@ def in_count(coll: str, count: int, n: int) -> int:
     if coll == "allgather":
         return count // n
     return count
+
+
+def page_aligned(host: np.ndarray) -> np.ndarray:
+    """A copy of `host` whose data starts on a page boundary, as OSU's and nccl-tests' buffers
+    do (posix_memalign to the page size). Where malloc happens to place a buffer moves a
+    shared-memory collective's time: a 256 KiB allreduce over Open MPI's vader read 42.4 us
+    page-aligned and 43.0-44.9 us at other offsets, on one machine in one run."""
+    raw = np.empty(host.nbytes + mmap.PAGESIZE, np.uint8)
+    start = -raw.ctypes.data % mmap.PAGESIZE
+    out = raw[start:start + host.nbytes].view(host.dtype).reshape(host.shape)
+    out[...] = host
+    return out

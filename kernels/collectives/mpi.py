@@ -16,6 +16,7 @@ from kernels.collectives.base import (
     Supports,
     in_count,
     out_count,
+    page_aligned,
 )
 
 # what this backend can do (read by the workloads' validation and `bench list`): everything
@@ -69,7 +70,7 @@ class MpiCollectives(Collectives):
 
     def _buf(self, host: np.ndarray) -> Any:
         if not self.cuda:
-            return host.copy()
+            return page_aligned(host)
         import torch
 
         return torch.from_numpy(host.copy()).cuda()

@@ -22,7 +22,14 @@ from harness.distributed import DEFAULT_TIMEOUT, ENV_TIMEOUT, free_port
 from harness.errors import BackendUnavailable, UserError
 from harness.netif import interface_toward
 from harness.placement import placement
-from kernels.collectives.base import Bound, CollectiveBackend, Collectives, Supports, out_count
+from kernels.collectives.base import (
+    Bound,
+    CollectiveBackend,
+    Collectives,
+    Supports,
+    out_count,
+    page_aligned,
+)
 
 # what gloo and nccl can do (read by the workloads' validation and `bench list`): everything
 SUPPORTED = Supports()
@@ -96,8 +103,12 @@ class TorchDistCollectives(Collectives):
         x = inputs[0]
         count = x.size if coll != "allgather" else x.size * n
         src = torch.from_numpy(x.copy()).to(self.device)
-        send = src.clone()
-        recv = torch.zeros(out_count(coll, count, n), dtype=send.dtype, device=self.device)
+        if self.device.type == "cpu":  # where the collective reads and writes host memory
+            send = torch.from_numpy(page_aligned(x))
+            recv = torch.from_numpy(page_aligned(np.zeros(out_count(coll, count, n), x.dtype)))
+        else:
+            send = src.clone()
+            recv = torch.zeros(out_count(coll, count, n), dtype=send.dtype, device=self.device)
         rop = self.ops[op]
         info: dict[str, Any] = {"buffers": self.device.type}
 

@@ -351,7 +351,7 @@ def _history_figure(hist: Any, changes: list[dict[str, Any]], limit: int) -> dic
                        "x1": c["started_at"], "y0": 0, "y1": 0.06,
                        "line": {"color": "#a66a00", "width": 3}})
         annotations.append({"x": c["started_at"], "yref": "paper", "y": 0.07,
-                            "text": _text(f"env: {label}"), "showarrow": False,
+                            "text": _text(f"changed: {label}"), "showarrow": False,
                             "font": {"color": "#a66a00", "size": 10}, "textangle": -30})
     data = [points, {"type": "scatter", "mode": "lines", "name": "segment level",
                      "x": levels, "y": level_y, "line": {"color": "#b00020", "width": 2},
