@@ -164,7 +164,8 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
         else:
             procs.append(subprocess.Popen(cmd, env=base,
                                           stderr=subprocess.PIPE if starter.notices else None))
-        notices = (NoticeFilter(procs[0].stderr, _binary(sys.stderr), starter.notices)
+        notices = (NoticeFilter(procs[0].stderr, _binary(sys.stderr), starter.notices,
+                                starter.notice_prefixes)
                    if procs[0].stderr is not None else None)
         code, signum = _wait(procs, grace=min(timeout, 10) + 5, deliver=starter.deliver)
         told = exit_file.read_text().strip() if exit_file.is_file() else ""

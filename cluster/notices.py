@@ -6,7 +6,10 @@ signal 9"). When a rank fails, the launching `bench` has printed one line saying
 why; the frames below it only repeat that, in three more blocks. `NoticeFilter` passes the
 launcher's stderr (which carries the ranks' stderr too) through unchanged and at once, except
 for framed blocks that hold one of the launcher's `notices`: those are kept, and printed at the
-end only when rank 0 never reported (then they are all there is to say what happened).
+end only when rank 0 never reported (then they are all there is to say what happened). Slurm's
+srun says the same in single lines ("srun: error: vm: task 1: Killed", "srun: Force Terminated
+StepId=..."): a launcher names the `prefixes` such lines start with, and a line that starts with
+one and holds a notice is held the same way.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ class NoticeFilter:
     any of `notices`. `finish(show_held)` waits for the pipe to close and writes the held
     blocks when `show_held` is true."""
 
-    def __init__(self, source: BinaryIO, sink: BinaryIO, notices: Sequence[str]) -> None:
+    def __init__(self, source: BinaryIO, sink: BinaryIO, notices: Sequence[str],
+                 prefixes: Sequence[str] = ()) -> None:
         self.source, self.sink = source, sink
         self.notices = [n.encode() for n in notices]
+        self.prefixes = tuple(p.encode() for p in prefixes)
         self.held: list[bytes] = []
         self._line = b""  # the start of a line that may be a frame
         self._block: list[bytes] | None = None  # inside a frame: its lines so far
@@ -70,11 +75,22 @@ class NoticeFilter:
                     self._block = [piece]
                 else:
                     out.append(piece)
+            elif self._may_be_notice_line(piece):
+                if not complete:
+                    self._line = piece
+                    break
+                if piece.startswith(self.prefixes) and any(n in piece for n in self.notices):
+                    self.held.append(piece)
+                else:
+                    out.append(piece)
             else:
                 out.append(piece)
         else:
             self._line = b""
         self._write(b"".join(out))
+
+    def _may_be_notice_line(self, piece: bytes) -> bool:
+        return any(piece.startswith(p) or p.startswith(piece) for p in self.prefixes)
 
     def _end_block(self, out: list[bytes]) -> None:
         block = b"".join(self._block or ())

@@ -166,3 +166,28 @@ def test_a_signal_as_one_run_of_a_ranks_sweep_ends_stops_the_sweep(monkeypatch, 
     monkeypatch.setattr(exiting, "exit_now", lambda code: codes.append(code))
     run_cli._launch_ranks("local", None, "1,2,4", 10.0, [], str(tmp_path / "s.db"), tmp_path)
     assert launched == [1] and codes == [0]
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="gloo comes with torch: pip install 'accelbench[torch]'")
+@pytest.mark.skipif(not _slurm_answers(), reason="needs a Slurm that $SLURM_CONF names (.ci/run "
+                    "starts one with cluster/local-slurm)")
+def test_rank_death_under_srun(tmp_path):
+    """A rank SIGKILLed in a real Slurm step: rank 0 says so in one line (srun's own lines about
+    the step repeat it and are held back), exit 3, the finished case kept in a partial run. Rank
+    0 killed: 137, as under mpirun and torchrun, and srun's lines are what there is to say."""
+    args = ("run", "-w", "allreduce", "-b", "gloo", "-p", "size=8B,64B,512B", "--budget", "0.1",
+            "--launcher", "srun", "-n", "2", "--timeout", "10", "-q")
+    for fault, code in (("kill:1:1", 3), ("kill:0:1", 137)):
+        cwd = tmp_path / fault.replace(":", "-")
+        cwd.mkdir()
+        res = subprocess.run(["salloc", "-n", "2", "--quiet", *bench_command(), *args], cwd=cwd,
+                             capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "BENCH_FAULT": fault})
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == code, res.stderr
+        assert "Traceback" not in res.stderr, res.stderr
+        assert _runs(cwd) == [("partial", 1)], res.stderr
+        if code == 3:
+            assert len(lines) == 1 and "rank 1 died" in lines[0], res.stderr
+        else:
+            assert "srun: error: " in res.stderr and "task 0: Killed" in res.stderr, res.stderr

@@ -35,6 +35,9 @@ class Launcher:
     # Texts of the launcher's own framed notices that repeat what rank 0 reports (kept back
     # unless rank 0 never reported; see cluster/notices.py).
     notices: ClassVar[tuple[str, ...]] = ()
+    # Starts of the launcher's single-line notices (srun's "srun: "): such a line holding one of
+    # `notices` is held back the same way.
+    notice_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.signal_ranks = False  # a signal goes to the launcher's children, not to it
