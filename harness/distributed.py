@@ -275,6 +275,9 @@ class ControlChannel:
                 return
             if msg.get("k") == "d":
                 self._inbox[0].put(msg["v"])
+            elif msg.get("k") == "end":  # rank 0 has said why the job ends: nothing to add
+                self._closing = True
+                exit_now(int(msg["v"]))
 
     def _heartbeat(self) -> None:
         while not self._closing:
@@ -329,6 +332,16 @@ class ControlChannel:
             with contextlib.suppress(OSError):
                 _send(self._socks[0], {"k": "fatal", "v": message}, self._locks[0])
         self.on_fatal(message)
+
+    def dismiss(self, code: int) -> None:
+        """Rank 0 ends the job having said why (a user error, a full disk): the other ranks end
+        with `code`, silently, instead of each reporting that rank 0 was lost."""
+        if self.rank != 0 or self._closing:
+            return
+        self._closing = True
+        for r, sock in self._socks.items():
+            with contextlib.suppress(OSError):
+                _send(sock, {"k": "end", "v": code}, self._locks[r])
 
     def fail(self, message: str) -> None:
         """This rank cannot go on (an error outside a case): tell rank 0, then end."""
@@ -431,6 +444,12 @@ def world(rank: int = 0, size: int = 1, timeout: float | None = None) -> Solo | 
             _WORLD = ControlChannel(rank, size, parse_addr(addr),
                                     os.environ.get(ENV_TOKEN, ""), t)
     return _WORLD
+
+
+def dismiss(code: int) -> None:
+    """Where this process is rank 0 of a job: end the other ranks quietly with `code`."""
+    if isinstance(_WORLD, ControlChannel):
+        _WORLD.dismiss(code)
 
 
 def current() -> Solo | ControlChannel:

@@ -10,6 +10,7 @@ only, not a folder where a run file, then its end record, then a store must be w
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sqlite3
@@ -107,6 +108,36 @@ def test_run_folder_full_before_the_header(bench, workdir, full_fs):
 
 
 SMALL = ("run", "-w", "spin", "-p", "us=1", "--budget", "0.05", "--quiet")
+
+# Two ranks (the local launcher, collectives over Gloo): rank 0 alone writes, and says what
+# happened in one line; rank 1 ends quietly, not with a line of its own about losing rank 0.
+RANKS = ("run", "-w", "allreduce", "-b", "gloo", "-p", "size=8B..64KiB*2", "--budget", "0.05",
+         "-n", "2", "--timeout", "20", "--quiet")
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="gloo comes with torch: pip install 'accelbench[torch]'")
+
+
+@needs_torch
+def test_two_ranks_run_folder_fills_up_mid_run(bench, workdir, full_fs):
+    runs = full_fs.root / "runs"
+    runs.mkdir()
+    full_fs.fill(24)  # room for the header and a few of the 14 cases
+    res = bench(*RANKS, "--run-dir", str(runs), timeout=180)
+    (part,) = runs.glob("*.jsonl.part")
+    one_line(res, str(part), "No space left on device", "finished cases kept", "partial")
+    kept = measurements_in(part)
+    assert 1 <= kept < 14, kept
+    with sqlite3.connect(workdir / "bench.db") as db:
+        (status, n), = db.execute("select status, n_measurements from runs").fetchall()
+    assert (status, n) == ("partial", kept)
+
+
+@needs_torch
+def test_two_ranks_store_on_a_full_disk(bench, workdir, full_fs):
+    db = full_fs.root / "s.db"
+    full_fs.fill(16)
+    one_line(bench(*RANKS, "--store", str(db), timeout=180), str(db), "full")
+    assert not (workdir / "bench-runs").exists()  # nothing ran, nothing half-written
 
 
 def test_store_created_on_a_full_disk_is_completed_later(bench, workdir, full_fs):

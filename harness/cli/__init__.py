@@ -101,6 +101,9 @@ def _main(argv: list[str] | None) -> None:
         cli.main(args=argv, prog_name="bench", standalone_mode=False)
     except UserError as exc:
         click.echo(error_line(str(exc)), err=True)
+        from harness import distributed
+
+        distributed.dismiss(exc.exit_code)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("bench: aborted", err=True)
