@@ -535,7 +535,10 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             if comm.size > 1 and error is None:
-                comm.close()  # type: ignore[attr-defined]
+                if root and code >= 128:  # interrupted: a rank may still be inside a collective
+                    comm.dismiss(code)  # type: ignore[attr-defined]  # (it ends quietly)
+                else:
+                    comm.close()  # type: ignore[attr-defined]
     return RunResult(run_id, status, code, path, done, ingested, error)
 
 

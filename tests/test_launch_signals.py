@@ -41,12 +41,15 @@ assert len(MOMENTS) == TRIES
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
 
+SPIN = ("run", "-w", "spin", "-p", "us=" + ",".join(CASES), "--budget", "0.3",
+        "--target-ci", "1e-6")
+
+
 def _signal_on_line(cwd: Path, launcher: str, marker: str, delay: float,
-                    sig: int) -> tuple[int, str, int]:
+                    sig: int, run: tuple[str, ...] = SPIN) -> tuple[int, str, int]:
     """Run, send `sig` to the launching bench `delay` s after `marker` is on stderr: (exit code,
     stderr, cases reported finished before the signal was sent)."""
-    args = ("run", "-w", "spin", "-p", "us=" + ",".join(CASES), "--budget", "0.3",
-            "--target-ci", "1e-6", "--launcher", launcher, "-n", "2", "--timeout", "60")
+    args = (*run, "--launcher", launcher, "-n", "2", "--timeout", "60")
     # srun runs in an allocation: salloc starts the launching bench, which gets the signal
     wrap = ["salloc", "-n", "2", "--quiet"] if launcher == "srun" else []
     proc = subprocess.Popen([*wrap, *bench_command(), *args], cwd=cwd, text=True,
@@ -191,3 +194,31 @@ def test_rank_death_under_srun(tmp_path):
             assert len(lines) == 1 and "rank 1 died" in lines[0], res.stderr
         else:
             assert "srun: error: " in res.stderr and "task 0: Killed" in res.stderr, res.stderr
+
+
+@pytest.mark.skipif(not HAVE_TORCH, reason="gloo comes with torch: pip install 'accelbench[torch]'")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_inside_gloo_collectives_is_one_line(tmp_path, sig):
+    """Ranks stopped inside Gloo collectives: once the run is kept every rank ends without the
+    interpreter's shutdown, which aborted on Gloo's running threads ("terminate called without
+    an active exception"); rank 0 says what was kept, in the one line, even with -q."""
+    run = ("run", "-w", "allreduce", "-b", "gloo", "-p", "size=8B,64B,512B", "--budget", "0.5",
+           "--target-ci", "1e-6")
+    rng = random.Random(int(sig))
+    cut = 0
+    for i in range(5):
+        cwd = tmp_path / f"try{i}"
+        cwd.mkdir()
+        rc, err, _ = _signal_on_line(cwd, "local", "[1/3]", rng.uniform(0.0, 0.6), sig, run)
+        tried = f"try {i}: exit {rc}\n{err}"
+        assert "terminate called" not in err and "Traceback" not in err, tried
+        ((status, n),) = _runs(cwd)
+        if status == "complete":  # the delay outlived the run
+            continue
+        cut += 1
+        assert rc == 128 + sig, tried
+        said = [ln for ln in err.splitlines() if ln.startswith("bench:")]
+        assert len(said) == 1, tried
+        assert said[0].startswith(f"bench: interrupted ({signal.Signals(sig).name}); {n} "
+                                  "finished case(s) kept (run "), tried
+    assert cut, "no try was cut short"

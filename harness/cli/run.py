@@ -112,8 +112,17 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
 
         click.echo(error_line(result.error + (f"; finished cases kept (run {result.run_id}, "
                                               "partial)" if kept else "")), err=True)
+    interrupted = result.exit_code >= 128 and not result.error
+    if interrupted and rank == 0:
+        name = signal.Signals(result.exit_code - 128).name
+        click.echo(f"bench: interrupted ({name}); {len(result.measurements)} finished case(s) "
+                   f"kept (run {result.run_id}, {result.status})", err=True)
+    # A rank stopped inside a collective leaves the backend's threads running (Gloo's, MPI's):
+    # the interpreter's shutdown would destroy them joinable ("terminate called without an
+    # active exception", an abort). What is kept is kept by now: end without it.
+    hard = result.exit_code == EXIT_RANK_FAILED or (interrupted and comm.size > 1)
     if rank != 0:
-        _end(result.exit_code, hard=result.exit_code == EXIT_RANK_FAILED)
+        _end(result.exit_code, hard=hard)
     measured = [m.to_dict() for m in result.measurements]  # as stored: what the views read
     if as_json:
         print_json({"run_id": result.run_id, "status": result.status,
@@ -128,7 +137,7 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     note = exiting.late_note(result.run_id, result.status)
     if note and not os.environ.get(exiting.ENV_EXIT_FILE):  # else the launching bench says it
         click.echo(note, err=True)
-    _end(result.exit_code, hard=result.exit_code == EXIT_RANK_FAILED)
+    _end(result.exit_code, hard=hard)
 
 
 def _end(code: int, hard: bool) -> None:
