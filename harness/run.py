@@ -17,14 +17,6 @@ from typing import Any
 from harness.measurement import Measurement
 
 COMPLETE, PARTIAL, FAILED = "complete", "partial", "failed"
-# Not header fields: they come from the run file's measurement and end records.
-_BODY = ("measurements", "status", "finished_at", "extra", "absent")
-
-
-def _header_fields() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(Run) if f.name not in _BODY)
-
-
 @dataclass(kw_only=True)
 class Run:
     """One `bench run` (or one side of a `bench ab`): what ran, where, from which code, and the
@@ -65,13 +57,17 @@ class Run:
 
     def to_dict(self) -> dict[str, Any]:
         """The header record (without its `kind`)."""
-        return {**{k: getattr(self, k) for k in _header_fields() if k not in self.absent},
+        return {**{k: getattr(self, k) for k in _HEADER if k not in self.absent},
                 **self.extra}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Run:
         """A run from its header record; its measurements and end are added as they are read."""
-        names = _header_fields()
-        named = {k: d[k] for k in names if k in d}
-        extra = {k: v for k, v in d.items() if k not in names and k != "kind"}
-        return cls(**named, extra=extra, absent=frozenset(names) - set(named))
+        named = {k: d[k] for k in _HEADER if k in d}
+        extra = {k: v for k, v in d.items() if k not in _HEADER and k != "kind"}
+        return cls(**named, extra=extra, absent=frozenset(_HEADER) - set(named))
+
+
+# The header record's fields; the others come from the run file's measurement and end records.
+_HEADER = tuple(f.name for f in fields(Run)
+                if f.name not in ("measurements", "status", "finished_at", "extra", "absent"))
