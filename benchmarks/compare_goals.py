@@ -113,9 +113,9 @@ def speed(cwd: Path) -> dict:
                "metrics": {}, "work": {}, "timing": {},
                "samples": rng.lognormal(0, 0.05, 1000).tolist()} for i in range(1000)]
         rid = str(uuid.uuid4())
-        record = RunRecord(header={"run_id": rid, "started_at": f"2026-01-01T00:00:0{len(ids)}",
-                                   "env_hash": "synthetic", "env": {}},
-                           measurements=ms, status="complete")
+        record = RunRecord.from_records(
+            {"run_id": rid, "started_at": f"2026-01-01T00:00:0{len(ids)}",
+             "env_hash": "synthetic", "env": {}}, ms, "complete")
         t = time.perf_counter()
         store.ingest(record)
         ingest_s.append(time.perf_counter() - t)

@@ -50,7 +50,6 @@ def test_ingest_1m_samples(benchmark, tmp_path):
         header = {"run_id": str(uuid.uuid4()), "started_at": "2026-01-01T00:00:00+00:00",
                   "env_hash": "bench", "env": {}}
         store = Store(str(tmp_path / f"{uuid.uuid4()}.db"))
-        return store.ingest(RunRecord(header=header, measurements=measurements,
-                                      status="complete"))
+        return store.ingest(RunRecord.from_records(header, measurements, "complete"))
 
     assert benchmark.pedantic(ingest_fresh, rounds=3, iterations=1) == "added"

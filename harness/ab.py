@@ -679,13 +679,14 @@ def run_ab(plan: Sequence[PlannedCase], sides: Sequence[Side], *, run_dir: Path,
             run_id = str(uuid.uuid4())
             side_tags = {**tags, "ab": exp.ab_id, "ab_side": side.name}
             env = loaded.get("env") or {}
-            header = run_header(run_id, env, argv, suite, side_tags, git=loaded.get("git"),
-                                pid=hello.get("pid"),
-                                harness_version=str(hello.get("version", "unknown")),
-                                store=store.name if store is not None else None)
-            header["ab"] = {"id": exp.ab_id, "side": side.name, "python": hello.get("executable"),
-                            "env": dict(side.env), "seed": exp.seed}
-            writers[side.name] = RunFileWriter(run_dir, header)
+            run = run_header(run_id, env, argv, suite, side_tags, git=loaded.get("git"),
+                             pid=hello.get("pid"),
+                             harness_version=str(hello.get("version", "unknown")),
+                             store=store.name if store is not None else None)
+            run.extra["ab"] = {"id": exp.ab_id, "side": side.name,
+                               "python": hello.get("executable"), "env": dict(side.env),
+                               "seed": exp.seed}
+            writers[side.name] = RunFileWriter(run_dir, run)
         reporter.line(f"bench ab {exp.ab_id}: {len(plan)} case(s), base "
                       f"{writers['base'].run_id[:8]} vs head {writers['head'].run_id[:8]}")
         def finish(r: CaseResult) -> None:

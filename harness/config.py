@@ -136,7 +136,7 @@ def expand(
         own = {k: _as_list(v) for k, v in params.items() if k in cls.params}
         chosen = list(backends) if backends else [cls.default_backend]
         if len(workload_names) > 1:  # a mixed selection keeps the pairs that can run
-            chosen = [b for b in chosen if b.split(":", 1)[0] in cls.models] or chosen
+            chosen = [b for b in chosen if cls.runs_on(b.split(":", 1)[0])] or chosen
         keys = list(own)
         # Exclude values are parsed like parameter values, so 1MiB matches 1048576.
         own_ex = [{k: cls.params[k].parse(v, f"{where}: exclude {name} parameter {k!r}")

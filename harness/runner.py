@@ -44,6 +44,7 @@ from harness.errors import CheckFailed, UserError
 from harness.exiting import Interrupted, exit_now
 from harness.measurement import Measurement, TimingRecord, figures
 from harness.profiling import ProfileRequest, gpu_counters
+from harness.run import Run
 from harness.stats import summarize
 from harness.text import printable
 from harness.timing import DistributedEngine, Engine
@@ -122,26 +123,27 @@ def run_header(run_id: str, env: dict[str, Any], argv: Sequence[str] | None,
                suite: str | None, tags: dict[str, str] | None, *, launcher: str = "local",
                world_size: int = 1, git: dict[str, Any] | bool | None = True,
                pid: int | None = None, harness_version: str = __version__,
-               store: str | None = None) -> dict[str, Any]:
-    """The header of a run file: what ran, where, from which code (`git` True: this folder's),
-    and the store it was made for (`Store.name`; None: none, any store may pick it up)."""
-    return {
-        "run_id": run_id,
-        "started_at": now(),
-        "command": mask_secrets(shlex.join(argv if argv is not None else sys.argv)),
-        "suite": suite,
-        "tags": tags or {},
-        "git": git_revision() if git is True else git or None,
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "host": socket.gethostname(),
-        "pid": pid if pid is not None else os.getpid(),
-        "harness_version": harness_version,
-        "launcher": launcher,
-        "world_size": world_size,
-        "env_hash": env_hash(env),
-        "env": env,
-        "store": store,
-    }
+               store: str | None = None) -> Run:
+    """A run about to start, its header filled in: what runs, where, from which code (`git`
+    True: this folder's), and the store it is made for (`Store.name`; None: none, any store
+    may pick it up)."""
+    return Run(
+        run_id=run_id,
+        started_at=now(),
+        command=mask_secrets(shlex.join(argv if argv is not None else sys.argv)),
+        suite=suite,
+        tags=tags or {},
+        git=git_revision() if git is True else git or None,
+        slurm_job_id=os.environ.get("SLURM_JOB_ID"),
+        host=socket.gethostname(),
+        pid=pid if pid is not None else os.getpid(),
+        harness_version=harness_version,
+        launcher=launcher,
+        world_size=world_size,
+        env_hash=env_hash(env),
+        env=env,
+        store=store,
+    )
 
 
 def setup_backends(plan: Sequence[PlannedCase]) -> dict[str, Backend]:
@@ -400,9 +402,9 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         env = fingerprint([b.describe() for b in backends.values()])
         env["cluster"] = {**cluster_record(where, comm.size), "cpu_binding": binding}
         env["fabric"] = fabric.detect()
-        header = run_header(run_id, env, argv, suite, tags, launcher=where.launcher,
-                            world_size=comm.size, store=store.name if store else None)
-        writer = _open_run_file(run_dir, header)
+        run = run_header(run_id, env, argv, suite, tags, launcher=where.launcher,
+                         world_size=comm.size, store=store.name if store else None)
+        writer = _open_run_file(run_dir, run)
     previous = {sig: signal.getsignal(sig) for sig in exiting.SIGNALS}
     lock = threading.Lock()
     ended: list[Path] = []
@@ -476,7 +478,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         if writer is not None:
             with lock:
                 try:
-                    writer.append(m.to_dict())
+                    writer.append(m)
                 except OSError as exc:  # a full disk: the cases before this one are kept
                     done.pop()
                     write_error.append(_run_file_error(writer.part, exc))
@@ -546,13 +548,13 @@ class _RunFileFailed(Exception):
     """The run file could not be written (a single-process run stops at once)."""
 
 
-def _open_run_file(run_dir: Path, header: dict[str, Any]) -> RunFileWriter:
+def _open_run_file(run_dir: Path, run: Run) -> RunFileWriter:
     """The run's file, its header written; a folder where even that cannot be written is one
     UserError and leaves no file behind."""
     try:
-        return RunFileWriter(run_dir, header)
+        return RunFileWriter(run_dir, run)
     except OSError as exc:
-        (run_dir / f"{header['run_id']}{PART}").unlink(missing_ok=True)
+        (run_dir / f"{run.run_id}{PART}").unlink(missing_ok=True)
         raise UserError(f"cannot write run files in {run_dir}: {exc.strerror}; "
                         f"{_free_space(exc)}choose another --run-dir") from None
 

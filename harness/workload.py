@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.backends.base import Backend, parse_backend
+from harness.backends.base import registry as backends
 from harness.errors import UserError
 from harness.params import Param
 from harness.registry import Registry, check_name
@@ -67,6 +68,18 @@ class Workload:
     # The case's timing policy, set by the runner before `prepare` (None outside a run): a
     # workload whose setup measures too (a max-QPS search) sizes that from policy.budget.
     policy: TimingPolicy | None = None
+
+    @classmethod
+    def runs_on(cls, model: str) -> bool:
+        """Whether it runs on backends of `model`: one it names, or one that names it."""
+        return model in cls.models or (model in backends
+                                       and cls.name in backends.get(model).workloads)
+
+    @classmethod
+    def backend_models(cls) -> tuple[str, ...]:
+        """Every model it runs on: those it names, then the backends that name it."""
+        return (*cls.models, *(m for m in backends.names()
+                               if m not in cls.models and cls.runs_on(m)))
 
     def validate(self, params: Mapping[str, Any], backend: str) -> None:
         """Checks across parameters, or of a parameter against the backend; raise UserError."""
@@ -178,10 +191,10 @@ def make_case(workload_name: str, backend: str | None, raw: Mapping[str, Any], w
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
     model = backend.split(":", 1)[0]
-    if model not in cls.models:
+    if not cls.runs_on(model):
         raise UserError(
             f"{where}: workload {workload_name!r} does not run on {backend!r}; "
-            f"it runs on: {', '.join(cls.models)}"
+            f"it runs on: {', '.join(cls.backend_models())}"
         )
     values = {}
     for pname, spec in cls.params.items():

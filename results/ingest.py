@@ -54,7 +54,7 @@ def _ingest_file(store: Store, path: Path) -> tuple[str, str]:
         record = to_run_record(path)
         return store.ingest(record), record.run_id
     record = read_run_file(path)
-    if path.name.endswith(PART) and writer_alive(record.header):
+    if path.name.endswith(PART) and writer_alive(record.run.to_dict()):
         return "running", record.run_id
     return store.ingest(record), record.run_id
 

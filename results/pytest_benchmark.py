@@ -92,5 +92,4 @@ def to_run_record(path: Path) -> RunRecord:
         "host": machine.get("node"), "harness_version": f"pytest-benchmark {data.get('version')}",
         "env_hash": env_hash(env), "env": env,
     }
-    return RunRecord(header=header, measurements=measurements, status="complete",
-                     finished_at=started, path=path)
+    return RunRecord.from_records(header, measurements, "complete", started, path)

@@ -17,13 +17,15 @@ import json
 import math
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.measurement import Measurement
+from harness.run import Run
 
 FORMAT_VERSION = 2
 SUFFIX = ".jsonl"
@@ -60,8 +62,13 @@ def _signals_deferred() -> Iterator[None]:
 
 
 class RunFileWriter:
-    def __init__(self, directory: Path, header: dict[str, Any]) -> None:
-        self.run_id = header["run_id"]
+    """Writes one run's file: `run`'s header now, each measurement as it finishes, the end.
+
+    A header or measurement given as a mapping is a record as the file holds it."""
+
+    def __init__(self, directory: Path, run: Run | Mapping[str, Any]) -> None:
+        run = run if isinstance(run, Run) else Run.from_dict(run)
+        self.run_id = run.run_id
         self.part = directory / f"{self.run_id}{PART}"
         self.final = directory / f"{self.run_id}{SUFFIX}"
         try:
@@ -70,6 +77,8 @@ class RunFileWriter:
         except OSError as exc:
             raise UserError(f"cannot write run files in {directory}: {exc.strerror}; "
                             "choose another --run-dir") from None
+        header = run.to_dict()
+        header.pop("format_version", None)  # the version is this writer's, whoever read the run
         self._write({"kind": "run", "format_version": FORMAT_VERSION, **header})
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -78,8 +87,10 @@ class RunFileWriter:
             self._fh.flush()
             os.fsync(self._fh.fileno())
 
-    def append(self, measurement: dict[str, Any]) -> None:
-        self._write({"kind": "measurement", **measurement})
+    def append(self, measurement: Measurement | Mapping[str, Any]) -> None:
+        record = (measurement.to_dict() if isinstance(measurement, Measurement)
+                  else measurement)
+        self._write({"kind": "measurement", **record})
 
     def finish(self, status: str, finished_at: str) -> Path:
         self._write({"kind": "end", "status": status, "finished_at": finished_at})
@@ -100,25 +111,49 @@ class RunFileWriter:
 
 @dataclass
 class RunRecord:
-    """A run as read back from its file."""
+    """A run as read back from its file (or made from another tool's file), and that file."""
 
-    header: dict[str, Any]
-    measurements: list[dict[str, Any]] = field(default_factory=list)
-    status: str = "partial"
-    finished_at: str | None = None
+    run: Run
     path: Path | None = None
+
+    @classmethod
+    def from_records(cls, header: Mapping[str, Any], measurements: Iterable[Mapping[str, Any]],
+                     status: str, finished_at: str | None = None,
+                     path: Path | None = None) -> RunRecord:
+        """A run from its records as a run file holds them (another tool's, converted)."""
+        run = Run.from_dict(header)
+        run.measurements = [Measurement.from_dict(m) for m in measurements]
+        run.status, run.finished_at = status, finished_at
+        return cls(run, path)
 
     @property
     def run_id(self) -> str:
-        return str(self.header["run_id"])
+        return self.run.run_id
 
     @property
     def format_version(self) -> int:
-        """The file's format version; version 1 named it `format` (or, earliest, nothing)."""
-        return int(self.header.get("format_version", self.header.get("format", 1)))
+        return self.run.version
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+    @property
+    def finished_at(self) -> str | None:
+        return self.run.finished_at
+
+    @property
+    def header(self) -> dict[str, Any]:
+        """The header record as the file holds it (without its `kind`)."""
+        return jsonable(self.run.to_dict())
+
+    @property
+    def measurements(self) -> list[dict[str, Any]]:
+        """The measurement records as the file holds them (without their `kind`)."""
+        return [jsonable(m.to_dict()) for m in self.run.measurements]
 
 
-def writer_alive(header: dict[str, Any]) -> bool:
+def writer_alive(header: Mapping[str, Any]) -> bool:
     """True when the process that writes this `.part` file still runs on this host."""
     import socket
 
@@ -207,9 +242,10 @@ def read_run_file(path: Path) -> RunRecord:
         if wrong is not None:
             raise BadRunFile(path, f"run file is invalid: {wrong}", number)
         if record["kind"] == "measurement":
-            rec.measurements.append({k: v for k, v in record.items() if k != "kind"})
+            rec.run.measurements.append(Measurement.from_dict(record))
         else:
-            rec.status, rec.finished_at, ended = record["status"], record.get("finished_at"), True
+            rec.run.status, rec.run.finished_at = record["status"], record.get("finished_at")
+            ended = True
     if rec is None:
         raise BadRunFile(path, "not an accelbench run file (no run header)")
     if not ended and not part:  # only a .part file (its writer killed) may lack its end
@@ -233,7 +269,7 @@ def _header(path: Path, record: Any) -> RunRecord:
     wrong = problem(record)
     if wrong is not None:
         raise BadRunFile(path, f"run file is invalid: {wrong}", 1)
-    return RunRecord(header={k: v for k, v in record.items() if k != "kind"}, path=path)
+    return RunRecord(Run.from_dict(record), path=path)
 
 
 def find_run_files(paths: list[Path]) -> list[Path]:

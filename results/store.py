@@ -13,7 +13,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,44 +285,42 @@ class Store:
         raise AssertionError("unreachable")
 
     def _ingest(self, record: RunRecord) -> str:
-        h = record.header
+        run = record.run
         with self.engine.begin() as conn:
             existing = conn.execute(
                 sa.select(s.runs.c.status, s.runs.c.n_measurements, s.runs.c.started_at,
                           s.runs.c.host, s.runs.c.env_hash)
-                .where(s.runs.c.run_id == record.run_id)
+                .where(s.runs.c.run_id == run.run_id)
             ).first()
             if existing is not None:
                 if self._same_run(conn, existing, record) == "unchanged":
                     return "unchanged"
                 conn.execute(sa.delete(s.samples).where(s.samples.c.measurement_id.in_(
                     sa.select(s.measurements.c.measurement_id)
-                    .where(s.measurements.c.run_id == record.run_id))))
+                    .where(s.measurements.c.run_id == run.run_id))))
                 conn.execute(sa.delete(s.measurements)
-                             .where(s.measurements.c.run_id == record.run_id))
-                conn.execute(sa.delete(s.runs).where(s.runs.c.run_id == record.run_id))
-            _insert_ignore(conn, s.environments, [{"env_hash": h["env_hash"], "data": h["env"]}])
-            git = h.get("git") or {}
+                             .where(s.measurements.c.run_id == run.run_id))
+                conn.execute(sa.delete(s.runs).where(s.runs.c.run_id == run.run_id))
+            _insert_ignore(conn, s.environments, [{"env_hash": run.env_hash, "data": run.env}])
+            git = run.git or {}
             conn.execute(sa.insert(s.runs).values(
-                run_id=record.run_id, started_at=h["started_at"], finished_at=record.finished_at,
-                status=record.status, command=h.get("command", ""), suite=h.get("suite"),
+                run_id=run.run_id, started_at=run.started_at, finished_at=run.finished_at,
+                status=run.status, command=run.command, suite=run.suite,
                 git_revision=git.get("revision"), git_dirty=git.get("dirty"),
-                slurm_job_id=h.get("slurm_job_id"), host=h.get("host"), env_hash=h["env_hash"],
-                tags=h.get("tags", {}), harness_version=h.get("harness_version"),
-                n_measurements=len(record.measurements),
+                slurm_job_id=run.slurm_job_id, host=run.host, env_hash=run.env_hash,
+                tags=run.tags, harness_version=run.harness_version,
+                n_measurements=len(run.measurements),
             ))
-            measured = [Measurement.from_dict(m) for m in record.measurements]
             # Sorted, so concurrent ingests lock shared rows in one order and cannot deadlock.
-            cases = {m.case_key: m for m in measured}
+            cases = {m.case_key: m for m in run.measurements}
             _insert_ignore(conn, s.cases, [
                 {"case_key": k, "workload": m.workload, "backend": m.backend,
                  "params": m.params} for k, m in sorted(cases.items())
             ])
-            for seq, m in enumerate(measured):
-                # the file's own figures, never recomputed (another writer's may be partial)
-                summary = record.measurements[seq].get("summary") or {}
+            for seq, m in enumerate(run.measurements):
+                summary = _summary(m)
                 mid = conn.execute(sa.insert(s.measurements).values(
-                    run_id=record.run_id, seq=seq, case_key=m.case_key, status=m.status,
+                    run_id=run.run_id, seq=seq, case_key=m.case_key, status=m.status,
                     error=m.error, metrics=m.metrics, work=m.work or {},
                     timing=m.timing.to_dict() if m.timing is not None else {},
                     info=m.info or {}, started_at=m.started_at, finished_at=m.finished_at,
@@ -339,28 +337,28 @@ class Store:
     def _same_run(self, conn: sa.Connection, stored: sa.Row[Any], record: RunRecord) -> str:
         """'unchanged' or 'replaced' for another copy of the stored run (as far as either has
         got: a `.part` file grows, then ends); RunConflict for a different run under its id."""
-        h = record.header
-        ours = (h.get("started_at"), h.get("host"), h.get("env_hash"))
-        cases = [(m["case_key"], m["status"], *_figures(m)) for m in record.measurements]
+        run = record.run
+        ours = (run.started_at, run.host, run.env_hash)
+        cases = [(m.case_key, m.status, *_figures(m)) for m in run.measurements]
         theirs = [tuple(r) for r in conn.execute(
             sa.select(s.measurements.c.case_key, s.measurements.c.status, s.measurements.c.n,
                       s.measurements.c.median, s.measurements.c.started_at)
-            .where(s.measurements.c.run_id == record.run_id).order_by(s.measurements.c.seq))]
+            .where(s.measurements.c.run_id == run.run_id).order_by(s.measurements.c.seq))]
         if ours != tuple(stored[2:]):
             field, here, there = next((f, a, b) for f, a, b in zip(
                 ("started_at", "host", "env_hash"), ours, stored[2:], strict=True) if a != b)
             raise RunConflict.of(record, stored, self.name,
                                  f"its {field} is {here}, the stored run's {there}")
-        if cases == theirs and stored.status == record.status:
+        if cases == theirs and stored.status == run.status:
             return "unchanged"
         if cases[:len(theirs)] == theirs and stored.status == "partial":
             return "replaced"  # the stored copy was read before the run got this far
-        if theirs[:len(cases)] == cases and record.status == "partial":
+        if theirs[:len(cases)] == cases and run.status == "partial":
             return "unchanged"  # an older copy of what the store holds
         i = next((i for i, (a, b) in enumerate(zip(cases, theirs, strict=False)) if a != b),
                  None)
         if i is None:
-            why = (f"it holds {len(cases)} case(s), {record.status}; the stored run "
+            why = (f"it holds {len(cases)} case(s), {run.status}; the stored run "
                    f"{len(theirs)}, {stored.status}")
         else:
             why = (f"its case {i + 1} is {_shown(cases[i])}, the stored run's "
@@ -549,10 +547,18 @@ def _disk_full(reason: str) -> bool:
     return "disk is full" in reason or "no space left" in reason
 
 
-def _figures(m: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _summary(m: Measurement) -> Mapping[str, Any]:
+    """The summary the file holds, never recomputed from the samples: a partial one (another
+    tool's statistics, which `Measurement` keeps in `extra`) as it is."""
+    if m.summary is not None:
+        return m.summary.to_dict()
+    return m.extra.get("summary") or {}
+
+
+def _figures(m: Measurement) -> tuple[Any, Any, Any]:
     """A measurement's n, median and start, as the store holds them."""
-    summary = m.get("summary") or {}
-    return summary.get("n"), _float(summary.get("median")), m.get("started_at")
+    summary = _summary(m)
+    return summary.get("n"), _float(summary.get("median")), m.started_at
 
 
 def _shown(case: tuple[Any, ...]) -> str:

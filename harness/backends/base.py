@@ -35,6 +35,9 @@ class Backend(ABC):
     cheap_probe: ClassVar[bool] = False
     # Whether its ranks must be one MPI world (started by a launcher whose `mpi_world` is set).
     needs_mpi_world: ClassVar[bool] = False
+    # Workloads it runs besides those that name its model in `Workload.models`: a backend added
+    # later (a plugin) declares here the workloads its kernels serve, and no workload changes.
+    workloads: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, device: str) -> None:
         self.device = device

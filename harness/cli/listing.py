@@ -50,7 +50,7 @@ def list_(what: str, plugins: tuple[str, ...], probe: bool, as_json: bool) -> No
         for name in workloads.names():
             cls = workloads.get(name)
             data["workloads"].append({
-                "name": name, "description": cls.description, "models": list(cls.models),
+                "name": name, "description": cls.description, "models": list(cls.backend_models()),
                 "params": {k: {"type": p.type, "default": p.default, "help": p.help,
                                "spec": p.describe()} for k, p in cls.params.items()},
                 **({"supports": cls.supports_by_model()} if hasattr(cls, "supports_by_model")

@@ -174,9 +174,8 @@ def _scaling_baseline(run_file: Path) -> dict[str, str]:
         record = read_run_file(run_file)
     except (OSError, UserError):
         return {}
-    table = {json.dumps([m["workload"], sorted(m["params"].items())]):
-             (m.get("metrics") or {}).get("samples_per_s")
-             for m in record.measurements if m.get("status") == "ok"}
+    table = {json.dumps([m.workload, sorted(m.params.items())]): m.metrics.get("samples_per_s")
+             for m in record.run.measurements if m.ok}
     fd, path = tempfile.mkstemp(prefix="bench-scaling-", suffix=".json")
     with os.fdopen(fd, "w") as fh:
         json.dump(table, fh)
