@@ -150,6 +150,9 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
 
     starter = launchers.get(launcher)
     cmd = starter.command(n, args, env)
+    early: list[int] = []  # a signal while the ranks are being started: passed on once they are
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda signum, _frame: early.append(signum))
     with tempfile.TemporaryDirectory(prefix="bench-exit-") as folder:
         exit_file = Path(folder) / "rank0"
         base = {**os.environ, **env, ENV_EXIT_FILE: str(exit_file)}
@@ -167,10 +170,13 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
         notices = (NoticeFilter(procs[0].stderr, _binary(sys.stderr), starter.notices,
                                 starter.notice_prefixes)
                    if procs[0].stderr is not None else None)
-        code, signum = _wait(procs, grace=min(timeout, 10) + 5, deliver=starter.deliver)
+        code, signum = _wait(procs, grace=min(timeout, 10) + 5, deliver=starter.deliver,
+                             early=early)
         told = exit_file.read_text().strip() if exit_file.is_file() else ""
     signum = signum if signum is not None else exiting.noted()
-    rank0 = int(told) if told.lstrip("-").isdigit() else None  # None: it never got to say
+    said = told.split()
+    rank0 = int(said[0]) if said and said[0].lstrip("-").isdigit() else None  # None: never said
+    kept = "stored" in said[1:]
     if notices is not None:  # the launcher's notices repeat what rank 0 said, if it did
         notices.finish(show_held=rank0 is None)
     if signum is None:
@@ -179,6 +185,10 @@ def launch(launcher: str, n: int, args: Sequence[str], timeout: float,
         return 3 if rank0 == 0 and code != 0 else rank0
     if rank0 is not None and rank0 < 128:  # its run was stored before the signal stopped it
         return rank0  # (the note is the caller's: a signal may still come before it exits)
+    # rank 0 leaves this line to the launching bench (a rank's signal may be a rank death's
+    # echo, which rank 0 reports instead); before it kept a run, there is none to name
+    run_id = (extra_env or {}).get(ENV_RUN_ID) if kept else None
+    sys.stderr.write(exiting.interrupted_line(signum, run_id) + "\n")
     return 128 + signum
 
 
@@ -198,7 +208,7 @@ def _binary(stream: Any) -> Any:
 
 
 def _wait(procs: list[subprocess.Popen[bytes]], grace: float,
-          deliver: Any = None) -> tuple[int, int | None]:
+          deliver: Any = None, early: list[int] | None = None) -> tuple[int, int | None]:
     """(rank 0's or the launcher's exit code, the first signal forwarded to them)."""
     forwarded: list[int] = []
 
@@ -213,6 +223,8 @@ def _wait(procs: list[subprocess.Popen[bytes]], grace: float,
                     p.send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    if early:
+        forward(early[0], None)
     try:
         failed_at = None
         while any(p.poll() is None for p in procs):

@@ -333,6 +333,10 @@ class ControlChannel:
                 _send(self._socks[0], {"k": "fatal", "v": message}, self._locks[0])
         self.on_fatal(message)
 
+    def reporting(self) -> bool:
+        """Whether a rank failure is being reported (the thread doing it ends the process)."""
+        return self._fatal_once.locked()
+
     def dismiss(self, code: int) -> None:
         """Rank 0 ends the job having said why (a user error, a full disk): the other ranks end
         with `code`, silently, instead of each reporting that rank 0 was lost."""

@@ -48,6 +48,14 @@ def hold(signum: int, _frame: FrameType | None) -> None:
     _late.append(signum)
 
 
+def interrupted_line(signum: int, run_id: str | None = None) -> str:
+    """The one line for a signal that stopped bench: with the run it kept, if it kept one."""
+    name = signal.Signals(signum).name
+    if run_id is None:
+        return f"bench: interrupted ({name})"
+    return f"bench: interrupted ({name}); finished cases kept (run {run_id}, partial)"
+
+
 def noted() -> int | None:
     """The first signal `hold` noted, if any."""
     return _late[0] if _late else None
@@ -84,9 +92,9 @@ def report_exit(code: int) -> None:
         return
     from harness.placement import placement
 
-    if placement().rank == 0:
+    if placement().rank == 0:  # "stored": a run was kept (the launching bench names it)
         with contextlib.suppress(OSError):
-            Path(path).write_text(f"{code}\n")
+            Path(path).write_text(f"{code}{' stored' if _verdict else ''}\n")
 
 
 def exit_now(code: int) -> NoReturn:

@@ -516,6 +516,9 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         status, code = "partial", 128 + int(signum)
+        reporting = getattr(comm, "reporting", None)
+        if callable(reporting) and reporting():  # a rank died and that is being said: the
+            time.sleep(30)  # signal is its echo (torchrun ends the others); that thread exits
     except BaseException:
         status = "failed"
         raise

@@ -212,13 +212,36 @@ def test_a_signal_inside_gloo_collectives_is_one_line(tmp_path, sig):
         rc, err, _ = _signal_on_line(cwd, "local", "[1/3]", rng.uniform(0.0, 0.6), sig, run)
         tried = f"try {i}: exit {rc}\n{err}"
         assert "terminate called" not in err and "Traceback" not in err, tried
-        ((status, n),) = _runs(cwd)
+        ((status, _),) = _runs(cwd)
         if status == "complete":  # the delay outlived the run
             continue
         cut += 1
         assert rc == 128 + sig, tried
         said = [ln for ln in err.splitlines() if ln.startswith("bench:")]
         assert len(said) == 1, tried
-        assert said[0].startswith(f"bench: interrupted ({signal.Signals(sig).name}); {n} "
-                                  "finished case(s) kept (run "), tried
+        assert said[0].startswith(f"bench: interrupted ({signal.Signals(sig).name}); "
+                                  "finished cases kept (run "), tried
     assert cut, "no try was cut short"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_ranks_start_is_one_line(tmp_path, sig):
+    """A signal in the first second (the launching bench importing, planning, starting its
+    ranks, or the ranks starting): exit 128 + the signal and one line, never a silent end."""
+    import time
+
+    rng = random.Random(int(sig) * 7)
+    for i in range(6):
+        cwd = tmp_path / f"try{i}"
+        cwd.mkdir()
+        proc = subprocess.Popen([*bench_command(), "run", "-w", "spin", "-p", "us=100000",
+                                 "--budget", "2", "-n", "2", "-q"], cwd=cwd, text=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.05, 1.2))
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        tried = f"try {i}: exit {proc.returncode}\n{err}"
+        assert proc.returncode == 128 + sig, tried
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, tried
+        assert lines[0].startswith(f"bench: interrupted ({signal.Signals(sig).name})"), tried

@@ -17,7 +17,7 @@ import click
 
 from harness import __version__
 from harness.errors import UserError
-from harness.exiting import Interrupted
+from harness.exiting import Interrupted, interrupted_line
 
 # Modules of harness.cli whose COMMANDS are registered on the group, in this order.
 COMMAND_MODULES = ["run", "ab", "listing", "results", "cluster", "qualify", "fabric_model",
@@ -55,6 +55,9 @@ register(cli, COMMAND_MODULES)
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user mistakes end with one line on stderr and exit code 2."""
     code = 1
+    # SIGTERM ends any command as SIGINT does (one line, 128 + the signal), not silently;
+    # `bench run` then decides what a signal does to a run.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: _raise(Interrupted(signum)))
     try:
         _main(argv)
         code = 0
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> None:
         from harness.exiting import report_exit
 
         report_exit(code)
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
 
 
 def error_line(message: str) -> str:
@@ -87,8 +94,11 @@ def usage_line(exc: click.ClickException) -> str:
 def _speaks_for_the_job() -> bool:
     """Whether this process reports an interruption: not the ranks other than 0 of a job (each
     of them got the signal too; one line is enough)."""
+    from harness.exiting import ENV_EXIT_FILE
     from harness.placement import placement
 
+    if os.environ.get(ENV_EXIT_FILE):  # a launching bench says it for the job
+        return False
     try:
         return placement().rank == 0
     except Exception:  # a malformed rank variable: better a line too many than none
@@ -105,13 +115,14 @@ def _main(argv: list[str] | None) -> None:
 
         distributed.dismiss(exc.exit_code)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("bench: aborted", err=True)
+    except click.exceptions.Abort:  # Ctrl-C while click parsed or prompted
+        if _speaks_for_the_job():
+            click.echo(interrupted_line(signal.SIGINT), err=True)
         sys.exit(130)
     except (KeyboardInterrupt, Interrupted) as exc:  # before a run started: nothing to keep
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         if _speaks_for_the_job():
-            click.echo(f"bench: interrupted ({signal.Signals(signum).name})", err=True)
+            click.echo(interrupted_line(signum), err=True)
         sys.exit(128 + int(signum))
     except no_args as exc:  # `bench` or `bench site` alone: its help, as --help prints it
         click.echo(exc.ctx.get_help())

@@ -113,10 +113,8 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
         click.echo(error_line(result.error + (f"; finished cases kept (run {result.run_id}, "
                                               "partial)" if kept else "")), err=True)
     interrupted = result.exit_code >= 128 and not result.error
-    if interrupted and rank == 0:
-        name = signal.Signals(result.exit_code - 128).name
-        click.echo(f"bench: interrupted ({name}); {len(result.measurements)} finished case(s) "
-                   f"kept (run {result.run_id}, {result.status})", err=True)
+    if interrupted and rank == 0 and not os.environ.get(exiting.ENV_EXIT_FILE):
+        click.echo(exiting.interrupted_line(result.exit_code - 128, result.run_id), err=True)
     # A rank stopped inside a collective leaves the backend's threads running (Gloo's, MPI's):
     # the interpreter's shutdown would destroy them joinable ("terminate called without an
     # active exception", an abort). What is kept is kept by now: end without it.
@@ -189,6 +187,8 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
 
     from cluster.launch import ENV_RUN_ID, launch
     from harness import exiting
+
+    exiting.install()  # until the ranks start, a signal ends this bench in one line
 
     if nranks and rank_list:
         raise UserError("give either -n N or --ranks N,N,..., not both")
