@@ -13,6 +13,7 @@ from harness.cli.args import parse_counts, split_values
 from harness.cli.options import FiniteFloat, json_option, open_store, store_options
 from harness.cli.render import console
 from harness.errors import UserError
+from harness.workmodel import SCALABLE
 
 
 @click.group("fabric-model")
@@ -130,9 +131,8 @@ def fabric_model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tu
               metavar="N[,N]", help="Node counts (one rank per node).")
 @click.option("--size", default="1GiB", show_default=True, metavar="BYTES[,BYTES]",
               help="Buffer size(s), e.g. 8B,1MiB,1GiB.")
-@click.option("--collective", type=click.Choice(
-    ["allreduce", "allgather", "reduce-scatter", "broadcast", "alltoall"]),
-    default="allreduce", show_default=True)
+@click.option("--collective", type=click.Choice(SCALABLE), default="allreduce",
+              show_default=True)
 @click.option("--gradient-bytes", metavar="BYTES",
               help="Data-parallel training: gradient size (e.g. 1GB); with --step-time.")
 @click.option("--step-time", type=FiniteFloat(0.0, MAX_STEP_S, min_open=True), metavar="SECONDS",
