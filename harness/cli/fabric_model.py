@@ -126,7 +126,7 @@ def fabric_model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tu
 
 @fabric_model.command("predict")
 @click.option("--fabric", "fabric_ref", required=True, metavar="PRESET|FILE",
-              help="hdr, ndr, efa, 100gbe, or a profile from `bench fabric-model fit -o`.")
+              help="hdr, ndr, efa, 100gbe, or a fabric file from `bench fabric-model fit -o`.")
 @click.option("--nodes", default="8,16,32,64,128,256,512,1024,2048,4096", show_default=True,
               metavar="N[,N]", help="Node counts (one rank per node).")
 @click.option("--size", default="1GiB", show_default=True, metavar="BYTES[,BYTES]",
