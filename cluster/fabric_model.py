@@ -31,9 +31,13 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.files import not_a_file
-from harness.workmodel import bus_factor  # noqa: F401 (the one definition, re-exported here)
+from harness.workmodel import (
+    COLLECTIVE_OPS,
+    FABRIC_MODELLED,
+    bus_factor,  # noqa: F401 (the one definition, re-exported here)
+)
 
-COLLECTIVES = ("allreduce", "allgather", "reduce-scatter", "broadcast", "alltoall", "p2p")
+COLLECTIVES = FABRIC_MODELLED
 ALGORITHMS = ("ring", "tree")
 
 
@@ -66,23 +70,13 @@ PRESETS = {
 
 
 def coefficients(collective: str, algorithm: str, p: int, m: float) -> tuple[float, float]:
-    """(c_alpha, c_bytes) with time = c_alpha * alpha + c_bytes / beta."""
-    if p < 2:
-        return (0.0, 0.0) if collective != "p2p" else (1.0, m)
-    lg = math.ceil(math.log2(p))
-    frac = (p - 1) / p
-    ring = algorithm == "ring"
-    if collective == "allreduce":
-        return (2 * (p - 1), 2 * frac * m) if ring else (2 * lg, 2 * lg * m)
-    if collective in ("allgather", "reduce-scatter"):
-        return (p - 1, frac * m) if ring else (lg, frac * m)
-    if collective == "broadcast":
-        return (p - 1, m) if ring else (lg, lg * m)
-    if collective == "alltoall":
-        return (p - 1, frac * m)
-    if collective == "p2p":
-        return (1.0, m)
-    raise UserError(f"no cost model for {collective!r}; known: {', '.join(COLLECTIVES)}")
+    """(c_alpha, c_bytes) with time = c_alpha * alpha + c_bytes / beta (each operation's record
+    holds its cost)."""
+    op = COLLECTIVE_OPS.get(collective)
+    found = op.coefficients(algorithm, p, m) if op is not None else None
+    if found is None:
+        raise UserError(f"no cost model for {collective!r}; known: {', '.join(COLLECTIVES)}")
+    return found
 
 
 def predict_time(fabric: Fabric, collective: str, algorithm: str, p: int, m: float) -> float:

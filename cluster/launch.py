@@ -71,8 +71,10 @@ def cluster_record(where: Placement, world_size: int) -> dict[str, Any]:
 
 def rank0_host(launcher: str) -> str:
     """Where rank 0 will run: this host, or under srun the allocation's first node."""
+    from cluster import launchers
+
     nodes = os.environ.get("BENCH_NODES") or os.environ.get("SLURM_JOB_NODELIST")
-    if launcher != "srun" or not nodes or not shutil.which("scontrol"):
+    if not (nodes and launchers.get(launcher).ranks_on_allocation and shutil.which("scontrol")):
         return "127.0.0.1"
     try:
         out = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True,

@@ -39,7 +39,7 @@ class Site:
     env: dict[str, str] = field(default_factory=dict)
     sbatch: tuple[str, ...] = ()
     # A reference file (results.reference) for `bench check --site` and the jobs' pct_expected:
-    # an absolute path, resolved against the profile's folder when written relative.
+    # an absolute path, resolved against the site file's folder when written relative.
     reference: str | None = None
 
 
@@ -48,7 +48,7 @@ def builtin_sites() -> dict[str, Path]:
 
 
 def load_site(ref: str | None) -> Site:
-    """A built-in site by name, or a TOML file; None gives a plain profile (srun, no extras)."""
+    """A built-in site by name, or a TOML file; None gives a plain site (srun, no extras)."""
     if ref is None:
         return Site(name="default")
     path = builtin_sites().get(ref) or Path(ref)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cluster import launchers
 from cluster.sites import Site
 from harness.errors import UserError
 
@@ -139,8 +140,9 @@ def render(req: JobRequest) -> str:
         lines.append(f"module load {q(module)}")
     for name, value in sorted(req.site.env.items()):
         lines.append(f"export {name}={q(value)}")
-    if req.site.mpi and req.site.launcher == "srun":
-        lines.append(f"export SLURM_MPI_TYPE={q(req.site.mpi)}")
+    mpi_type_variable = launchers.get(req.site.launcher).mpi_type_variable
+    if req.site.mpi and mpi_type_variable:
+        lines.append(f"export {mpi_type_variable}={q(req.site.mpi)}")
     lines.append(f"cd {q(str(req.workdir))}")
     args = [*bench_command(), "run", "--no-store", "--run-dir", str(req.run_dir), "-q",
             *req.bench_args]

@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -48,12 +48,11 @@ import numpy as np
 from harness.config import PlannedCase
 from harness.errors import UserError
 from harness.exiting import Interrupted
-from harness.measurement import Measurement, TimingRecord
+from harness.measurement import Measurement, TimingRecord, figures
 from harness.noise import CANARY_LOOPS, MachineWatch, Verdict
 from harness.runner import now
-from harness.stats import summarize
 from harness.timing import STOP_BUDGET, STOP_MAX, TimingPolicy, calibrate
-from harness.workmodel import Work, derive_metrics
+from harness.workmodel import Work
 
 WORKER = Path(__file__).with_name("ab_worker.py")
 SIDES = ("base", "head")
@@ -585,12 +584,9 @@ class Experiment:
             error = sc.error or (f"not compared: failed on the {other[0]} side"
                                  if other else "no pairs measured")
             return m.fail(error, r.finished_at).to_dict()
-        summary = summarize(sc.samples)
-        work = Work(**(sc.work or {}))
-        metrics = derive_metrics(summary, work)  # the workload's own come from its worker:
-        with contextlib.suppress(WorkerError, WorkerDied):  # the figures stand without them
-            metrics.update(self.workers[side][0].request("metrics", case=r.index,
-                                                      median_s=summary.median)["metrics"])
+        summary, metrics = figures(sc.samples, None, Work(**(sc.work or {})),
+                                   _WorkerMetrics(self.workers[side][0], r.index),
+                                   case.param_dict, sc.info)
         if est is not None:
             metrics.update(ab_ratio=est.ratio, ab_ci_low=est.ci_low, ab_ci_high=est.ci_high,
                            ab_floor=est.floor)
@@ -615,6 +611,22 @@ class Experiment:
                           "invocation_sd": est.invocation_sd if est is not None else None}})
         m.samples, m.finished_at = sc.samples, r.finished_at
         return m.to_dict()
+
+
+class _WorkerMetrics:
+    """The workload's own metrics for `figures`, asked of the side's worker that holds the
+    workload; the figures stand without them where it cannot answer."""
+
+    def __init__(self, worker: Any, index: int) -> None:
+        self.worker, self.index = worker, index
+
+    def extra_metrics(self, params: Mapping[str, Any], median_s: float,
+                      info: Mapping[str, Any]) -> dict[str, float]:
+        try:
+            return dict(self.worker.request("metrics", case=self.index,
+                                            median_s=median_s)["metrics"])
+        except (WorkerError, WorkerDied):
+            return {}
 
 
 @dataclass

@@ -9,7 +9,6 @@ metrics are derived from its samples.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -61,15 +60,6 @@ class TimingRecord:
     def from_dict(cls, d: Mapping[str, Any]) -> TimingRecord:
         named, extra = _split(cls, d)
         return cls(**named, extra=extra, absent=frozenset(_named(cls)) - set(named))
-
-
-def summary_from_dict(d: Mapping[str, Any]) -> Summary:
-    """A stored summary (its derived `ci_rel` dropped; a missing bound is unbounded)."""
-    values = {k: float(v) if isinstance(v, str) else v  # "inf": how JSON holds it
-              for k in _named(Summary) if (v := d.get(k)) is not None}
-    values.setdefault("ci_low", -math.inf)
-    values.setdefault("ci_high", math.inf)
-    return Summary(**values)
 
 
 @dataclass
@@ -132,7 +122,7 @@ class Measurement:
         raw = named.pop("summary", None)
         timing = named.pop("timing", None)
         try:
-            summary = summary_from_dict(raw) if raw is not None else None
+            summary = Summary.from_dict(raw) if raw is not None else None
         except TypeError:  # a partial summary (pytest-benchmark's own statistics): kept as is
             summary, extra = None, {"summary": raw, **extra}
         return cls(**{**named, "metrics": dict(named.get("metrics") or {})}, summary=summary,

@@ -47,8 +47,8 @@ from harness.profiling import ProfileRequest, gpu_counters
 from harness.run import Run
 from harness.stats import summarize
 from harness.text import printable
-from harness.timing import DistributedEngine, Engine
-from harness.workload import FIRST_CALL, WARNINGS
+from harness.timing import DistributedEngine, Engine, TimingPolicy
+from harness.workload import FIRST_CALL, WARNINGS, Prepared
 from harness.workload import registry as workloads
 from results.reference import Reference
 from results.runfile import PART, RunFileWriter, read_run_file
@@ -200,11 +200,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
         if error is not None:
             return record.fail(error, now())
         assert prepared is not None
-        if comm.size > 1 or prepared.barrier is not None:
-            engine: Engine = DistributedEngine(backend, planned.policy, comm, prepared.barrier,
-                                               progress)
-        else:
-            engine = Engine(backend, planned.policy, progress)
+        engine = engine_for(backend, planned.policy, comm, prepared, progress)
         counters = gpu_counters(backend) if profile is not None else None
         try:
             if counters is not None:
@@ -275,6 +271,21 @@ def per_unit(samples: list[float] | None, units: float) -> list[float] | None:
     if samples is None or units == 1:
         return samples
     return [x / units for x in samples]
+
+
+def engine_for(backend: Backend, policy: TimingPolicy, comm: Communicator, prepared: Prepared,
+               progress: Callable[[int, float], None] | None = None) -> Engine:
+    """The engine that times `prepared.op`: alone, or with the ranks (decisions on rank 0).
+
+    The steady-state check (harness.timing) is made for an op every rank runs on its own, as
+    it is alone: gemm on 2 ranks is timed as on one. An op that brings its own barrier (the
+    collectives, and a data-parallel step around its allreduce) keeps OSU's rule: a barrier,
+    then as few back-to-back calls as the overhead allows; blocks of min_block_time would
+    pipeline collective calls that the barrier keeps apart."""
+    if comm.size > 1 or prepared.barrier is not None:
+        return DistributedEngine(backend, policy, comm, prepared.barrier, progress,
+                                 steady_state=prepared.barrier is None)
+    return Engine(backend, policy, progress)
 
 
 def _compile_s(timing: Any, info: dict[str, Any], steady: float) -> float:

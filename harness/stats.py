@@ -8,8 +8,9 @@ so its coverage stays close to nominal for small n instead of jumping between bi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,16 @@ class Summary:
         d = asdict(self)
         d["ci_rel"] = self.ci_rel
         return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Summary:
+        """A stored summary (its derived `ci_rel` dropped; a missing bound is unbounded; "inf"
+        as JSON holds it). A summary lacking another field is a TypeError."""
+        values = {f.name: float(v) if isinstance(v, str) else v
+                  for f in fields(cls) if (v := d.get(f.name)) is not None}
+        values.setdefault("ci_low", -math.inf)
+        values.setdefault("ci_high", math.inf)
+        return cls(**values)
 
 
 def ci_rel(median: float, low: float, high: float) -> float:

@@ -568,6 +568,7 @@ class DistributedEngine(Engine):
         # Collectives keep OSU's rule: barrier, as few calls as the overhead allows. Blocks of
         # min_block_time back to back would pipeline calls that a barrier separates in use, so
         # the steady-state check is made (on rank 0) only when asked for: min_block_time=0 else.
+        # harness.runner.engine_for asks for it for ops that every rank runs on its own.
         self.steady_state = steady_state
 
     def measure(self, op: Callable[[], Any]) -> Timing:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from harness.ab import MAX_REDO, STOP_DECIDED, Experiment, Side
+from harness.ab import MAX_REDO, STOP_DECIDED, Experiment, Side, WorkerDied
 from harness.config import PlannedCase
 from harness.noise import Verdict
 from harness.timing import STOP_BUDGET, TimingPolicy
@@ -255,3 +255,35 @@ def test_a_case_slow_to_prepare_is_held_once() -> None:
         first, second = exp.workers[side]
         assert first.layouts == []  # nothing to ask of the calibrated process
         assert second.layouts == [(1, r.sides[side].calibration.warmup_calls)]
+
+
+def test_a_sides_figures_are_the_ones_a_run_derives() -> None:
+    """bench ab stores what `figures` makes of a side's samples (as bench run does): the work
+    model's metrics, then the workload's own as its worker says them; without a worker's
+    answer the figures stand."""
+    from harness.measurement import figures
+    from harness.workmodel import Work
+
+    exp = experiment([100e-6], [110e-6])
+    r = exp.measure(0)
+
+    class Asked:
+        def extra_metrics(self, params: Any, median_s: float, info: Any) -> dict[str, float]:
+            return {"told_by_worker": median_s}
+
+    for worker in exp.workers["head"]:
+        worker.request = lambda op, timeout=None, **f: (  # type: ignore[method-assign]
+            {"metrics": {"told_by_worker": f["median_s"]}})
+    m = exp.side_measurement(r, "head", None)
+    summary, metrics = figures(r.sides["head"].samples, None, Work(items=1), Asked(),
+                               {}, {})
+    assert m["summary"] == summary.to_dict() and m["metrics"] == metrics
+    assert m["metrics"]["told_by_worker"] == summary.median
+
+    def gone(op: str, timeout: float | None = None, **f: Any) -> dict[str, Any]:
+        raise WorkerDied("head", "gone")
+
+    for worker in exp.workers["head"]:
+        worker.request = gone  # type: ignore[method-assign]
+    m = exp.side_measurement(r, "head", None)
+    assert "told_by_worker" not in m["metrics"] and m["metrics"]["latency_s"] == summary.median

@@ -37,6 +37,31 @@ def test_no_code_outside_a_backend_module_checks_a_backend_name():
     assert not found, "\n".join(found)
 
 
+# `launcher == "srun"`, `site.launcher != "local"`, `launcher in ("srun", "flux")`
+LAUNCHER_CHECK = re.compile(
+    r"""launcher\w*\s*(==|!=|in|not\ in)\s*\(?\s*["'](""" + "|".join(launchers.names())
+    + r""")["']""")
+
+
+def test_no_code_outside_a_launcher_module_checks_a_launcher_name():
+    found = []
+    for package in ("harness", "workloads", "results", "cluster", "kernels"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.parent == ROOT / "cluster" / "launchers":
+                continue
+            for i, line in enumerate(path.read_text().splitlines(), 1):
+                if LAUNCHER_CHECK.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{i}: {line.strip()}")
+    assert not found, "\n".join(found)
+
+
+def test_the_launcher_check_pattern_catches_what_it_forbids():
+    for line in ('if launcher == "srun" and x:', "req.site.launcher == 'srun'",
+                 'placement().launcher != "local"', 'if launcher in ("torchrun", "flux"):'):
+        assert LAUNCHER_CHECK.search(line), line
+    assert not LAUNCHER_CHECK.search('launcher: str = "srun"')
+
+
 def test_the_name_check_pattern_catches_what_it_forbids():
     for line in ('if backend.model == "opencl":', "if model in ('torch', 'nccl'):",
                  'p.case.backend.startswith("mpi:")'):

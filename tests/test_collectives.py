@@ -14,6 +14,7 @@ import pytest
 from harness.errors import UserError
 from harness.sweep import expand_sweep
 from harness.workmodel import COLLECTIVE_OPS
+from kernels.collectives import transports
 from kernels.collectives.base import DTYPES, REDUCE_OPS, page_aligned
 from results.report.collectives import nccl_tests_text, sweeps
 from workloads.collectives import (
@@ -325,8 +326,45 @@ def test_bus_factor_has_one_definition_and_agrees_at_one_rank():
     assert bus_factor("broadcast", 1) == bus_factor("p2p", 1) == 1.0
 
 
-COLLECTIVE_BACKENDS = {"mpi": "mpi", "gloo": "gloo", "nccl": "nccl", "grpc": "grpc",
-                       "jax": "jax:cpu"}
+# every registered transport, by its bare name (a compute backend's first device: jax:cpu)
+COLLECTIVE_BACKENDS = {model: model for model in transports()}
+
+
+def test_every_transport_is_found_in_the_registry():
+    assert {"mpi", "gloo", "nccl", "grpc", "jax"} <= set(COLLECTIVE_BACKENDS)
+    assert "numpy" not in COLLECTIVE_BACKENDS and "torch" not in COLLECTIVE_BACKENDS
+
+
+def test_a_new_transport_is_one_registration(monkeypatch):
+    from harness.backends import registry
+    from kernels.collectives.base import CollectiveBackend
+
+    class Carrier(CollectiveBackend):
+        model = "carrier-pigeon"
+
+    monkeypatch.setattr(registry, "_items", {**registry._items, "carrier-pigeon": Carrier})
+    assert transports()["carrier-pigeon"] == __name__
+
+
+def test_one_record_per_operation_is_read_by_the_check_the_fabric_model_and_export(monkeypatch):
+    from cluster import fabric_model
+    from harness.workmodel import CollectiveOp
+    from results.report.collectives import is_collective
+
+    assert all(is_collective({"workload": name}) for name in COLLECTIVE_OPS)
+    assert set(fabric_model.COLLECTIVES) == {n for n, op in COLLECTIVE_OPS.items() if op.cost}
+    # a new operation is its record: an inclusive scan (rank r holds the sum of ranks 0..r)
+    scan = CollectiveOp("scan", "1",
+                        lambda x, rank, n, count: x.reduce(x.of(r, count) for r in range(rank + 1)),
+                        lambda ring, p, m: (p - 1, m))
+    monkeypatch.setitem(COLLECTIVE_OPS, "scan", scan)
+    assert fabric_model.coefficients("scan", "ring", 4, 8.0) == (3, 8.0)
+    assert fabric_model.coefficients("scan", "tree", 1, 8.0) == (0.0, 0.0)  # one rank: nothing
+    got = expected("scan", 1, 3, 4, {"dtype": "int32"})
+    np.testing.assert_array_equal(got, inputs_of(0, 4, "int32", "sum")
+                                  + inputs_of(1, 4, "int32", "sum"))
+    with pytest.raises(UserError, match="no cost model for 'reduce'"):
+        fabric_model.coefficients("reduce", "ring", 4, 8.0)
 
 
 def test_bench_list_agrees_with_dry_runs_of_every_pair(bench_inproc):

@@ -26,6 +26,7 @@ from harness.timing import (
     STOP_MAX,
     Calibration,
     DistributedEngine,
+    Engine,
     RankZeroDecides,
     Sampled,
     TimingPolicy,
@@ -558,3 +559,28 @@ def test_distributed_engine_shares_decisions_and_keeps_device_time() -> None:
     assert t0.device_samples == pytest.approx([1e-3] * 30)
     assert t1.device_samples == pytest.approx([1e-3] * 30)
     assert len(t0.extra["rank_device_samples"]) == 2
+
+
+def test_ranks_running_their_own_op_get_the_steady_state_check_collectives_do_not() -> None:
+    """gemm on 2 ranks is timed as on one (the steady-state check, decided on rank 0); an op
+    that brings its own barrier (a collective) keeps OSU's rule; alone, the local engine."""
+    from harness.distributed import Solo
+    from harness.runner import engine_for
+    from harness.workload import Prepared
+
+    backend = _TimedHost([0])
+    policy = TimingPolicy()
+
+    class Two(Solo):
+        size = 2
+
+    def op() -> None:
+        return None
+
+    own = engine_for(backend, policy, Two(), Prepared(op=op))  # type: ignore[arg-type]
+    assert isinstance(own, DistributedEngine) and own.steady_state
+    with_barrier = Prepared(op=op, barrier=lambda: None)
+    coll = engine_for(backend, policy, Two(), with_barrier)  # type: ignore[arg-type]
+    assert isinstance(coll, DistributedEngine) and not coll.steady_state
+    alone = engine_for(backend, policy, Solo(), Prepared(op=op))
+    assert type(alone) is Engine

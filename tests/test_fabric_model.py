@@ -107,8 +107,8 @@ def test_fit_a_real_mpi_p2p_sweep(bench, workdir):
     assert result["beta_gbps"] > 0.05 and result["alpha_us"] >= 0
     assert len(result["points"]) == 7  # 8 B, 64 B, ... 2 MiB
     assert math.isfinite(result["holdout"]["median_abs_rel_error"])
-    profile = json.loads((workdir / "mpi.json").read_text())
-    assert profile["source"] == "fit"
+    fabric = json.loads((workdir / "mpi.json").read_text())
+    assert fabric["source"] == "fit"
     pred = bench("fabric-model", "predict", "--fabric", "mpi.json", "--nodes", "2", "--size",
                  "1MiB", "--collective", "allreduce", "--json")
     assert pred.rc == 0 and pred.json()["fabric"]["source"] == "fit"

@@ -73,6 +73,27 @@ def test_cli_history_finds_the_regressed_build(bench):
     assert bench("history", "mylib-op", "--tag", "branch=none").rc == 2
 
 
+def test_cli_history_renders_through_the_shared_formats(bench_inproc, workdir):
+    for _ in range(2):
+        r = bench_inproc("run", "-w", "spin", "-p", "us=10", "--budget", "0.05", "-q")
+        assert r.rc == 0, r.stderr
+    md = bench_inproc("history", "spin", "--format", "markdown")
+    assert md.rc == 0, md.stderr
+    assert md.stdout.startswith("### spin[numpy:cpu](us=10.0): 2 run(s)")
+    assert "| run | started (UTC) | median | 95% CI | change |" in md.stdout
+    assert md.stdout.count("\n| `") == 2 and "drift first → last level" in md.stdout
+    as_json = bench_inproc("history", "spin", "--format", "json")
+    assert as_json.rc == 0, as_json.stderr
+    data = as_json.json()
+    assert data["case_key"] == "spin[numpy:cpu](us=10.0)" and len(data["runs"]) == 2
+    assert bench_inproc("history", "spin", "--json").json() == data  # the old flag still works
+    written = bench_inproc("history", "spin", "--format", "markdown", "-o", "h.md")
+    assert written.rc == 0 and written.stdout == ""
+    assert (workdir / "h.md").read_text() == md.stdout
+    refused = bench_inproc("history", "spin", "--format", "html")
+    assert refused.rc == 2 and "html" in refused.stderr
+
+
 def _reference_change_points(y, min_size=2):
     """The optimal partition written plainly (index arrays), as it was before the buffers."""
     import math

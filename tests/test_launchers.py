@@ -45,3 +45,39 @@ def test_unknown_launcher_names_the_known_ones() -> None:
 
     with pytest.raises(UserError, match="known: local, mpirun"):
         launchers.get("pbsdsh")
+
+
+def test_a_launchers_own_rank_variable_tells_its_ranks_from_other_processes() -> None:
+    launchers.names()
+    batch = {"SLURM_PROCID": "0", "SLURM_NTASKS": "4", "SLURM_LOCALID": "0"}
+    assert not placement(batch).launched  # a batch script: Slurm's variables, but no step
+    step = placement({**batch, "SLURM_PROCID": "2", "SLURM_STEP_ID": "0"})
+    assert step.launched and (step.rank, step.world_size, step.launcher) == (2, 4, "srun")
+
+
+def test_the_launcher_says_which_variable_takes_the_sites_mpi_type(tmp_path) -> None:
+    from cluster import slurm
+    from cluster.sites import Site
+
+    def script(launcher: str) -> str:
+        site = Site("t", launcher=launcher, mpi="pmix")
+        return slurm.render(slurm.JobRequest("q", ["-w", "spin"], tmp_path, tmp_path, site,
+                                             ntasks=2))
+
+    assert "export SLURM_MPI_TYPE=pmix" in script("srun")
+    assert "SLURM_MPI_TYPE" not in script("mpirun")
+
+
+def test_ranks_reach_rank_0_on_the_allocations_first_node_only_where_they_run_there(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from cluster import launch
+
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "node[7-8]")
+    monkeypatch.delenv("BENCH_NODES", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 0, "192.0.2.7\n192.0.2.8\n", ""))
+    assert launch.rank0_host("srun") == "192.0.2.7"
+    assert launch.rank0_host("mpirun") == "127.0.0.1"

@@ -4,6 +4,7 @@ back unchanged, and one place where summaries and metrics are derived."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,17 @@ def test_a_partial_summary_from_another_writer_is_kept_as_it_came():
            "summary": {"n": 5, "median": 1e-3, "p5": None, "ci_low": None}}
     m = Measurement.from_dict(rec)
     assert m.summary is None and m.to_dict()["summary"] == rec["summary"]
+
+
+def test_a_summary_reads_back_from_its_dict():
+    from harness.stats import Summary, summarize
+
+    s = summarize([1e-3, 1.1e-3, 0.9e-3, 1.2e-3, 1e-3])
+    assert Summary.from_dict(s.to_dict()) == s  # ci_rel, derived, is dropped
+    stored = {**s.to_dict(), "ci_low": "-inf", "ci_high": "inf"}  # as JSON holds them
+    back = Summary.from_dict(stored)
+    assert back.ci_low == -math.inf and back.ci_high == math.inf and back.median == s.median
+    del stored["ci_low"], stored["ci_high"]  # an older writer without the bounds: unbounded
+    assert Summary.from_dict(stored).ci_rel == math.inf
+    with pytest.raises(TypeError):
+        Summary.from_dict({"n": 5, "median": 1e-3})

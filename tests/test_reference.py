@@ -241,7 +241,7 @@ def test_junit_output_and_file(bench, two_runs):
                                                                f"{KEY120} latency_s"}
 
 
-def test_site_profile_names_the_reference(bench, two_runs):
+def test_a_site_names_the_reference(bench, two_runs):
     (two_runs / "refs").mkdir(exist_ok=True)
     assert bench("reference", "create", "latest", "-o", "refs/site.toml").rc == 0
     (two_runs / "refs" / "mine.toml").write_text('description = "here"\nreference = "site.toml"\n')

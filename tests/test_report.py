@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -157,3 +158,34 @@ def test_report_scaling_refuses_collective_runs(tmp_path, make_header, make_meas
             schema.measurements.c.case_key.like("spin%")))
     with pytest.raises(UserError, match="only collective measurements"):
         scaling_rows(st, ids)
+
+
+def test_report_scaling_writes_text_through_the_shared_formats(workdir, bench_inproc,
+                                                               make_header, make_measurement):
+    """`bench report scaling -o F.md|F.txt|F.json`: the format the name says, written by the one
+    output-format registry (harness.cli.render), said once."""
+    from results.runfile import RunFileWriter, read_run_file
+    from results.store import Store
+
+    st = Store(str(workdir / "bench.db"))
+    ids = []
+    for i, ranks in enumerate((1, 2)):
+        spin = make_measurement()
+        spin["metrics"] = {"items_per_s": 1e4 * ranks, "world_size": float(ranks)}
+        header = make_header(started_at=f"2024-01-01T00:00:0{i}.000000+00:00")
+        w = RunFileWriter(workdir / "runs", header)
+        w.append(spin)
+        st.ingest(read_run_file(w.finish("complete", "2024-01-01T00:00:09+00:00")))
+        ids.append(header["run_id"])
+    for name in ("s.md", "s.txt"):
+        res = bench_inproc("report", "scaling", *ids, "-o", name)
+        assert res.rc == 0, res.stderr
+        assert res.stderr.count("wrote") == 1
+        text = (workdir / name).read_text()
+        assert text.startswith("| case | ranks | step s |")
+        assert "| spin[numpy:cpu](us=100.0) | 2 |" in text
+    res = bench_inproc("report", "scaling", *ids, "-o", "s.json")
+    assert res.rc == 0 and res.stderr.count("wrote") == 1
+    rows = json.loads((workdir / "s.json").read_text())
+    assert [r["ranks"] for r in rows] == [1, 2]
+    assert rows[1]["efficiency"] == pytest.approx(1.0)

@@ -34,16 +34,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from harness import Backend, CheckFailed, Param, Prepared, UserError, Work, Workload
 from harness.workmodel import COLLECTIVE_OPS, bus_factor
-from kernels.collectives import collectives_for
+from kernels.collectives import collectives_for, transports
 from kernels.collectives.base import DTYPES, P2P_MODES, REDUCE_OPS, Supports
 
-MODELS = ("mpi", "gloo", "nccl", "grpc", "jax")
+TRANSPORTS = transports()  # backend model -> its kernels.collectives module
+MODELS = tuple(TRANSPORTS)
 FAULT_ENV = "BENCH_FAULT"  # test hook: corrupt:RANK makes that rank's result wrong before the check
 SPLIT = tuple(c for c, op in COLLECTIVE_OPS.items() if op.split)  # buffer splits into n chunks
 DEFAULT_WINDOW = 64  # OSU's window_size for osu_bw / osu_bibw
@@ -74,32 +76,30 @@ def _reduce(op: str, arrays: Any) -> np.ndarray:
     return acc
 
 
+@dataclass(frozen=True)
+class _KnownInputs:
+    """The check's inputs (inputs_of) and numpy's array operations, for CollectiveOp.expected."""
+
+    dtype: str
+    op: str
+    root: int
+    mode: str
+
+    def of(self, rank: int, count: int) -> np.ndarray:
+        return inputs_of(rank, count, self.dtype, self.op)
+
+    def reduce(self, arrays: Any) -> np.ndarray:
+        return _reduce(self.op, arrays)
+
+    def concat(self, arrays: Any) -> np.ndarray:
+        return np.concatenate(list(arrays))
+
+
 def expected(coll: str, rank: int, n: int, count: int, p: Mapping[str, Any]) -> np.ndarray | None:
     """What participant `rank` must hold after the operation (None: nothing defined)."""
-    dtype, op = p["dtype"], p.get("op", "sum")
-    chunk = count // n
-    if coll == "allreduce":
-        return _reduce(op, (inputs_of(r, count, dtype, op) for r in range(n)))
-    if coll == "reduce":
-        if rank != p["root"]:
-            return None
-        return _reduce(op, (inputs_of(r, count, dtype, op) for r in range(n)))
-    if coll == "broadcast":
-        return inputs_of(p["root"], count, dtype, op)
-    if coll == "allgather":
-        return np.concatenate([inputs_of(r, chunk, dtype, op) for r in range(n)])
-    if coll == "reduce-scatter":
-        full = _reduce(op, (inputs_of(r, count, dtype, op)[rank * chunk:(rank + 1) * chunk]
-                            for r in range(n)))
-        return full
-    if coll == "alltoall":
-        return np.concatenate([inputs_of(r, count, dtype, op)[rank * chunk:(rank + 1) * chunk]
-                               for r in range(n)])
-    if coll == "p2p":
-        if rank > 1 or (p["mode"] == "uni" and rank == 0):
-            return None
-        return inputs_of(1 - rank, count, dtype, op)
-    raise AssertionError(coll)
+    inputs = _KnownInputs(p["dtype"], p.get("op", "sum"), p.get("root", 0),
+                          p.get("mode", "pingpong"))
+    return COLLECTIVE_OPS[coll].expected(inputs, rank, n, count)
 
 
 def p2p_window(coll: str, params: Mapping[str, Any]) -> int | None:
@@ -260,9 +260,10 @@ def _kernel_module(model: str) -> Any:
     """The kernels.collectives module of a backend model (None if it cannot be imported)."""
     import importlib
 
-    module = {"gloo": "torch_dist", "nccl": "torch_dist"}.get(model, model)
+    if model not in TRANSPORTS:
+        return None
     try:
-        return importlib.import_module(f"kernels.collectives.{module}")
+        return importlib.import_module(TRANSPORTS[model])
     except ImportError:
         return None
 

@@ -32,6 +32,15 @@ class Launcher:
     # (rank, world size, local rank) variables its ranks see; empty: set by `bench` itself
     rank_variables: ClassVar[tuple[str, str, str] | tuple[()]] = ()
     mpi_world: ClassVar[bool] = False  # its ranks find each other in MPI_Init (PMI/PMIx)
+    # A variable only its ranks have, where other processes have `rank_variables` too
+    # (srun: SLURM_STEP_ID; a batch script has SLURM_PROCID but is not a rank of a step).
+    only_in_ranks: ClassVar[str | None] = None
+    # Its ranks run on the nodes of the job's allocation, rank 0 on the first (srun): the
+    # other ranks reach rank 0 there, not on the launching host.
+    ranks_on_allocation: ClassVar[bool] = False
+    # The variable that tells it which MPI plugin to use (srun: SLURM_MPI_TYPE), set from a
+    # site's `mpi` in the scripts `bench submit` writes; None: it takes none.
+    mpi_type_variable: ClassVar[str | None] = None
     # Texts of the launcher's own framed notices that repeat what rank 0 reports (kept back
     # unless rank 0 never reported; see cluster/notices.py).
     notices: ClassVar[tuple[str, ...]] = ()
@@ -76,7 +85,8 @@ def _children(pid: int) -> list[int]:
 def register(cls: type[Launcher]) -> type[Launcher]:
     _registry[cls.name] = cls
     if cls.rank_variables:
-        register_rank_variables(cls.name, cls.rank_variables)  # type: ignore[arg-type]
+        register_rank_variables(cls.name, cls.rank_variables,  # type: ignore[arg-type]
+                                cls.only_in_ranks)
     return cls
 
 

@@ -23,6 +23,9 @@ class Srun(Launcher):
     mpi_world = True
     provides = "Slurm: apt-get install slurm-client, and run inside an allocation"
     rank_variables = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID")
+    only_in_ranks = "SLURM_STEP_ID"
+    ranks_on_allocation = True
+    mpi_type_variable = "SLURM_MPI_TYPE"
     # what srun and slurmstepd say of a step whose rank 0 already reported: "srun: error: vm:
     # task 1: Killed", "srun: launch/slurm: _step_signal: Terminating StepId=...", "srun: Force
     # Terminated StepId=...", "slurmstepd: error: *** STEP 7.0 ON vm CANCELLED AT ... ***"

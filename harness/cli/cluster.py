@@ -133,8 +133,8 @@ def submit(selection: Selection, timing: Timing, profiling: Profiling, tags: tup
     args = [*selection.run_args(omit_param=array_param), *timing.run_args(),
             *profiling.run_args()]
     tag_values = parse_tags(tags)
-    profile = load_site(site)
-    reference_file = reference_path or profile.reference
+    chosen_site = load_site(site)
+    reference_file = reference_path or chosen_site.reference
     if reference_file is not None:  # checked here (one line), passed on as an absolute path
         from results.reference import load as load_reference
 
@@ -147,7 +147,7 @@ def submit(selection: Selection, timing: Timing, profiling: Profiling, tags: tup
     for count in counts:
         req = slurm.JobRequest(
             job_name=name if count is None else f"{name}-{scaling_by[0]}{count}",
-            bench_args=args, run_dir=run_dir, workdir=Path.cwd(), site=profile,
+            bench_args=args, run_dir=run_dir, workdir=Path.cwd(), site=chosen_site,
             nodes=count if scaling_by == "nodes" and count else nodes,
             ntasks=count if scaling_by == "tasks" and count else ntasks,
             ntasks_per_node=ntasks_per_node, cpus_per_task=cpus_per_task,
@@ -307,7 +307,7 @@ def site_list() -> None:
 @site.command("check")
 @click.argument("ref", metavar="NAME|FILE")
 def site_check(ref: str) -> None:
-    """Validate a profile, and against the local Slurm when there is one.
+    """Validate a site, and against the local Slurm when there is one.
 
     \b
     Examples:
@@ -319,13 +319,13 @@ def site_check(ref: str) -> None:
 
     from cluster.sites import load_site
 
-    profile = load_site(ref)
-    click.echo(f"site {profile.name}: profile is valid ({profile.description})")
-    if profile.reference is not None:  # a reference it names must be one
+    chosen_site = load_site(ref)
+    click.echo(f"site {chosen_site.name}: valid ({chosen_site.description})")
+    if chosen_site.reference is not None:  # a reference it names must be one
         from results.reference import load as load_reference
 
-        named = load_reference(profile.reference)
-        click.echo(f"reference {profile.reference}: {len(named.expectations)} expectation(s)")
+        named = load_reference(chosen_site.reference)
+        click.echo(f"reference {chosen_site.reference}: {len(named.expectations)} expectation(s)")
     if shutil.which("sinfo") is None:
         click.echo("no Slurm client here: partitions not checked against a cluster")
         return
@@ -337,11 +337,11 @@ def site_check(ref: str) -> None:
     if proc.returncode != 0:
         raise UserError(f"sinfo failed: {' '.join(proc.stderr.split())}")
     have = set(proc.stdout.split())
-    missing = [p for p in profile.partitions if p not in have]
+    missing = [p for p in chosen_site.partitions if p not in have]
     if missing:
-        raise UserError(f"site {profile.name}: partition(s) {', '.join(missing)} do not exist "
+        raise UserError(f"site {chosen_site.name}: partition(s) {', '.join(missing)} do not exist "
                         f"on this cluster (it has: {', '.join(sorted(have))})")
-    click.echo(f"partitions present: {', '.join(profile.partitions) or '(none listed)'}")
+    click.echo(f"partitions present: {', '.join(chosen_site.partitions) or '(none listed)'}")
 
 
 COMMANDS = [submit, jobs, collect, site]

@@ -13,6 +13,7 @@ from harness.cli.args import parse_counts, split_values
 from harness.cli.options import FiniteFloat, json_option, open_store, store_options
 from harness.cli.render import console
 from harness.errors import UserError
+from harness.workmodel import SCALABLE
 
 
 @click.group("fabric-model")
@@ -125,14 +126,13 @@ def fabric_model_fit(run_refs: tuple[str, ...], algorithm: str, holdout_refs: tu
 
 @fabric_model.command("predict")
 @click.option("--fabric", "fabric_ref", required=True, metavar="PRESET|FILE",
-              help="hdr, ndr, efa, 100gbe, or a profile from `bench fabric-model fit -o`.")
+              help="hdr, ndr, efa, 100gbe, or a fabric file from `bench fabric-model fit -o`.")
 @click.option("--nodes", default="8,16,32,64,128,256,512,1024,2048,4096", show_default=True,
               metavar="N[,N]", help="Node counts (one rank per node).")
 @click.option("--size", default="1GiB", show_default=True, metavar="BYTES[,BYTES]",
               help="Buffer size(s), e.g. 8B,1MiB,1GiB.")
-@click.option("--collective", type=click.Choice(
-    ["allreduce", "allgather", "reduce-scatter", "broadcast", "alltoall"]),
-    default="allreduce", show_default=True)
+@click.option("--collective", type=click.Choice(SCALABLE), default="allreduce",
+              show_default=True)
 @click.option("--gradient-bytes", metavar="BYTES",
               help="Data-parallel training: gradient size (e.g. 1GB); with --step-time.")
 @click.option("--step-time", type=FiniteFloat(0.0, MAX_STEP_S, min_open=True), metavar="SECONDS",

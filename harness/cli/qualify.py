@@ -37,11 +37,11 @@ def site_reference(site: str | None) -> str | None:
         return None
     from cluster.sites import load_site
 
-    profile = load_site(site)
-    if profile.reference is None:
-        raise UserError(f"site {profile.name} names no reference file; add reference = "
+    chosen_site = load_site(site)
+    if chosen_site.reference is None:
+        raise UserError(f"site {chosen_site.name} names no reference file; add reference = "
                         "\"FILE.toml\" to it, or give --reference FILE")
-    return profile.reference
+    return chosen_site.reference
 
 
 @click.group()

@@ -1,7 +1,8 @@
 """How commands print: the console, JSON, and one registry of output formats.
 
 A command that offers several formats (compare, history, profile summarize/diff, ab) gives
-`emit` one producer per format it offers and lets it do the rest:
+`emit` one producer per format it offers and lets it do the rest (`emit_to` takes the format
+from the output file's name: bench report's text files):
 
     emit(fmt, output,
          table=lambda console: console.print(comparison_table(...)),
@@ -98,6 +99,21 @@ def emit(fmt: str, output: Path | None = None, **producers: Callable[..., Any] |
     if fmt in NEEDS_FILE and output is None:
         raise UserError(f"--format {fmt} needs -o FILE")
     FORMATTERS[fmt](produce, output)
+
+
+# An output file's suffix -> its format, where the name says the format (bench report's text
+# files; a plain-text file gets Markdown, which reads as text).
+SUFFIX_FORMATS: dict[str, str] = {".md": "markdown", ".txt": "markdown", ".json": "json",
+                                  ".html": "html", ".htm": "html"}
+
+
+def emit_to(output: Path, **producers: Callable[..., Any] | None) -> None:
+    """`emit` in the format `output`'s name says (SUFFIX_FORMATS)."""
+    fmt = SUFFIX_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        raise UserError(f"{output}: name the file for its format "
+                        f"({', '.join(sorted(SUFFIX_FORMATS))})")
+    emit(fmt, output, **producers)
 
 
 def fail_gate(counts: dict[str, int], fail_on: str, command: str) -> None:

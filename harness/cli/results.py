@@ -17,7 +17,7 @@ from harness.cli.options import (
     store_options,
     tag_option,
 )
-from harness.cli.render import console, emit, fail_gate, print_json, print_sweeps
+from harness.cli.render import console, emit, emit_to, fail_gate, print_json, print_sweeps
 from harness.errors import UserError
 
 
@@ -208,10 +208,11 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
 @click.option("--threshold", type=FiniteFloat(0.0, min_open=True), default=0.05,
               show_default=True, metavar="FRACTION",
               help="Smallest level change (fraction, > 0) reported as a step or a drift.")
-@json_option()
+@output_options(("table", "markdown", "json"), fail_on=False)
+@click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json.")
 @store_options()
-def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_json: bool,
-            store: str | None, run_dir: Path) -> None:
+def history(case: str, tags: tuple[str, ...], last: int, threshold: float, fmt: str,
+            output: Path | None, as_json: bool, store: str | None, run_dir: Path) -> None:
     """A case's median across runs, with change points and drift.
 
     CASE is a case key as `bench show` prints it (e.g. 'gemm[torch:cpu](dtype=float32,...)')
@@ -221,8 +222,10 @@ def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_js
     Examples:
       bench history 'spin[numpy:cpu](us=10.0)'
       bench history 'gemm[torch:cpu]' --tag branch=main --last 30
+      bench history 'gemm[torch:cpu]' --format markdown >> "$GITHUB_STEP_SUMMARY"
     """
     from results.history import case_history
+    from results.report.history import history_markdown, history_table
 
     st = open_store(store, run_dir)
     wanted = parse_tags(tags)
@@ -241,35 +244,8 @@ def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_js
         shown = "; ".join(matches[:5]) + (" ..." if len(matches) > 5 else "")
         raise UserError(f"{case!r} matches {len(matches)} cases ({shown}); give more of the key")
     hist = case_history(st, matches[0], ids, threshold)
-    steps = hist.steps()
-    points = list(zip(hist.run_ids, hist.started_at, hist.medians, hist.ci_low, hist.ci_high,
-                      strict=True))
-
-    def json() -> dict[str, Any]:
-        return hist.to_dict()
-
-    def table(out: Any) -> None:
-        from rich.table import Table
-
-        from harness.units import percent, seconds
-        from results.report.table import escape
-
-        t = Table(title=escape(f"{hist.case_key}: {len(hist.medians)} run(s)"),
-                  title_justify="left")
-        for col in ("run", "started (UTC)", "median", "95% CI", "change"):
-            t.add_column(col)
-        starts = dict(steps)
-        for i, (rid, started, m, lo, hi) in enumerate(points):
-            mark = f"[red]step {starts[i] * 100:+.1f}%[/red]" if i in starts else ""
-            width = max(m - lo, hi - m) / m if m else float("inf")
-            t.add_row(rid[:8], started[:19].replace("T", " "), seconds(m), percent(width), mark)
-        out.print(t)
-        drift = hist.drift()
-        out.print(f"{len(steps)} step(s) beyond ±{threshold:.0%}; drift first → last level "
-                  f"{drift * 100:+.1f}%" + (" [red](beyond threshold)[/red]"
-                                            if abs(drift) > threshold else ""), highlight=False)
-
-    emit("json" if as_json else "table", None, table=table, json=json)
+    emit("json" if as_json else fmt, output, table=lambda out: history_table(out, hist),
+         markdown=lambda: history_markdown(hist), json=hist.to_dict)
 
 
 @click.command()
@@ -303,8 +279,14 @@ def report(args: tuple[str, ...], output: Path, plots_dir: Path | None, store: s
     options: dict[str, Any] = {"plots_dir": plots_dir} if plots_dir else {}
     if kind == "html":
         options["run_dir"] = run_dir  # where moved run folders keep their traces
+    wrote: list[Path] = []
+
+    def write(path: Path, **producers: Any) -> None:
+        emit_to(path, **producers)  # says "wrote PATH" itself
+        wrote.append(path)
+
     try:
-        render(kind, st, ids, output, **options)
+        render(kind, st, ids, output, write=write, **options)
     except OSError as exc:  # e.g. the disk filled, or --plots could not be made after all
         where = Path(exc.filename).resolve() if exc.filename else None
         plots = plots_dir.resolve() if plots_dir is not None else None
@@ -312,7 +294,8 @@ def report(args: tuple[str, ...], output: Path, plots_dir: Path | None, store: s
                                                          or plots in where.parents):
             raise UserError(os_error_line(exc, plots_dir, "--plots")) from None  # type: ignore[arg-type]
         raise UserError(os_error_line(exc, output, "-o")) from None
-    click.echo(f"wrote {output}", err=True)
+    if not wrote:
+        click.echo(f"wrote {output}", err=True)
 
 
 @click.command()

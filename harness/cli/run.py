@@ -91,7 +91,7 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     from harness.runner import EXIT_RANK_FAILED, execute, setup_backends
     from results.report.table import measurement_json, measurements_table
 
-    inside = os.environ.get(ENV_LAUNCHED) or placement().launcher != "local"  # already a rank
+    inside = os.environ.get(ENV_LAUNCHED) or placement().launched  # already a rank
     if not inside and (launcher or nranks or rank_list):
         _launch_ranks(launcher or "local", nranks, rank_list, timing.rank_timeout, plan, store,
                       run_dir)  # never returns

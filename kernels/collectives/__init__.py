@@ -14,8 +14,10 @@ the compute backend is reused and `collectives_for` wraps it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
+from harness.errors import UserError
 from kernels.collectives.base import Bound, CollectiveBackend, Collectives
 
 __all__ = ["Bound", "CollectiveBackend", "Collectives", "collectives_for"]
@@ -31,3 +33,22 @@ def collectives_for(backend: Any) -> Collectives:
         cached = module.IMPLEMENTATION(backend)
         backend._collectives = cached
     return cached
+
+
+def transports() -> dict[str, str]:
+    """Every registered backend model that runs collectives -> its module here: a
+    CollectiveBackend's own module (gloo, nccl: torch_dist), or `kernels.collectives.<model>`
+    for a compute backend that has one (jax). A new transport is picked up by registering it."""
+    from harness.backends import registry
+
+    found: dict[str, str] = {}
+    for model in registry.names():
+        try:
+            cls = registry.get(model)
+        except UserError:  # a plugin that cannot be loaded here is no transport of ours
+            continue
+        if isinstance(cls, type) and issubclass(cls, CollectiveBackend):
+            found[model] = cls.__module__
+        elif importlib.util.find_spec(f"{__name__}.{model}") is not None:
+            found[model] = f"{__name__}.{model}"
+    return found

@@ -1,7 +1,9 @@
 """Renderers of stored results. `bench report [KIND] RUN... -o FILE` dispatches on KIND here.
 
 To add a kind: a module in results/report/ with
-`render(store: Store, run_ids: list[str], output: Path) -> None`, and a line in KINDS.
+`render(store: Store, run_ids: list[str], output: Path, **options) -> None`, and a line in KINDS.
+A kind that writes text formats hands them to `options["write"](output, json=..., markdown=...)`
+(harness.cli.render.emit_to: the one registry of output formats, chosen by the file's name).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-COLLECTIVE_WORKLOADS = ("allreduce", "allgather", "reduce-scatter", "broadcast", "reduce",
-                        "alltoall", "p2p")
+from harness.workmodel import COLLECTIVE_OPS
+
+COLLECTIVE_WORKLOADS = tuple(COLLECTIVE_OPS)
 NCCL_TYPE = {"float32": "float", "float64": "double", "int32": "int32", "int64": "int64"}
 _SWEEP_KEYS = ("size", "in_place")
 

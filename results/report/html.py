@@ -194,7 +194,7 @@ def _profile_section(page: Page, run_id: str, ms: list[dict[str, Any]],
 
 
 def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | None = None,
-           run_dir: Path | None = None) -> None:
+           run_dir: Path | None = None, **_: Any) -> None:
     from results.frame import load
     from results.history import case_history
 

@@ -9,7 +9,7 @@ allreduce time per step over the step time, where the workload measures it (`dp-
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +84,18 @@ def scaling_rows(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def scaling_markdown(rows: list[dict[str, Any]]) -> str:
+    def num(v: float | None) -> str:
+        return "" if v is None else f"{v:.4g}"
+
+    lines = ["| case | ranks | step s | throughput | efficiency | comm share |",
+             "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['case']} | {r['ranks']} | {num(r['step_s'])} | "
+              f"{num(r['throughput'])} | {num(r['efficiency'])} | {num(r['comm_share'])} |"
+              for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def scaling_table(store: Store, run_ids: list[str]) -> Table:
     table = Table(title="scaling efficiency (vs the fewest ranks of each case)",
                   title_justify="left")
@@ -135,30 +147,23 @@ def scaling_figure(rows: list[dict[str, Any]]) -> Figure | None:
     return fig
 
 
-def render(store: Store, run_ids: list[str], output: Path, **_: Any) -> None:
-    """Print the table; write it as Markdown/text/JSON, or the plot as PNG/SVG, to `output`."""
+def render(store: Store, run_ids: list[str], output: Path, *,
+           write: Callable[..., None], **_: Any) -> None:
+    """Print the table; write the rows as JSON or the table as Markdown (.md, .txt) through
+    `write` (harness.cli.render.emit_to: the format the name says), or the plot as PNG/SVG."""
     from rich.console import Console
 
     suffix = output.suffix.lower()
-    if suffix not in (".json", ".md", ".txt"):
+    text = suffix in (".json", ".md", ".txt")
+    if not text:
         from results.report.plots import image_format
 
         image_format(output, "scaling plot (or .json, .md, .txt table)")
     rows = scaling_rows(store, run_ids)
     console = Console()
     (console if console.is_terminal else Console(width=200)).print(scaling_table(store, run_ids))
-    if suffix == ".json":
-        output.write_text(json.dumps(rows, indent=1) + "\n")
-    elif suffix in (".md", ".txt"):
-        lines = ["| case | ranks | step s | throughput | efficiency | comm share |",
-                 "|---|---:|---:|---:|---:|---:|"]
-        def num(v: float | None) -> str:
-            return "" if v is None else f"{v:.4g}"
-
-        lines += [f"| {r['case']} | {r['ranks']} | {num(r['step_s'])} | "
-                  f"{num(r['throughput'])} | {num(r['efficiency'])} | {num(r['comm_share'])} |"
-                  for r in rows]
-        output.write_text("\n".join(lines) + "\n")
+    if text:
+        write(output, json=lambda: rows, markdown=lambda: scaling_markdown(rows))
     else:
         fig = scaling_figure(rows)
         if fig is None:
