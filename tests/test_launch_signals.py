@@ -9,7 +9,10 @@ case, just after "run complete", and at random delays. Every try must end one of
 
 mpirun hands its ranks SIGTERM whichever signal it got, and torchrun forwards it; the code is
 still the one the launching `bench` got. The signal is sent when a line appears on stderr, or
-at a random delay after the run's first line, never after a fixed sleep alone."""
+at a random delay after the run's first line, never after a fixed sleep alone.
+
+A rank that dies (SIGKILL at the first case, the last, or between two) under each launcher:
+exit 3, one line naming the rank and the right moment, every finished case kept."""
 
 from __future__ import annotations
 
@@ -143,6 +146,12 @@ def test_signal_to_the_launcher_gives_the_code_of_what_is_stored(tmp_path, launc
             assert marker != "run complete", f"stored before 'run complete' was printed; {tried}"
             assert (status, rc) == ("partial", 128 + sig), tried
             assert before <= n <= len(CASES), tried
+            # one line, naming the run rank 0 kept; none of mpirun's notices (they repeat it)
+            said = [ln for ln in err.splitlines() if ln.startswith("bench:")]
+            assert len(said) == 1, tried
+            assert said[0].startswith(f"bench: interrupted ({signal.Signals(sig).name}); "
+                                      "finished cases kept (run "), tried
+            assert "Primary job" not in err and "mpirun detected" not in err, tried
         outcomes.append(status)
     # both ends were reached: signals mid-run cut runs short, late ones did not
     assert "partial" in outcomes and "complete" in outcomes, outcomes
