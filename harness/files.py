@@ -22,7 +22,8 @@ def check_output_file(path: Path, option: str = "-o") -> None:
         raise UserError(f"cannot write {path}: it is a folder; give a file name to {option}")
     _check_folder(path.resolve().parent, path, option)
     if path.exists() and not os.access(path, os.W_OK):
-        raise UserError(f"cannot write {path}: it is read-only; choose another {option} path")
+        raise UserError(f"cannot write {path}: it {unwritable(path)}; choose another {option} "
+                        "path")
 
 
 def check_output_dir(path: Path, option: str) -> None:
@@ -32,10 +33,25 @@ def check_output_dir(path: Path, option: str) -> None:
         raise UserError(f"cannot write into {path}: it is a file; give {option} a folder")
     if path.is_dir():
         if not os.access(path, os.W_OK):
-            raise UserError(f"cannot write into {path}: folder is read-only; choose another "
-                            f"{option} folder")
+            raise UserError(f"cannot write into {path}: folder {unwritable(path)}; choose "
+                            f"another {option} folder")
         return
     _check_folder(path.resolve().parent, path, option)
+
+
+def check_run_dir(path: Path) -> None:
+    """Refuse, before the store or anything else is written, a run folder that cannot be made
+    (with its missing parents) or written."""
+    path = Path(path)
+    there = path.resolve()
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        raise UserError(f"cannot write run files in {path}: {there} is a file, not a folder; "
+                        "choose another --run-dir")
+    if not os.access(there, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write run files in {path}: folder {there} "
+                        f"{unwritable(there)}; choose another --run-dir")
 
 
 def _check_folder(folder: Path, path: Path, option: str) -> None:
@@ -46,8 +62,19 @@ def _check_folder(folder: Path, path: Path, option: str) -> None:
         raise UserError(f"cannot write {path}: {folder} is a file, not a folder; choose "
                         f"another {option} path")
     if not os.access(folder, os.W_OK):
-        raise UserError(f"cannot write {path}: folder {folder} is read-only; choose another "
-                        f"{option} path")
+        raise UserError(f"cannot write {path}: folder {folder} {unwritable(folder)}; choose "
+                        f"another {option} path")
+
+
+def unwritable(path: Path) -> str:
+    """Why a path that os.access says cannot be written cannot: "is on a read-only file
+    system" (a read-only mount, which no permission change fixes) or "is not writable"."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "is on a read-only file system"
+    except (OSError, AttributeError):  # (no statvfs on Windows)
+        pass
+    return "is not writable"
 
 
 def not_a_file(path: Path) -> str:

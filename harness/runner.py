@@ -57,6 +57,7 @@ from results.store import Store
 EXIT_OK, EXIT_CASE_FAILED, EXIT_RANK_FAILED = 0, 1, 3
 EXIT_UNWRITABLE = 2  # the run file or the store could not be written (e.g. a full disk)
 FAULT_ENV = "BENCH_FAULT"  # test hook: kill:RANK:CASE or hang:RANK:CASE (a real signal)
+PAUSE_S = 20.0  # how long BENCH_FAULT=pause:RANK:CASE holds that rank (a death ends it sooner)
 
 
 def _loadavg() -> float | None:
@@ -113,10 +114,17 @@ def _agree(comm: Communicator, error: str | None) -> str | None:
 
 
 def inject_fault(rank: int, index: int) -> None:
-    """BENCH_FAULT=kill:R:C (or hang:R:C): rank R sends itself SIGKILL (SIGSTOP) at case C."""
-    spec = os.environ.get(FAULT_ENV, "").split(":")
-    if len(spec) == 3 and spec[0] in ("kill", "hang") and spec[1:] == [str(rank), str(index)]:
-        os.kill(os.getpid(), signal.SIGKILL if spec[0] == "kill" else signal.SIGSTOP)
+    """BENCH_FAULT=kill:R:C (or hang:R:C): rank R sends itself SIGKILL (SIGSTOP) at case C,
+    before it starts it. Several faults are separated by commas; pause:R:C makes rank R wait
+    PAUSE_S there (so that another rank's death at case C is noticed between the cases)."""
+    for fault in os.environ.get(FAULT_ENV, "").split(","):
+        spec = fault.split(":")
+        if len(spec) != 3 or spec[1:] != [str(rank), str(index)]:
+            continue
+        if spec[0] in ("kill", "hang"):
+            os.kill(os.getpid(), signal.SIGKILL if spec[0] == "kill" else signal.SIGSTOP)
+        elif spec[0] == "pause":
+            time.sleep(PAUSE_S)
 
 
 def run_header(run_id: str, env: dict[str, Any], argv: Sequence[str] | None,
@@ -514,6 +522,9 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
                     planned.case, planned.policy.replace(budget=planned.policy.budget / rounds))
                 m = measure_case(part, backends[planned.case.backend], reporter.case_progress,
                                  comm, check, profile if r == rounds - 1 else None, i)
+                # a rank lost from here until the next case starts is named as lost after
+                # this case, not during it (the case is over, and kept)
+                comm.phase = f"the interval between cases, after case {planned.case.key}"
                 pending.setdefault(i, []).append(m)
                 if r == rounds - 1 or not m.ok:
                     record(i, merge_rounds(pending.pop(i), planned))

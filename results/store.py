@@ -32,6 +32,7 @@ from sqlalchemy.exc import (
 
 from harness.env import mask_secrets
 from harness.errors import UserError
+from harness.files import unwritable
 from harness.measurement import Measurement
 from results import schema as s
 from results.runfile import BadRunFile, RunRecord
@@ -68,8 +69,11 @@ def store_url(ref: str | None, create: bool = True) -> URL:
     if not create and explicit and not path.exists():
         raise UserError(f"no such store {ref!r}: nothing was created; check --store (or "
                         "BENCH_STORE), or make it with `bench run` or `bench ingest`")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"store {path} is not writable; choose another --store path")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"store {path} cannot be written: folder {parent} {unwritable(parent)}; "
+                        "choose another --store path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"store {path} {unwritable(path)}; choose another --store path")
     return URL.create("sqlite", database=str(path.resolve()))
 
 

@@ -343,3 +343,34 @@ def test_ingest_corrupt_run_file(cli, workdir, existing):
     before = snapshot(workdir)
     assert_user_error(cli("ingest", "torn.jsonl"), "torn.jsonl:2", "corrupt")
     assert_nothing_written(workdir, before)
+
+
+def test_control_characters_from_the_store_are_shown_escaped(cli, workdir, make_header,
+                                                             make_measurement):
+    """Tags and params holding a terminal escape or a bell, as anyone sharing a store could
+    write them: `bench runs` and `bench show` print them escaped, never raw."""
+    tags = {"ansi": "\x1b[31mRED", "bell": "x\x07"}
+    writer = RunFileWriter(workdir / "bench-runs", make_header(tags=tags))
+    m = make_measurement()
+    m.update(case_key="note[numpy:cpu](text=c\x1b[2Jd)", workload="note",
+             params={"text": "c\x1b[2Jd"})
+    writer.append(m)
+    writer.finish("complete", "2024-01-01T00:00:01+00:00")
+    assert cli("ingest", "bench-runs").rc == 0
+    for cmd in (["runs"], ["show", "latest"]):
+        res = cli(*cmd)
+        assert res.rc == 0, res.stderr
+        out = res.stdout + res.stderr
+        assert "\x1b" not in out and "\x07" not in out, (cmd, out)
+        assert "ansi=\\x1b[31mRED" in res.stdout and "bell=x\\x07" in res.stdout, (cmd, out)
+    assert "text=c\\x1b[2Jd" in cli("show", "latest").stdout
+
+
+def test_runs_limit_beyond_any_store_lists_every_run(cli, workdir, existing):
+    """-n larger than a 64-bit integer: every run, as any -n beyond the store's size (the
+    documented cap), not an overflow."""
+    for n in ("99999999999999999999", str(2**63)):
+        res = cli("runs", "-n", n, "--json")
+        assert res.rc == 0, res.stderr
+        assert len(res.json()) == n_runs(workdir) == 1
+    assert "all of them" in cli("runs", "--help").stdout

@@ -163,6 +163,22 @@ def test_compare_warns_when_a_case_was_timed_differently(bench):
     assert not any("timed differently" in w for w in same)
 
 
+def test_compare_a_run_with_itself_warns_same_run(bench_inproc, workdir, spin_run):
+    from results.store import Store
+
+    st = Store(str(workdir / "bench.db"))
+    run_id = spin_run(st, workdir / "bench-runs", us=(10.0,), budget=0.05).run_id
+    st.engine.dispose()
+    same = f"BASE and HEAD are the same run ({run_id[:8]})"
+    res = bench_inproc("compare", "latest", "latest", "--format", "json")
+    assert res.rc == 0, res.stderr
+    (warning,) = [w for w in res.json()["warnings"] if same in w]
+    assert "nothing can change" in warning and "latest~1 latest" in warning
+    res = bench_inproc("compare", "latest", "latest")  # the table (a terminal may wrap it)
+    assert res.rc == 0, res.stderr
+    assert " ".join(res.stdout.split()).count(f"warning: {same}") == 1, res.stdout
+
+
 def test_cli_compare_bad_input(bench, three_runs):
     a1, _, _ = three_runs
     other = bench("run", "-w", "spin", "-p", "us=20", "--budget", "0.2", "--json", "-q")

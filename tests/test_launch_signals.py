@@ -9,7 +9,10 @@ case, just after "run complete", and at random delays. Every try must end one of
 
 mpirun hands its ranks SIGTERM whichever signal it got, and torchrun forwards it; the code is
 still the one the launching `bench` got. The signal is sent when a line appears on stderr, or
-at a random delay after the run's first line, never after a fixed sleep alone."""
+at a random delay after the run's first line, never after a fixed sleep alone.
+
+A rank that dies (SIGKILL at the first case, the last, or between two) under each launcher:
+exit 3, one line naming the rank and the right moment, every finished case kept."""
 
 from __future__ import annotations
 
@@ -143,6 +146,12 @@ def test_signal_to_the_launcher_gives_the_code_of_what_is_stored(tmp_path, launc
             assert marker != "run complete", f"stored before 'run complete' was printed; {tried}"
             assert (status, rc) == ("partial", 128 + sig), tried
             assert before <= n <= len(CASES), tried
+            # one line, naming the run rank 0 kept; none of mpirun's notices (they repeat it)
+            said = [ln for ln in err.splitlines() if ln.startswith("bench:")]
+            assert len(said) == 1, tried
+            assert said[0].startswith(f"bench: interrupted ({signal.Signals(sig).name}); "
+                                      "finished cases kept (run "), tried
+            assert "Primary job" not in err and "mpirun detected" not in err, tried
         outcomes.append(status)
     # both ends were reached: signals mid-run cut runs short, late ones did not
     assert "partial" in outcomes and "complete" in outcomes, outcomes
@@ -245,3 +254,61 @@ def test_a_signal_while_the_ranks_start_is_one_line(tmp_path, sig):
         lines = err.strip().splitlines()
         assert len(lines) == 1, tried
         assert lines[0].startswith(f"bench: interrupted ({signal.Signals(sig).name})"), tried
+
+
+# A rank SIGKILLed at the start of case C (BENCH_FAULT=kill:1:C), at the first case, the last,
+# and in between; with pause:0:C rank 0 waits there too, so the death is noticed between the
+# cases and must be named after the finished case, not as if that case were still running.
+DEATH_SIZES = (8, 64, 512, 4096)
+DEATH_FAULTS = ("kill:1:0", "kill:1:1", "kill:1:2,pause:0:2", "kill:1:3")
+
+
+def _kept(cwd: Path) -> tuple[list[tuple[int, str]], str]:
+    """(size, status) of each measurement in the only run file, and the run's status."""
+    from results.runfile import read_run_file
+
+    (path,) = list((cwd / "bench-runs").iterdir())
+    run = read_run_file(path).run
+    return [(m.params["size"], m.status) for m in run.measurements], run.status
+
+
+@pytest.mark.parametrize("launcher,backend", [
+    ("local", "gloo"),
+    pytest.param("mpirun", "mpi", marks=pytest.mark.skipif(
+        not HAVE_MPI or importlib.util.find_spec("mpi4py") is None,
+        reason="needs mpirun and mpi4py (apt-get install openmpi-bin; pip install "
+               "'accelbench[mpi]')")),
+    ("torchrun", "gloo"),
+])
+@pytest.mark.skipif(not HAVE_TORCH, reason="gloo comes with torch: pip install 'accelbench[torch]'")
+def test_rank_death_gives_3_and_keeps_the_finished_cases(tmp_path, launcher, backend):
+    args = ("run", "-w", "allreduce", "-b", backend,
+            "-p", "size=" + ",".join(f"{s}B" for s in DEATH_SIZES), "--budget", "0.1",
+            "--target-ci", "0.05", "--launcher", launcher, "-n", "2", "--timeout", "30", "-q")
+    for i, fault in enumerate(DEATH_FAULTS):
+        cwd = tmp_path / f"try{i}"
+        cwd.mkdir()
+        res = subprocess.run([*bench_command(), *args], cwd=cwd, capture_output=True,
+                             text=True, timeout=180, env={**os.environ, "BENCH_FAULT": fault})
+        tried = f"try {i} ({fault}): exit {res.returncode}\n{res.stderr}"
+        at = int(fault.split(",")[0].rsplit(":", 1)[1])  # the case rank 1 did not start
+        assert res.returncode == 3, tried
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("bench: error: rank 1 "), tried
+        assert "died" in lines[0] and "finished cases kept" in lines[0], tried
+        # named: the case rank 1 did not start, or the gap after the one before it; never the
+        # finished case as if it were still running
+        during = lines[0].split(" during ", 1)[1]
+        between = f"the interval between cases, after case allreduce[{backend}:cpu]("
+        if "pause" in fault:
+            assert during.startswith(between), tried
+        if during.startswith("case "):
+            assert f"size={DEATH_SIZES[at]})" in during.split(";")[0], tried
+        elif during.startswith(between):
+            assert at > 0 and f"size={DEATH_SIZES[at - 1]});" in during, tried
+        else:
+            assert at == 0 and during.startswith("the start of the run"), tried
+        kept, status = _kept(cwd)
+        assert status == "partial", tried
+        assert kept == [(s, "ok") for s in DEATH_SIZES[:at]], tried
+        assert _runs(cwd) == [("partial", at)], tried

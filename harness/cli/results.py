@@ -22,7 +22,9 @@ from harness.errors import UserError
 
 
 @click.command()
-@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many runs to list, newest first; more than the store holds lists all "
+                   "of them.")
 @store_options()
 @json_option()
 def runs(limit: int, store: str | None, run_dir: Path, as_json: bool) -> None:

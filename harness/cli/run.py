@@ -28,6 +28,7 @@ from harness.cli.options import (
 )
 from harness.cli.render import console, print_json, print_sweeps
 from harness.errors import UserError
+from harness.files import check_run_dir
 
 
 @click.command()
@@ -100,6 +101,8 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     exiting.install()  # a signal from here stops the run, until the run is stored
     comm, rank = _join_ranks(launcher, nranks, timing.rank_timeout)
     backends = setup_backends(plan)  # a missing package or device fails before any write
+    if rank == 0:  # a run folder that cannot be written: one line before the store is made
+        check_run_dir(run_dir)
     st = open_store(store, None, create=True) if rank == 0 and not no_store else None
     reporter = ProgressReporter(quiet=quiet)
     result = execute(plan, st, run_dir, reporter, tags=tag_values, suite=suite_name,
@@ -205,6 +208,7 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
     from harness.runner import setup_backends
 
     setup_backends(plan)  # a missing package or device: one line here, not one per rank
+    check_run_dir(run_dir)  # (and a run folder rank 0 could not write)
     run_ids, code, extra = [], 0, {}
     for n in sizes:
         run_ids.append(str(uuid.uuid4()))
