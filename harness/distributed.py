@@ -35,13 +35,20 @@ from harness.exiting import exit_now
 ENV_ADDR = "BENCH_CONTROL_ADDR"
 ENV_TOKEN = "BENCH_CONTROL_TOKEN"
 ENV_TIMEOUT = "BENCH_RANK_TIMEOUT"
+ENV_STARTUP_TIMEOUT = "BENCH_STARTUP_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0
+# Joining the ranks and loading the backends (imports of torch or jax: seconds, and many more on
+# a loaded machine) is local work that --timeout, meant for a rank stuck waiting on others, must
+# not cut short: those phases are given at least this long ($BENCH_STARTUP_TIMEOUT changes it).
+STARTUP_TIMEOUT = 120.0
 HEARTBEAT_S = 0.25
 _LEN = struct.Struct("!I")
 
 
 class RankFailure(Exception):
     """A rank died, hung, or failed to arrive: ends the job (never a hang)."""
+
+    exit_code = 3
 
     def __init__(self, message: str, ranks: list[int] | None = None) -> None:
         super().__init__(message)
@@ -65,12 +72,19 @@ class Communicator(Protocol):
     def tick(self) -> None:
         """Record progress (one timed sample); the watchdog reads it."""
 
+    def loading(self, name: str) -> None:
+        """Name a phase of start-up work, which --timeout does not cut short."""
+
 
 class Solo:
     """The world of one process."""
 
     rank, size = 0, 1
     progress = 0
+    phase = "start"
+
+    def loading(self, name: str) -> None:
+        self.phase = name
 
     def barrier(self) -> None:
         return None
@@ -147,12 +161,11 @@ class ControlChannel:
     """The control channel of a multi-rank run (see the module docstring)."""
 
     def __init__(self, rank: int, size: int, addr: tuple[str, int], token: str,
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.rank, self.size, self.timeout = rank, size, timeout
+                 timeout: float = DEFAULT_TIMEOUT, startup: float = STARTUP_TIMEOUT) -> None:
+        self.rank, self.size, self.timeout, self.startup = rank, size, timeout, startup
         self.token = token
         self.progress = 0
-        self.phase = "start"
-        self._last_progress = (0, time.monotonic())
+        self.loading("start")
         self._closing = False
         self._fatal_once = threading.Lock()
         self.on_fatal: Callable[[str], None] = self._default_fatal
@@ -168,6 +181,36 @@ class ControlChannel:
             self._connect(addr)
         threading.Thread(target=self._watchdog, name="bench-watchdog", daemon=True).start()
 
+    # ---- phases
+    @property
+    def phase(self) -> str:
+        """What the job is doing, named in every message about a rank that failed."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, name: str) -> None:
+        self._enter(name, loading=False)
+
+    def loading(self, name: str) -> None:
+        """Enter a phase of start-up work (joining, imports, backends): it may last up to
+        STARTUP_TIMEOUT even where --timeout is shorter. Setting `phase` ends it."""
+        self._enter(name, loading=True)
+
+    def _enter(self, name: str, loading: bool) -> None:
+        # A new phase is a step forward: the watchdog's clock starts again, so a long start-up
+        # is not counted against the first case's --timeout.
+        self._phase, self._loading = name, loading
+        self._last_progress = (self.progress, time.monotonic())
+
+    def limit(self) -> float:
+        """How long the current phase may go without progress."""
+        return max(self.timeout, self.startup) if self._loading else self.timeout
+
+    def _limit_text(self) -> str:
+        if self._loading and self.startup > self.timeout:
+            return f"start-up allowance {self.startup:g} s, ${ENV_STARTUP_TIMEOUT}"
+        return f"--timeout {self.timeout:g}"
+
     # ---- setup
     def _listen(self, addr: tuple[str, int]) -> None:
         srv = socket.socket()
@@ -178,14 +221,14 @@ class ControlChannel:
             raise UserError(f"rank 0 cannot listen on {addr[0]}:{addr[1]} for the other ranks: "
                             f"{exc.strerror}") from None
         srv.listen(self.size)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.limit()
         while len(self._socks) < self.size - 1:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 missing = sorted(set(range(1, self.size)) - set(self._socks))
                 srv.close()
                 raise RankFailure(f"rank(s) {_ranks(missing)} did not connect to rank 0 within "
-                                  f"{self.timeout:g} s", missing)
+                                  f"{self.limit():g} s", missing)
             srv.settimeout(remaining)
             try:
                 conn, _ = srv.accept()
@@ -215,7 +258,7 @@ class ControlChannel:
                              name=f"bench-rank{r}").start()
 
     def _connect(self, addr: tuple[str, int]) -> None:
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + self.limit()
         while True:
             try:
                 sock = socket.create_connection(addr, timeout=2)
@@ -223,7 +266,7 @@ class ControlChannel:
             except OSError:
                 if time.monotonic() > deadline:
                     raise RankFailure(f"rank {self.rank} could not reach rank 0 at "
-                                      f"{addr[0]}:{addr[1]} within {self.timeout:g} s", [0]) \
+                                      f"{addr[0]}:{addr[1]} within {self.limit():g} s", [0]) \
                         from None
                 time.sleep(0.05)
         sock.settimeout(None)
@@ -289,7 +332,7 @@ class ControlChannel:
 
     def _watchdog(self) -> None:
         # Rank 0 judges first; the others wait a little longer so its message is the one seen.
-        limit = self.timeout if self.rank == 0 else self.timeout + 10
+        later = 0 if self.rank == 0 else 10
         while not self._closing:
             time.sleep(min(0.2, self.timeout / 10))
             p, since = self._last_progress
@@ -297,7 +340,7 @@ class ControlChannel:
             if self.progress != p:
                 self._last_progress = (self.progress, now)
                 continue
-            if now - since > limit:
+            if now - since > self.limit() + later:
                 self._fatal(self.stall_message(now - since))
                 return
 
@@ -318,7 +361,7 @@ class ControlChannel:
                else "did not arrive")
         who = f"rank(s) {_ranks(blame)} {why}" if blame else "no rank made progress"
         return (f"{who}: {self.phase} made no progress for {stalled:.0f} s "
-                f"(--timeout {self.timeout:g})")
+                f"({self._limit_text()})")
 
     # ---- fatal handling
     def _default_fatal(self, message: str) -> None:
@@ -356,7 +399,7 @@ class ControlChannel:
         self.progress += 1
 
     def _wait(self, r: int, deadline: float | None = None) -> Any:
-        deadline = deadline or time.monotonic() + self.timeout
+        deadline = deadline or time.monotonic() + self.limit()
         while True:
             if r in self.dead and self._inbox[r].empty() and self.dead[r] != "finished":
                 raise RankFailure(f"rank {r} {self.dead[r]} during {self.phase}", [r])
@@ -366,7 +409,8 @@ class ControlChannel:
             except queue.Empty:
                 if time.monotonic() >= deadline:
                     raise RankFailure(f"rank {r} did not arrive at {self.phase} within "
-                                      f"{self.timeout:g} s", [r]) from None
+                                      f"{self.limit():g} s ({self._limit_text()})", [r]) \
+                        from None
 
     def gather(self, obj: Any) -> list[Any] | None:
         self.tick()
@@ -375,7 +419,7 @@ class ControlChannel:
             return None
         out = [obj]
         missing: list[int] = []
-        deadline = time.monotonic() + self.timeout  # one deadline for all: k late ranks cost
+        deadline = time.monotonic() + self.limit()  # one deadline for all: k late ranks cost
         for r in range(1, self.size):              # one timeout, not k
             try:
                 out.append(self._wait(r, deadline))
@@ -385,7 +429,7 @@ class ControlChannel:
                     raise
         if missing:
             raise RankFailure(f"rank(s) {_ranks(missing)} did not arrive at {self.phase} "
-                              f"within {self.timeout:g} s", missing)
+                              f"within {self.limit():g} s ({self._limit_text()})", missing)
         return out
 
     def bcast(self, obj: Any = None) -> Any:
@@ -446,8 +490,23 @@ def world(rank: int = 0, size: int = 1, timeout: float | None = None) -> Solo | 
                                 "local -n N ...`, or set it to rank 0's host:port")
             t = timeout or float(os.environ.get(ENV_TIMEOUT) or DEFAULT_TIMEOUT)
             _WORLD = ControlChannel(rank, size, parse_addr(addr),
-                                    os.environ.get(ENV_TOKEN, ""), t)
+                                    os.environ.get(ENV_TOKEN, ""), t, startup_timeout())
     return _WORLD
+
+
+def startup_timeout() -> float:
+    """How long start-up may take ($BENCH_STARTUP_TIMEOUT seconds, else STARTUP_TIMEOUT)."""
+    raw = os.environ.get(ENV_STARTUP_TIMEOUT, "").strip()
+    if not raw:
+        return STARTUP_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise UserError(f"{ENV_STARTUP_TIMEOUT}={raw!r} is not a number of seconds above 0; "
+                        "unset it or give e.g. 300")
+    return value
 
 
 def dismiss(code: int) -> None:

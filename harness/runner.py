@@ -127,6 +127,15 @@ def inject_fault(rank: int, index: int) -> None:
             time.sleep(PAUSE_S)
 
 
+def inject_slow_start(rank: int) -> None:
+    """BENCH_FAULT=slowstart:R:S: rank R takes S more seconds to start (as imports do on a
+    loaded machine), before it loads its backends."""
+    for fault in os.environ.get(FAULT_ENV, "").split(","):
+        spec = fault.split(":")
+        if len(spec) == 3 and spec[:2] == ["slowstart", str(rank)]:
+            time.sleep(float(spec[2]))
+
+
 def run_header(run_id: str, env: dict[str, Any], argv: Sequence[str] | None,
                suite: str | None, tags: dict[str, str] | None, *, launcher: str = "local",
                world_size: int = 1, git: dict[str, Any] | bool | None = True,
@@ -391,7 +400,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
     run_id = run_id or str(uuid.uuid4())
     binding = [cpu_binding()]  # each rank's CPUs: the launcher's binding changes figures
     if comm.size > 1:
-        comm.phase = "the start of the run"
+        comm.loading("the start of the run")
         digest = _plan_digest(plan)
         gathered = comm.gather([digest, binding[0]])
         digests = [g[0] for g in gathered] if gathered is not None else None
@@ -408,7 +417,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
     for backend in backends.values():
         connect = getattr(backend, "collectives", None)  # collective backends' communicators:
         if callable(connect):  # made on every rank in the same order, before the environment
-            comm.phase = f"setting up {backend.name}"  # record describes them
+            comm.loading(f"setting up {backend.name}")  # record describes them
             connect()
     if not root:
         reporter = _Silent()
@@ -472,7 +481,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         comm.on_fatal = on_fatal  # type: ignore[attr-defined]
         # Every rank starts the cases once rank 0's run file is open: a rank lost from here on
         # leaves a partial run (killed or hung alike), before it none.
-        comm.phase = "the start of the run"
+        comm.loading("the start of the run")
         comm.barrier()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

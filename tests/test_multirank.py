@@ -264,6 +264,27 @@ def test_hung_rank_times_out_naming_it(workdir, bench):
     assert len(done) == 1
 
 
+def test_a_slow_start_is_not_cut_short_by_a_short_timeout(workdir, bench):
+    # Loading backends takes seconds on a loaded machine: --timeout bounds a rank stuck waiting
+    # on others, not start-up (before: "rank 1 did not arrive at the start of the run within
+    # 2 s", exit 3).
+    res = bench("run", "-w", "spin", "-p", "us=10", *FAST, "-n", "2", "--timeout", "2", "-q",
+                timeout=120, env={"BENCH_FAULT": "slowstart:1:5"})
+    assert res.rc == 0, res.stderr
+    done, name = _finished_cases(workdir)
+    assert len(done) == 1 and not name.endswith(PART)
+
+
+def test_a_rank_that_does_not_start_in_time_is_one_line_and_exit_3(workdir, bench):
+    res = bench("run", "-w", "spin", "-p", "us=10", *FAST, "-n", "2", "--timeout", "2", "-q",
+                timeout=120, env={"BENCH_FAULT": "slowstart:1:30", "BENCH_STARTUP_TIMEOUT": "3"})
+    assert res.rc == 3, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "rank(s) 1 did not arrive at the start of the run within 3 s" in lines[0]
+    assert "BENCH_STARTUP_TIMEOUT" in lines[0]
+
+
 @needs_mpi
 def test_check_catches_a_corrupted_result_on_one_rank(workdir, bench):
     res = bench("run", "-w", "allreduce,broadcast", "-b", "mpi", "-p", "size=1KiB", *FAST,

@@ -16,6 +16,7 @@ import sys
 import click
 
 from harness import __version__
+from harness.distributed import RankFailure
 from harness.errors import UserError
 from harness.exiting import Interrupted, interrupted_line
 
@@ -115,6 +116,13 @@ def _main(argv: list[str] | None) -> None:
 
         distributed.dismiss(exc.exit_code)
         sys.exit(exc.exit_code)
+    except RankFailure as exc:  # a rank lost before the run began: nothing to keep
+        from harness import distributed
+        from harness.exiting import exit_now
+
+        click.echo(error_line(str(exc)), err=True)
+        distributed.dismiss(RankFailure.exit_code)
+        exit_now(RankFailure.exit_code)  # not the interpreter's shutdown: a rank is gone
     except click.exceptions.Abort:  # Ctrl-C while click parsed or prompted
         if _speaks_for_the_job():
             click.echo(interrupted_line(signal.SIGINT), err=True)

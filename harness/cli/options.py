@@ -243,6 +243,7 @@ def timing_options(timeout: bool = True) -> Callable[[F], F]:
             options.append(click.option(
                 "--timeout", "timeout", type=FiniteFloat(min=0.5), metavar="SECONDS",
                 help="Many ranks: end the job when a rank makes no progress for this long "
+                     "(start-up, which loads the backends, may take up to 120 s) "
                      f"[default {DEFAULT_RANK_TIMEOUT:g}]."))
         return _options(f, options)
 

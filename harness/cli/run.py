@@ -89,7 +89,7 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     profile = profiling.request(plan)
     from cluster.launch import ENV_LAUNCHED, placement
     from harness.progress import ProgressReporter
-    from harness.runner import EXIT_RANK_FAILED, execute, setup_backends
+    from harness.runner import EXIT_RANK_FAILED, execute, inject_slow_start, setup_backends
     from results.report.table import measurement_json, measurements_table
 
     inside = os.environ.get(ENV_LAUNCHED) or placement().launched  # already a rank
@@ -100,6 +100,7 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
 
     exiting.install()  # a signal from here stops the run, until the run is stored
     comm, rank = _join_ranks(launcher, nranks, timing.rank_timeout)
+    inject_slow_start(rank)
     backends = setup_backends(plan)  # a missing package or device fails before any write
     if rank == 0:  # a run folder that cannot be written: one line before the store is made
         check_run_dir(run_dir)
@@ -192,7 +193,9 @@ def _launch_ranks(launcher: str, nranks: int | None, rank_list: str | None, time
     from harness import exiting
 
     exiting.install()  # until the ranks start, a signal ends this bench in one line
+    from harness.distributed import startup_timeout
 
+    startup_timeout()  # a malformed $BENCH_STARTUP_TIMEOUT: one line here, not one per rank
     if nranks and rank_list:
         raise UserError("give either -n N or --ranks N,N,..., not both")
     from cluster import launchers
