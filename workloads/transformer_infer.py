@@ -183,6 +183,9 @@ class TransformerInfer(PeakMetrics, Workload):
         found = scenarios.max_qps(query, sync, bound, budget_s=budget_s)
         info["max_qps_search"] = [r.to_dict() for r in found.runs]
         info["max_qps_plan"] = {**found.to_dict(), "budget_s": budget_s}
+        late = scenarios.over_budget(found.plan, budget_s, found.ceiling_qps, found.search_s)
+        if late is not None:  # the plan's minimums, not the budget, sized the search: say so
+            info.setdefault(WARNINGS, []).append(late)
         if found.qps <= 0:
             bound_ms = f"{params['p99_ms']:g} ms"
             if found.confirmations:  # candidates, none confirmed: the p99 moves between seeds
