@@ -261,12 +261,15 @@ def history(case: str, tags: tuple[str, ...], last: int, threshold: float, as_js
         starts = dict(steps)
         for i, (rid, started, m, lo, hi) in enumerate(points):
             mark = f"[red]step {starts[i] * 100:+.1f}%[/red]" if i in starts else ""
+            if i in hist.definition_changes:  # results.definition: not comparable, no step
+                mark = "[yellow]definition changed[/yellow]"
             width = max(m - lo, hi - m) / m if m else float("inf")
             t.add_row(rid[:8], started[:19].replace("T", " "), seconds(m), percent(width), mark)
         out.print(t)
         drift = hist.drift()
-        out.print(f"{len(steps)} step(s) beyond ±{threshold:.0%}; drift first → last level "
-                  f"{drift * 100:+.1f}%" + (" [red](beyond threshold)[/red]"
+        since = " since the definition changed" if hist.definition_changes else ""
+        out.print(f"{len(steps)} step(s) beyond ±{threshold:.0%}; drift first → last level"
+                  f"{since} {drift * 100:+.1f}%" + (" [red](beyond threshold)[/red]"
                                             if abs(drift) > threshold else ""), highlight=False)
 
     emit("json" if as_json else "table", None, table=table, json=json)
