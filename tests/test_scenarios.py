@@ -191,6 +191,13 @@ def test_max_qps_case_warns_when_its_search_outruns_the_budget(monkeypatch):
             assert line.startswith("max-qps search beyond the --budget of 0.5 s")
         else:
             assert WARNINGS not in info
+    # a search that finds no rate fails the case, whose info is not kept: the error says it
+    sim = SlowingServer(0.05)
+    monkeypatch.setattr(scenarios, "max_qps", partial(max_qps, clock=sim.clock, wait=sim.wait))
+    with pytest.raises(CheckFailed) as failed:
+        TransformerInfer._search_max_qps(sim.query, None, {"p99_ms": 10.0}, {}, 0.5)
+    assert "no arrival rate holds p99 <= 10 ms" in str(failed.value)
+    assert "(max-qps search beyond the --budget of 0.5 s" in str(failed.value)
 
 
 def test_timed_result_pools_only_the_timed_sessions():
