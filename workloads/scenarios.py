@@ -209,8 +209,9 @@ def over_budget(plan: SearchPlan, budget_s: float, ceiling_qps: float,
     return (f"max-qps search beyond the --budget of {budget_s:g} s: its smallest meaningful "
             f"size ({plan.sessions} server sessions of {plan.queries} queries: {plan.steps} "
             f"bisection steps, {plan.confirm} confirmations) needs about {need:.3g} s at this "
-            f"model's {ceiling_qps:.4g} queries/s (it would fit the budget at {fits:.4g} "
-            f"queries/s); the search took {search_s:.3g} s, the timed sessions come on top")
+            f"model's {ceiling_qps:.4g} queries/s (more where only low rates hold the bound; "
+            f"it would fit the budget at {fits:.4g} queries/s); the search took "
+            f"{search_s:.3g} s, the timed sessions come on top")
 
 
 def over_allowed(n: int) -> int:
