@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness import units
 from harness.errors import UserError
 from harness.workmodel import Work
 
@@ -258,6 +259,27 @@ def peak_metrics(work: Work, median_s: float, peak: Mapping[str, Any] | None) ->
         out.update(working_set_bytes=float(work.bytes), cache_level=float(fit["level"]),
                    cache_bytes=float(fit["usable_bytes"]))
     return out
+
+
+def peak_note(metrics: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> str | None:
+    """Why a measurement's % of peak is what it is, where a reader would doubt it: a working
+    set in cache (its figure is cache bandwidth, held against DRAM's: it may pass 100%), or a
+    figure above the peak it is held against; None otherwise. One text for `bench show`, the
+    HTML report and `bench serve`."""
+    pct, level = metrics.get("pct_peak"), metrics.get("cache_level")
+    if pct is None:
+        return None
+    pct = float(pct)
+    roof = "peak memory bandwidth" if metrics.get("roof_is_memory") else "peak FLOP/s"
+    if level is not None:
+        return (f"{pct:.0f}% of {roof} (DRAM's), but the working set "
+                f"{units.rate(float(metrics['working_set_bytes']), 'B')} fits in the "
+                f"L{int(level)} cache ({units.rate(float(metrics['cache_bytes']), 'B')}): "
+                "a cache figure, which may exceed the DRAM peak")
+    if pct > 100:
+        source = ((info or {}).get("peak") or {}).get("source") or "unknown source"
+        return f"{pct:.0f}% of {roof}: above the peak it is held against ({source})"
+    return None
 
 
 class PeakMetrics:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from results.definition import change_indices
+
 if TYPE_CHECKING:
     from results.store import RunFilter, Store
 
@@ -86,6 +88,8 @@ class History:
     change_points: list[int] = field(default_factory=list)
     threshold: float = 0.05
     env_hashes: list[str | None] = field(default_factory=list)
+    # where the figure's definition changes (results.definition): a boundary, never a step
+    definition_changes: list[int] = field(default_factory=list)
 
     def segments(self) -> list[tuple[int, int, float]]:
         """(start, end, median of the segment) between change points."""
@@ -99,13 +103,15 @@ class History:
         out = []
         for (_, _, before), (start, _, after) in itertools.pairwise(segs):
             change = after / before - 1
-            if abs(change) > self.threshold:
+            if abs(change) > self.threshold and start not in self.definition_changes:
                 out.append((start, change))
         return out
 
     def drift(self) -> float:
-        """Relative change from the first segment's level to the last one's."""
-        segs = self.segments()
+        """Relative change from the first segment's level to the last one's, both under the
+        newest definition of the figure."""
+        start = max(self.definition_changes, default=0)
+        segs = [seg for seg in self.segments() if seg[0] >= start]
         return segs[-1][2] / segs[0][2] - 1 if segs else 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,6 +124,8 @@ class History:
                 "change_points": self.change_points,
                 "steps": [{"index": i, "run_id": self.run_ids[i], "change": c}
                           for i, c in self.steps()],
+                "definition_changes": [{"index": i, "run_id": self.run_ids[i]}
+                                       for i in self.definition_changes],
                 "drift": self.drift()}
 
     def columns(self) -> dict[str, list[Any]]:
@@ -141,9 +149,14 @@ def case_history(store: Store, case_key: str, run_ids: Sequence[str] | None = No
                    started_at=cols["run_started_at"], medians=medians.tolist(),
                    ci_low=np.asarray(cols["ci_low"], dtype=float).tolist(),
                    ci_high=np.asarray(cols["ci_high"], dtype=float).tolist(),
-                   env_hashes=cols["env_hash"])
-    if medians.size:
-        hist.change_points = cached_change_points(np.log(medians))
+                   env_hashes=cols["env_hash"],
+                   definition_changes=change_indices(cols["units_per_call"]))
+    if medians.size:  # each definition's span on its own: a change of definition is no step
+        bounds = [0, *hist.definition_changes, medians.size]
+        cuts = list(hist.definition_changes)
+        for a, b in itertools.pairwise(bounds):
+            cuts += [a + i for i in cached_change_points(np.log(medians[a:b]))]
+        hist.change_points = sorted(cuts)
     return hist
 
 

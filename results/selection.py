@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from results import definition
 from results.compare import Comparison, compare, environment_diff, round_spread
 from results.noise_floor import floor_warning, latest_floors
 from results.runfile import PART, SUFFIX, read_run_file
@@ -32,6 +33,7 @@ class RunComparison:
     head: dict[str, Any]
     env_diff: list[tuple[str, Any, Any]]
     warnings: list[str] = field(default_factory=list)
+    definition_changed: list[str] = field(default_factory=list)  # cases left out: see definition
 
     def to_dict(self) -> dict[str, Any]:
         """The machine-readable form (`bench compare --format json`, bench serve's API)."""
@@ -42,6 +44,7 @@ class RunComparison:
             "threshold": result.threshold, "fdr": result.fdr, "counts": result.counts(),
             "cases": [c.to_dict() for c in result.worst_first()],
             "only_base": result.only_base, "only_head": result.only_head,
+            "definition_changed": self.definition_changed,
             "environment_diff": [{"key": k, "base": b, "head": h} for k, b, h in self.env_diff],
             "warnings": self.warnings,
         }
@@ -109,14 +112,21 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
     resolve = (lambda ref: resolve_run(store, ref)) if files else store.resolve
     base_id, head_id = resolve(base_ref), resolve(head_ref)
     base, head = store.run(base_id), store.run(head_id)
-    result = compare(store.case_samples(base_id), store.case_samples(head_id), threshold, fdr,
+    base_ms, head_ms = store.measurements([base_id]), store.measurements([head_id])
+    redefined = definition.changed_cases(base_ms, head_ms)  # not one quantity: left out
+
+    def samples(run_id: str) -> dict[str, Any]:
+        return {k: v for k, v in store.case_samples(run_id).items() if k not in redefined}
+
+    result = compare(samples(base_id), samples(head_id), threshold, fdr,
                      base_rounds=store.case_rounds(base_id),
                      head_rounds=store.case_rounds(head_id))
     if not result.cases:
+        why = (f", {len(redefined)} measured under another definition"
+               if redefined else "")
         raise UserError(f"runs {base_id[:8]} and {head_id[:8]} share no measured case "
-                        f"({len(result.only_base)} vs {len(result.only_head)} cases); compare "
-                        "runs of the same suite or selection")
-    base_ms, head_ms = store.measurements([base_id]), store.measurements([head_id])
+                        f"({len(result.only_base)} vs {len(result.only_head)} cases{why}); "
+                        "compare runs of the same suite or selection")
     keys = [c.case_key for c in result.cases]
     floor_run, floors = latest_floors(store, str(head.get("host") or ""))
     same = (f"BASE and HEAD are the same run ({base_id[:8]}): every case is compared with "
@@ -131,5 +141,7 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
                             timed_apart_warning(base_ms, head_ms,
                                                 [c.case_key for c in result.cases]))
                 if w]
+    warnings += definition.changed_warning(redefined)
     return RunComparison(result, base, head,
-                         environment_diff(base.get("env") or {}, head.get("env") or {}), warnings)
+                         environment_diff(base.get("env") or {}, head.get("env") or {}), warnings,
+                         sorted(redefined))

@@ -445,10 +445,12 @@ class Store:
                     where: RunFilter | None = None, last: int | None = None
                     ) -> dict[str, list[Any]]:
         """A case's successful measurements across runs, oldest first, as columns: run_id,
-        run_started_at, host, env_hash, median, ci_low, ci_high (the newest `last` only)."""
+        run_started_at, host, env_hash, median, ci_low, ci_high, units_per_call (None where
+        absent: 1; results.definition) (the newest `last` only)."""
         m, r = s.measurements.c, s.runs.c
         q = (sa.select(m.run_id, r.started_at.label("run_started_at"), r.host, r.env_hash,
-                       m.median, m.ci_low, m.ci_high)
+                       m.median, m.ci_low, m.ci_high,
+                       m.timing["units_per_call"].as_float().label("units_per_call"))
              .join(s.runs, m.run_id == r.run_id)
              .where(m.case_key == case_key, m.status == "ok", m.median.is_not(None),
                     m.median != 0, *(where or RunFilter()).conditions())

@@ -135,6 +135,30 @@ def test_builtin_suites_are_listed_and_described() -> None:
         assert suite_description(path)
 
 
+def _named(names: list[str], text: str) -> set[str]:
+    """The names a text mentions as words ('reduce' is not named by 'reduce-scatter')."""
+    return {n for n in names
+            if re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", text, re.IGNORECASE)}
+
+
+@pytest.mark.parametrize("suite", sorted(builtin_suites()))
+def test_builtin_suite_description_names_what_its_matrix_runs(suite: str) -> None:
+    """A suite's description (shown by `bench list suites`) names every workload its matrix
+    runs and no other, claims 'each/every/all workloads' only when it runs them all, and
+    names only backends the matrix uses (the smoke suite once said 'each built-in workload'
+    while running 3 of 14)."""
+    text = suite_description(builtin_suites()[suite])
+    _, planned = load_suite(suite)
+    run = {p.case.workload for p in planned}
+    assert _named(workloads.names(), text) == run, text
+    if re.search(r"\b(each|every|all)\b[^.;:()]*\bworkloads?\b", text, re.IGNORECASE):
+        assert run == set(workloads.names()), text
+    from harness.backends.base import registry as backends
+
+    used = {p.case.backend.split(":")[0] for p in planned}
+    assert _named(backends.names(), text) <= used, text
+
+
 def test_smoke_suite_loads_and_is_small_and_numpy_only() -> None:
     name, planned = load_suite("smoke")
     assert name == "smoke"

@@ -280,6 +280,68 @@ def test_show_says_why_a_figure_beats_its_peak():
     assert "265% of peak memory bandwidth" in line and "fits in the L3 cache" in line
 
 
+def _cache_resident_run(tmp_path, make_header, make_measurement):
+    """A store holding one stream measurement at 264.7% of DRAM bandwidth, its working set
+    in L3, beside a gemm one at 50% (nothing to explain)."""
+    from results.runfile import RunFileWriter, read_run_file
+    from results.store import Store
+
+    st = Store(str(tmp_path / "bench.db"))
+    stream = make_measurement()
+    stream.update(case_key="stream[torch:cpu](n=1000000)", workload="stream",
+                  backend="torch:cpu", params={"n": 1000000},
+                  metrics={"bytes_per_s": 1.06e11, "pct_peak": 264.7, "roof_is_memory": 1.0,
+                           "cache_level": 3.0, "working_set_bytes": 24e6,
+                           "cache_bytes": float(32 << 20)},
+                  info={"peak": {"source": "measured"}})
+    gemm = make_measurement()
+    gemm.update(case_key="gemm[torch:cpu](m=64)", workload="gemm", backend="torch:cpu",
+                params={"m": 64}, metrics={"flops_per_s": 5e10, "pct_peak": 50.0,
+                                           "roof_is_memory": 0.0})
+    header = make_header()
+    w = RunFileWriter(tmp_path / "runs", header)
+    for m in (stream, gemm):
+        w.append(m)
+    st.ingest(read_run_file(w.finish("complete", "2024-01-01T00:00:09+00:00")))
+    return st, header["run_id"], peaks.peak_note(stream["metrics"], stream["info"])
+
+
+def test_html_report_marks_a_cache_figure_beyond_the_peak(tmp_path, make_header,
+                                                          make_measurement):
+    """The report's % of peak column says what `bench show` says of a figure above 100%."""
+    import html as html_lib
+
+    from results.report import html
+
+    st, run_id, note = _cache_resident_run(tmp_path, make_header, make_measurement)
+    assert note is not None and "fits in the L3 cache" in note
+    out = tmp_path / "report.html"
+    html.render(st, [run_id], out)
+    text = out.read_text()
+    assert f"title='{html_lib.escape(note)}'>264.7% {html.PEAK_MARK}</td>" in text
+    assert f"{html.PEAK_MARK} stream[torch:cpu](n=1000000): {html_lib.escape(note)}" in text
+    assert ">50.0%</td>" in text and text.count(html.PEAK_MARK) == 2  # gemm: no mark
+
+
+def test_serve_run_page_marks_a_cache_figure_beyond_the_peak(tmp_path, make_header,
+                                                             make_measurement):
+    """`bench serve`'s run page (and the API behind it) carry the same note."""
+    pytest.importorskip("jinja2")
+    from markupsafe import escape
+
+    from results.web import pages, views
+
+    st, run_id, note = _cache_resident_run(tmp_path, make_header, make_measurement)
+    data = views.run_view(st, run_id)
+    by_case = {m["case_key"]: m["peak_note"] for m in data["measurements"]}
+    assert by_case == {"stream[torch:cpu](n=1000000)": note, "gemm[torch:cpu](m=64)": None}
+    page = pages.render("run.html", pages.Links(), store="test", **data)
+    escaped = str(escape(note))
+    assert f'264.7% <abbr class="peak-mark" title="{escaped}">‡</abbr>' in page
+    assert f"‡ stream[torch:cpu](n=1000000): {escaped}</p>" in page
+    assert page.count("‡") == 2
+
+
 def test_html_report_draws_the_same_roofline_with_the_peak_roof(tmp_path, monkeypatch):
     """The HTML report's roofline is `bench report roofline`'s: under the device's peak roof
     (not a roof through the best measured points)."""

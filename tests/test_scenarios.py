@@ -152,6 +152,54 @@ def test_max_qps_query_count_follows_the_budget(budget):
     assert 200 < found.qps <= 500
 
 
+def test_search_that_cannot_fit_its_budget_says_so():
+    """A 0.5 s budget for a model answering 20 queries/s: the smallest meaningful search
+    (MIN_STEPS steps of MIN_QUERIES queries, two confirmations) takes ~29 s, and says so."""
+    sim = SlowingServer(0.05)
+    found = max_qps(sim.query, None, p99_bound_s=0.2, budget_s=0.5, clock=sim.clock,
+                    wait=sim.wait)
+    assert (found.plan.queries, found.plan.steps) == (MIN_QUERIES, MIN_STEPS)
+    assert found.search_s > 10 * 0.5  # on the simulated clock: what the warning is about
+    line = scenarios.over_budget(found.plan, 0.5, found.ceiling_qps, found.search_s)
+    assert line is not None
+    assert "--budget of 0.5 s" in line and "needs about 29.2 s" in line
+    assert "model's 20 queries/s" in line and "at 1167 queries/s" in line
+    assert f"the search took {found.search_s:.3g} s" in line
+    # a budget the plan fits in: nothing to say
+    roomy = search_plan(60.0, 20.0)
+    assert roomy.needs_s(20.0) <= 60.0
+    assert scenarios.over_budget(roomy, 60.0, 20.0, 55.0) is None
+
+
+def test_max_qps_case_warns_when_its_search_outruns_the_budget(monkeypatch):
+    """Through the workload: the warning reaches info's WARNINGS (printed and stored)."""
+    from functools import partial
+
+    from harness.workload import WARNINGS
+    from workloads.transformer_infer import TransformerInfer
+
+    params = {"p99_ms": 200.0}
+    for budget, warned in ((0.5, True), (120.0, False)):
+        sim = SlowingServer(0.05)
+        monkeypatch.setattr(scenarios, "max_qps",
+                            partial(max_qps, clock=sim.clock, wait=sim.wait))
+        info: dict = {}
+        qps = TransformerInfer._search_max_qps(sim.query, None, params, info, budget)
+        assert qps == info["max_qps"] > 0
+        if warned:
+            (line,) = info[WARNINGS]
+            assert line.startswith("max-qps search beyond the --budget of 0.5 s")
+        else:
+            assert WARNINGS not in info
+    # a search that finds no rate fails the case, whose info is not kept: the error says it
+    sim = SlowingServer(0.05)
+    monkeypatch.setattr(scenarios, "max_qps", partial(max_qps, clock=sim.clock, wait=sim.wait))
+    with pytest.raises(CheckFailed) as failed:
+        TransformerInfer._search_max_qps(sim.query, None, {"p99_ms": 10.0}, {}, 0.5)
+    assert "no arrival rate holds p99 <= 10 ms" in str(failed.value)
+    assert "(max-qps search beyond the --budget of 0.5 s" in str(failed.value)
+
+
 def test_timed_result_pools_only_the_timed_sessions():
     def sessions_on(sim: SlowingServer) -> ServerSessions:
         out = ServerSessions(sim.query, None, qps=300.0, queries=100, p99_bound_s=0.02,

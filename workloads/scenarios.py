@@ -179,6 +179,11 @@ class SearchPlan:
         confirmations (the lowest rate is tried only when nothing above it held)."""
         return 1 + self.steps + self.confirm
 
+    def needs_s(self, ceiling_qps: float) -> float:
+        """About how long the search's sessions take (at SEARCH_LOAD on average) for a server
+        answering `ceiling_qps` queries a second back to back."""
+        return self.queries * self.sessions / (SEARCH_LOAD * max(ceiling_qps, 1e-12))
+
 
 def search_plan(budget_s: float, ceiling_qps: float, confirm: int = CONFIRM) -> SearchPlan:
     """The search that fits in about `budget_s` seconds, for a server answering `ceiling_qps`
@@ -190,6 +195,23 @@ def search_plan(budget_s: float, ceiling_qps: float, confirm: int = CONFIRM) -> 
     steps = int(min(MAX_STEPS, max(MIN_STEPS, affordable // MIN_QUERIES - 1 - confirm)))
     queries = max(MIN_QUERIES, int(affordable // (1 + steps + confirm)))
     return SearchPlan(queries=queries, steps=steps, confirm=confirm)
+
+
+def over_budget(plan: SearchPlan, budget_s: float, ceiling_qps: float,
+                search_s: float) -> str | None:
+    """A warning when the plan needs more than the budget (its minimums: MIN_STEPS steps of
+    MIN_QUERIES queries, whatever the budget), naming both and the single-stream rate a model
+    would need for the plan to fit; None when it fits."""
+    need = plan.needs_s(ceiling_qps)
+    if need <= budget_s:
+        return None
+    fits = plan.queries * plan.sessions / (SEARCH_LOAD * max(budget_s, 1e-12))
+    return (f"max-qps search beyond the --budget of {budget_s:g} s: its smallest meaningful "
+            f"size ({plan.sessions} server sessions of {plan.queries} queries: {plan.steps} "
+            f"bisection steps, {plan.confirm} confirmations) needs about {need:.3g} s at this "
+            f"model's {ceiling_qps:.4g} queries/s (more where only low rates hold the bound; "
+            f"it would fit the budget at {fits:.4g} queries/s); the search took "
+            f"{search_s:.3g} s, the timed sessions come on top")
 
 
 def over_allowed(n: int) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.files import write_text_atomic
+from harness.peaks import peak_note
 from harness.units import headline_key, headline_metric, percent, seconds
 from results.report import plots
 from results.report.roofline import roofline_figure, roofline_points
@@ -86,7 +87,7 @@ class Page:
         self.add(f"<figure class='plot' data-name='{esc(name)}'>{plots.to_svg(fig)}{cap}</figure>")
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        """rows: cells as text, or (text, sort value, css class)."""
+        """rows: cells as text, or (text, sort value, css class, title: a tooltip)."""
         out = ["<table class='sortable'><thead><tr>"]
         out += [f"<th>{esc(h)}</th>" for h in headers]
         out.append("</tr></thead><tbody>")
@@ -94,10 +95,11 @@ class Page:
             out.append("<tr>")
             for cell in row:
                 if isinstance(cell, tuple):
-                    text, value, cls = (*cell, "")[:3]
+                    text, value, cls, title = (*cell, "", "")[:4]
                     v = (f" data-v='{value:.17g}'" if isinstance(value, (int, float))
                          and math.isfinite(value) else "")
-                    out.append(f"<td class='num {esc(cls)}'{v}>{esc(str(text))}</td>")
+                    tip = f" title='{esc(title)}'" if title else ""
+                    out.append(f"<td class='num {esc(cls)}'{v}{tip}>{esc(str(text))}</td>")
                 else:
                     out.append(f"<td>{esc(str(cell))}</td>")
             out.append("</tr>")
@@ -148,17 +150,34 @@ MEASUREMENT_HEADERS = ("workload", "backend", "params", "n", "median", "95% CI",
 PCT_COLUMNS = (("pct_peak", "% of peak"), ("pct_expected", "% of expected"))
 
 
+PEAK_MARK = "‡"  # on a % of peak that needs its note (harness.peaks.peak_note)
+
+
+def _peak_note(m: dict[str, Any]) -> str | None:
+    return (peak_note(m["metrics"] or {}, m.get("info") or {}) if m["status"] == "ok"
+            else None)
+
+
 def measurement_table(ms: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """The run's measurements table: headers and rows, with the percentage columns it has."""
+    """The run's measurements table: headers and rows, with the percentage columns it has;
+    a % of peak that needs explaining is marked, its note as the cell's tooltip."""
     extra = [(k, h) for k, h in PCT_COLUMNS if any(k in (m["metrics"] or {}) for m in ms)]
     rows = _measurement_rows(ms)
     for m, row in zip(ms, rows, strict=True):
         for key, _ in extra:
             v = (m["metrics"] or {}).get(key)
-            row.insert(-1, (f"{v:.1f}%" if v is not None else "", v if v is not None
-                            else math.nan))
+            note = _peak_note(m) if key == "pct_peak" else None
+            text = (f"{v:.1f}%" if v is not None else "") + (f" {PEAK_MARK}" if note else "")
+            row.insert(-1, (text, v if v is not None else math.nan, "", note or ""))
     headers = [*MEASUREMENT_HEADERS[:-1], *(h for _, h in extra), MEASUREMENT_HEADERS[-1]]
     return headers, rows
+
+
+def peak_footnotes(ms: list[dict[str, Any]]) -> str:
+    """The notes of the marked % of peak figures, under the table (a tooltip is not printed)."""
+    notes = [(m["case_key"], n) for m in ms if (n := _peak_note(m))]
+    return "".join(f"<p class='muted peak-note'>{PEAK_MARK} {esc(k)}: {esc(n)}</p>"
+                   for k, n in notes)
 
 
 def _profile_section(page: Page, run_id: str, ms: list[dict[str, Any]],
@@ -219,6 +238,7 @@ def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | Non
                  f"<code>{esc(str(run.get('env_hash') or ''))}</code></p>")
         ms = store.measurements([rid])
         page.table(*measurement_table(ms))
+        page.add(peak_footnotes(ms))
         page.figure(plots.latency_distributions(store.case_samples(rid),
                                                 f"time per call, run {rid[:8]}"),
                     f"latency-{rid[:8]}", "Distribution of per-call times (violin) with the "

@@ -8,8 +8,9 @@ from typing import Any
 from rich.markup import escape as _markup_escape
 from rich.table import Table
 
+from harness.peaks import peak_note
 from harness.text import printable
-from harness.units import headline_metric, percent, rate, seconds
+from harness.units import headline_metric, percent, seconds
 from harness.workload import WARNINGS
 from results.compare import round_spread
 from results.runfile import jsonable
@@ -115,17 +116,8 @@ def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
                    else f"{info.get('build_origin', 'source')} {built}")
             parts.append(f"OpenCL build ({how}) options {info['build_options']!r}")
         metrics = r.get("metrics") or {}
-        pct, memory = _float(metrics.get("pct_peak")), metrics.get("roof_is_memory")
-        roof = "peak memory bandwidth" if memory else "peak FLOP/s"
-        if pct is not None and metrics.get("cache_level") is not None:
-            parts.append(f"{pct:.0f}% of {roof} (DRAM's), but the working set "
-                         f"{rate(float(metrics['working_set_bytes']), 'B')} fits in the "
-                         f"L{int(metrics['cache_level'])} cache "
-                         f"({rate(float(metrics['cache_bytes']), 'B')}): a cache figure, which "
-                         "may exceed the DRAM peak")
-        elif pct is not None and pct > 100:
-            parts.append(f"{pct:.0f}% of {roof}: above the peak it is held against "
-                         f"({(info.get('peak') or {}).get('source') or 'unknown source'})")
+        if (note := peak_note(metrics, info)) is not None:
+            parts.append(note)
         if "max_qps" in info:
             plan = info.get("max_qps_plan") or {}
             size = (f"{plan['sessions']} sessions of {plan['queries']} queries: "

@@ -21,6 +21,7 @@ import numpy as np
 
 from harness.env import mask_secrets
 from harness.errors import UserError
+from harness.peaks import peak_note
 from results.compare import environment_diff, flatten
 from results.runfile import jsonable
 from results.schema import SUMMARY_COLUMNS
@@ -172,6 +173,8 @@ def run_view(store: Store, ref: str, run_dir: Path | None = None) -> dict[str, A
             "block": timing.get("block"), "block_rule": timing.get("block_rule"),
             "trace": (timing.get("profile") or {}).get("path"),
             "trace_name": name if (name := _trace_name(m)) in trace_files else None,
+            "peak_note": (peak_note(m.get("metrics") or {}, m.get("info") or {})
+                          if m["status"] == "ok" else None),
         }))
         sec = raw.get(m["measurement_id"], (np.empty(0), None))[0]
         if sec.size:
