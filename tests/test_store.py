@@ -90,6 +90,31 @@ def test_real_run_round_trip(real_run):
         assert raw == pytest.approx(want["samples"], rel=1e-12)
 
 
+def test_the_store_hands_out_values(real_run):
+    """What a reader gets back is the run's own Measurement (samples aside) under the store's
+    keys, and nothing it reads can be changed in place."""
+    import dataclasses
+
+    st, result = real_run
+    (run,) = st.runs()
+    assert (run.run_id, run.status, run.tags, run.env) == (result.run_id, "complete",
+                                                          {"k": "v"}, None)
+    assert st.run(result.run_id).env["host"]
+    stored = st.measurements([result.run_id])
+    for seq, (got, want) in enumerate(zip(stored, result.measurements, strict=True)):
+        assert (got.run_id, got.seq, got.run_started_at) == (result.run_id, seq,
+                                                             run.started_at)
+        assert got.measurement == dataclasses.replace(want, samples=None, device_samples=None)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.run_id = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.status = "failed"  # type: ignore[misc]
+    case = st.case(stored[0].case_key)
+    assert case is not None and case.to_dict() == {
+        "case_key": stored[0].case_key, "workload": "spin", "backend": "numpy:cpu",
+        "params": stored[0].params}
+
+
 def test_real_run_medians_match_request(real_run):
     _, result = real_run
     for m in (x.to_dict() for x in result.measurements):

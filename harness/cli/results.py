@@ -38,7 +38,7 @@ def runs(limit: int, store: str | None, run_dir: Path, as_json: bool) -> None:
 
     rows = open_store(store, run_dir).runs(limit)
     if as_json:
-        print_json(rows)
+        print_json([r.to_dict() for r in rows])
     elif not rows:
         click.echo("no runs yet: try `bench run --suite smoke`", err=True)
     else:

@@ -294,7 +294,7 @@ def case_view(store: Store, case_key: str, query: Query = Query(), last: int | N
     steps = [{"index": i, "run_id": hist.run_ids[i], "change": c} for i, c in hist.steps()]
     data = jsonable({"case_key": case_key, "threshold": threshold,
                      "n_points": len(hist.medians), "change_points": hist.change_points,
-                     "steps": steps, "drift": hist.drift(), "case": case,
+                     "steps": steps, "drift": hist.drift(), "case": case.to_dict(),
                      "environment_changes": changes, "filters": query.params(),
                      "last": last})
     data["points"] = _strict_columns(hist.columns())
