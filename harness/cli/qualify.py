@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,9 @@ from harness.cli.args import split_values
 from harness.cli.options import FiniteFloat, open_store, output_options, store_options
 from harness.cli.render import emit
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from harness.measurement import Measurement
 
 CHECK_FORMATS = ("table", "markdown", "json", "junit")
 
@@ -23,12 +26,12 @@ def _tolerance(text: str) -> float:
 
 
 def _measurements(store: str | None, run_dir: Path, refs: tuple[str, ...]
-                  ) -> tuple[list[str], list[dict[str, Any]]]:
+                  ) -> tuple[list[str], list[Measurement]]:
     from results.selection import resolve_run
 
     st = open_store(store, run_dir)
     ids = list(dict.fromkeys(resolve_run(st, r) for r in refs))
-    return ids, st.measurements(ids)
+    return ids, [m.measurement for m in st.measurements(ids)]
 
 
 def site_reference(site: str | None) -> str | None:
