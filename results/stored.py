@@ -174,6 +174,11 @@ class StoredMeasurement(_LegacyRow):
     def work(self) -> dict[str, Any] | None:
         return self.measurement.work
 
+    @property
+    def median(self) -> float | None:
+        """The median as stored: a whole summary's, or a partial one's (None: failed)."""
+        return self.summary_columns()["median"]
+
     def summary_columns(self) -> dict[str, Any]:
         """The summary as the store's columns hold it (schema.SUMMARY_COLUMNS, in that order;
         None where the store has no value): a partial summary's figures too."""
