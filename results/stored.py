@@ -11,7 +11,7 @@ its own rather than a `Run` with invented fields.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from harness.measurement import OK, Measurement, TimingRecord
@@ -19,28 +19,8 @@ from harness.stats import Summary
 from results.schema import SUMMARY_COLUMNS
 
 
-class _LegacyRow:
-    """TRANSITION: string-key reads of the row dict the store used to hand out, until every
-    reader reads attributes."""
-
-    def _row(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def __getitem__(self, key: str) -> Any:
-        return self._row()[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._row().get(key, default)
-
-    def keys(self) -> Any:
-        return self._row().keys()
-
-    def items(self) -> Any:
-        return self._row().items()
-
-
 @dataclass(frozen=True)
-class StoredRun(_LegacyRow):
+class StoredRun:
     """A row of the `runs` table; `env` is the run's environment fingerprint where it was read
     with it (`Store.run`), else None."""
 
@@ -58,7 +38,7 @@ class StoredRun(_LegacyRow):
     tags: dict[str, Any]
     harness_version: str | None
     n_measurements: int
-    env: dict[str, Any] | None = field(default=None, compare=False)
+    env: dict[str, Any] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> StoredRun:
@@ -69,15 +49,11 @@ class StoredRun(_LegacyRow):
         return {k: getattr(self, k) for k in _RUN_COLUMNS}
 
 
-    def _row(self) -> dict[str, Any]:
-        return {**self.to_dict(), **({"env": self.env} if self.env is not None else {})}
-
-
 _RUN_COLUMNS = tuple(f.name for f in fields(StoredRun) if f.name != "env")
 
 
 @dataclass(frozen=True)
-class StoredCase(_LegacyRow):
+class StoredCase:
     """A row of the `cases` table: what a case key stands for."""
 
     case_key: str
@@ -89,12 +65,9 @@ class StoredCase(_LegacyRow):
         return {"case_key": self.case_key, "workload": self.workload, "backend": self.backend,
                 "params": self.params}
 
-    def _row(self) -> dict[str, Any]:
-        return self.to_dict()
-
 
 @dataclass(frozen=True)
-class StoredMeasurement(_LegacyRow):
+class StoredMeasurement:
     """A measurement as the store holds it: the `Measurement` (samples not read) and the
     store's keys. The measurement is shared, not copied: treat it as read-only."""
 
@@ -186,13 +159,3 @@ class StoredMeasurement(_LegacyRow):
             return {c: getattr(self.summary, c) for c in SUMMARY_COLUMNS}
         partial = self.measurement.extra.get("summary") or {}
         return {c: partial.get(c) for c in SUMMARY_COLUMNS}
-
-    def _row(self) -> dict[str, Any]:
-        m = self.measurement
-        return {"measurement_id": self.measurement_id, "run_id": self.run_id, "seq": self.seq,
-                "case_key": m.case_key, "status": m.status, "error": m.error,
-                **self.summary_columns(), "metrics": m.metrics, "work": m.work,
-                "timing": m.timing.to_dict() if m.timing is not None else None,
-                "info": m.info, "started_at": m.started_at, "finished_at": m.finished_at,
-                "workload": m.workload, "backend": m.backend, "params": m.params,
-                "run_started_at": self.run_started_at}
