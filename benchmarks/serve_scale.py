@@ -144,7 +144,7 @@ def main() -> None:
     _, oldest = store.find_runs(offset=total - 1, limit=1)
     case = "spin[numpy:cpu](us=10.0)"
     key = urllib.parse.quote(case, safe="")
-    base, head = oldest[0]["run_id"], newest[0]["run_id"]
+    base, head = oldest[0].run_id, newest[0].run_id
     client = TestClient(create_app(store))
     pages = [
         ("runs list, page 1", "/runs"),

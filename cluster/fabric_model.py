@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from harness.workmodel import (
     FABRIC_MODELLED,
     bus_factor,  # noqa: F401 (the one definition, re-exported here)
 )
+
+if TYPE_CHECKING:
+    from results.stored import StoredMeasurement
 
 COLLECTIVES = FABRIC_MODELLED
 ALGORITHMS = ("ring", "tree")
@@ -134,20 +137,20 @@ def relative_errors(fabric: Fabric, points: Iterable[Point], algorithm: str = "r
     return predicted / measured - 1
 
 
-def points_from_measurements(rows: Iterable[dict[str, Any]]) -> list[Point]:
+def points_from_measurements(rows: Iterable[StoredMeasurement]) -> list[Point]:
     """Collective and p2p (ping-pong) measurements of stored runs as fit points."""
     out = []
     for m in rows:
-        metrics = m.get("metrics") or {}
-        workload = m.get("workload")
-        params = m.get("params") or {}
-        if m.get("status") != "ok" or workload not in COLLECTIVES or "time_s" not in metrics:
+        metrics = m.metrics
+        workload = m.workload
+        params = m.params or {}
+        if not m.ok or workload not in COLLECTIVES or "time_s" not in metrics:
             continue
         if workload == "p2p" and params.get("mode", "pingpong") != "pingpong":
             continue
         out.append(Point(workload, int(metrics.get("ranks", 2)),
                          float(metrics.get("size_bytes", params.get("size", 0))),
-                         float(metrics["time_s"]), m.get("run_id", "")))
+                         float(metrics["time_s"]), m.run_id))
     return out
 
 

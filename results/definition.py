@@ -12,11 +12,17 @@ never a regression, an improvement or a step. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.measurement import Measurement, TimingRecord
+    from results.stored import StoredMeasurement
 
 
-def units_per_call(timing: Mapping[str, Any] | None) -> float:
+def units_per_call(timing: TimingRecord | Mapping[str, Any] | None) -> float:
     """The units of work one timed call counted as (the samples are seconds per unit)."""
+    if timing is not None and not isinstance(timing, Mapping):
+        timing = timing.to_dict()
     value = (timing or {}).get("units_per_call")
     return float(value) if isinstance(value, (int, float)) and value > 0 else 1.0
 
@@ -26,14 +32,14 @@ def per_what(units: float) -> str:
     return "timed call" if units == 1 else f"1/{units:g} timed call"
 
 
-def definitions(measurements: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+def definitions(measurements: Iterable[Measurement | StoredMeasurement]) -> dict[str, float]:
     """case key -> units per call, of the measurements that succeeded."""
-    return {m["case_key"]: units_per_call(m.get("timing")) for m in measurements
-            if m.get("status") == "ok"}
+    return {m.case_key: units_per_call(m.timing) for m in measurements if m.status == "ok"}
 
 
-def changed_cases(base: Iterable[Mapping[str, Any]],
-                  head: Iterable[Mapping[str, Any]]) -> dict[str, tuple[float, float]]:
+def changed_cases(base: Iterable[Measurement | StoredMeasurement],
+                  head: Iterable[Measurement | StoredMeasurement],
+                  ) -> dict[str, tuple[float, float]]:
     """Cases both sides measured under different definitions: key -> (base's, head's units)."""
     b, h = definitions(base), definitions(head)
     return {k: (b[k], h[k]) for k in b if k in h and b[k] != h[k]}

@@ -11,18 +11,18 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.files import write_atomic
-from results.schema import SUMMARY_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from results.store import Store
+    from results.stored import StoredMeasurement
 
 FORMATS = ("csv", "json", "parquet")
 
 
 def _open(store: Store | str | None, runs: Sequence[str] | None
-          ) -> tuple[Store, list[dict[str, Any]]]:
+          ) -> tuple[Store, list[StoredMeasurement]]:
     from results.store import Store
 
     st = store if isinstance(store, Store) else Store(store)
@@ -39,29 +39,30 @@ def load(store: Store | str | None = None, runs: Sequence[str] | None = None,
     import pandas as pd
 
     st, measurements = _open(store, runs)
-    raw = st.samples_of([m["measurement_id"] for m in measurements]) if samples else {}
+    raw = st.samples_of([m.measurement_id for m in measurements]) if samples else {}
     rows = []
     for m in measurements:
         extra: dict[str, Any] = {}
         if samples:
-            sec, dev = raw.get(m["measurement_id"], (np.empty(0), None))
+            sec, dev = raw.get(m.measurement_id, (np.empty(0), None))
             extra = {"samples": sec.tolist(),
                      "device_samples": dev.tolist() if dev is not None else None}
+        timing = m.timing
         row = {
-            "run_id": m["run_id"],
-            "run_started_at": m["run_started_at"],
-            "seq": m["seq"],
-            "case": m["case_key"],
-            "workload": m["workload"],
-            "backend": m["backend"],
-            "params": json.dumps(m["params"], sort_keys=True),
-            "status": m["status"],
-            "error": m["error"],
-            **{c: m[c] for c in SUMMARY_COLUMNS},
-            "stop_reason": (m["timing"] or {}).get("stop_reason"),
-            "block": (m["timing"] or {}).get("block"),
-            "block_rule": (m["timing"] or {}).get("block_rule"),
-            **(m["metrics"] or {}),
+            "run_id": m.run_id,
+            "run_started_at": m.run_started_at,
+            "seq": m.seq,
+            "case": m.case_key,
+            "workload": m.workload,
+            "backend": m.backend,
+            "params": json.dumps(m.params, sort_keys=True),
+            "status": m.status,
+            "error": m.error,
+            **m.summary_columns(),
+            "stop_reason": timing.stop_reason if timing else None,
+            "block": timing.block if timing else None,
+            "block_rule": timing.block_rule if timing else None,
+            **(m.metrics or {}),
             **extra,
         }
         rows.append(row)
@@ -80,17 +81,17 @@ def samples(store: Store | str | None = None, runs: Sequence[str] | None = None
     import pandas as pd
 
     st, measurements = _open(store, runs)
-    raw = st.samples_of([m["measurement_id"] for m in measurements])
+    raw = st.samples_of([m.measurement_id for m in measurements])
     parts = []
     for m in measurements:
-        sec, dev = raw.get(m["measurement_id"], (np.empty(0), None))
+        sec, dev = raw.get(m.measurement_id, (np.empty(0), None))
         if not len(sec):
             continue
         n = len(sec)
         parts.append(pd.DataFrame({
-            "run_id": m["run_id"], "seq": m["seq"], "case": m["case_key"],
-            "workload": m["workload"], "backend": m["backend"],
-            "params": json.dumps(m["params"], sort_keys=True), "sample": np.arange(n),
+            "run_id": m.run_id, "seq": m.seq, "case": m.case_key,
+            "workload": m.workload, "backend": m.backend,
+            "params": json.dumps(m.params, sort_keys=True), "sample": np.arange(n),
             "seconds": sec,
             "device_seconds": dev if dev is not None and len(dev) == n else np.full(n, np.nan),
         }))

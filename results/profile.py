@@ -26,7 +26,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.measurement import Measurement
 
 ITERATION = "accelbench.iteration"
 STEP_NAMES = (ITERATION, "model_run")
@@ -202,6 +205,12 @@ def summarize(events: Sequence[dict[str, Any]], meta: dict[str, Any] | None = No
         case_key=str(meta.get("case_key", "")), kind=str(meta.get("kind", "")), basis=basis,
         steps=len(steps), step_s=step_total / len(steps) if steps else 0.0,
         ops=ops[:top] if top else ops, ranks=ranks, note=str(meta.get("note", "")))
+
+
+def trace_entry(m: Measurement) -> dict[str, Any]:
+    """What `bench run --profile` recorded of a measurement's trace ({path} or {error}), or
+    {} for a measurement taken without it."""
+    return (m.timing.extra.get("profile") if m.timing is not None else None) or {}
 
 
 def find_trace(recorded: str, run_id: str, run_dir: Path | None) -> Path | None:

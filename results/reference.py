@@ -38,9 +38,12 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from harness.measurement import Measurement
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -283,27 +286,24 @@ def dump(ref: Reference) -> str:
 # -- making references ----------------------------------------------------------------------------
 
 
-def _ci_rel(m: Mapping[str, Any]) -> float:
-    summary = m.get("summary") or m
-    med, lo, hi = (summary.get(k) for k in ("median", "ci_low", "ci_high"))
-    if not med or lo is None or hi is None:
-        return 0.0
-    return max(float(med) - float(lo), float(hi) - float(med)) / float(med)
+def _ci_rel(m: Measurement) -> float:
+    s = m.summary
+    return s.ci_rel if s is not None and s.median else 0.0
 
 
-def from_measurements(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
+def from_measurements(rows: Sequence[Measurement], metrics: Sequence[str],
                       tolerance: float, n_runs: int) -> list[Expectation]:
     """Per case and metric, the median of the runs' values (each a run's median), with the
     tolerance at least the runs' own spread (the largest distance of a run's value from that
     median, and each measurement's 95% CI of the median), relative."""
     by: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for m in rows:
-        if m.get("status") != "ok":
+        if not m.ok:
             continue
         for metric in metrics:
-            v = (m.get("metrics") or {}).get(metric)
+            v = m.metrics.get(metric)
             if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
-                by.setdefault((m["case_key"], metric), []).append((float(v), _ci_rel(m)))
+                by.setdefault((m.case_key, metric), []).append((float(v), _ci_rel(m)))
     out = []
     for (case, metric), values in sorted(by.items()):
         vals = [v for v, _ in values]
@@ -316,30 +316,30 @@ def from_measurements(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str],
     return out
 
 
-def from_peaks(rows: Sequence[Mapping[str, Any]], floor_pct: float) -> list[Expectation]:
+def from_peaks(rows: Sequence[Measurement], floor_pct: float) -> list[Expectation]:
     """`pct_peak >= floor` for every case measured with a peak (compute workloads)."""
-    cases = sorted({m["case_key"] for m in rows if m.get("status") == "ok"
-                    and isinstance((m.get("metrics") or {}).get("pct_peak"), (int, float))})
+    cases = sorted({m.case_key for m in rows
+                    if m.ok and isinstance(m.metrics.get("pct_peak"), (int, float))})
     return [Expectation(c, "pct_peak", ">=", floor_pct, 0.0,
                         f"peaks: floor of {floor_pct:g}% of peak") for c in cases]
 
 
-def from_model(rows: Sequence[Mapping[str, Any]], predict: Any, tolerance: float,
+def from_model(rows: Sequence[Measurement], predict: Any, tolerance: float,
                fabric: str) -> list[Expectation]:
     """`time_s <= predicted` for collective measurements, `predict(workload, ranks, bytes)`
     being the fabric model's time (None where it has none)."""
     out: dict[str, Expectation] = {}
     for m in rows:
-        metrics = m.get("metrics") or {}
-        if m.get("status") != "ok" or "time_s" not in metrics or m["case_key"] in out:
+        metrics = m.metrics
+        if not m.ok or "time_s" not in metrics or m.case_key in out:
             continue
         ranks, size = metrics.get("ranks"), metrics.get("size_bytes")
         if ranks is None or size is None:
             continue
-        t = predict(m.get("workload"), int(ranks), float(size))
+        t = predict(m.workload, int(ranks), float(size))
         if t is not None and t > 0:
-            out[m["case_key"]] = Expectation(
-                m["case_key"], "time_s", "<=", float(t), tolerance,
+            out[m.case_key] = Expectation(
+                m.case_key, "time_s", "<=", float(t), tolerance,
                 f"model: {fabric} at {int(ranks)} ranks, {int(size)} B")
     return [out[k] for k in sorted(out)]
 
@@ -393,14 +393,14 @@ class CheckResult:
                 "rows": [r.to_dict() for r in self.rows]}
 
 
-def check(ref: Reference, rows: Sequence[Mapping[str, Any]]) -> CheckResult:
+def check(ref: Reference, rows: Sequence[Measurement]) -> CheckResult:
     """Hold measurements (of one or more runs) against a reference. Per case and metric the
     measured value is the median over the runs' measurements of it. An expectation that
     matches no case, or a metric a matched (successful) case lacks, is a UserError: the
     reference does not describe these runs."""
-    cases: dict[str, list[Mapping[str, Any]]] = {}
+    cases: dict[str, list[Measurement]] = {}
     for m in rows:
-        cases.setdefault(str(m["case_key"]), []).append(m)
+        cases.setdefault(m.case_key, []).append(m)
     used: set[int] = set()
     out: list[CheckRow] = []
     for key in sorted(cases):
@@ -410,16 +410,16 @@ def check(ref: Reference, rows: Sequence[Mapping[str, Any]]) -> CheckResult:
             out.append(CheckRow(key, MISSING, why="no expectation in the reference covers it",
                                 n=len(ms)))
             continue
-        ok = [m for m in ms if m.get("status") == "ok"]
+        ok = [m for m in ms if m.ok]
         for e in applies:
             used.add(id(e))
             if not ok:
-                errors = "; ".join(sorted({str(m.get("error") or m.get("status")) for m in ms}))
+                errors = "; ".join(sorted({str(m.error or m.status) for m in ms}))
                 out.append(CheckRow(key, FAIL, e, None, 0, f"measurement failed: {errors}"))
                 continue
-            values = [(m.get("metrics") or {}).get(e.metric) for m in ok]
+            values = [m.metrics.get(e.metric) for m in ok]
             if any(not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
-                have = sorted(ok[0].get("metrics") or {})
+                have = sorted(ok[0].metrics)
                 raise UserError(f"{ref.path}: [[expect]] {e.index} wants {e.metric!r} but case "
                                 f"{key} has no such metric (it has: {', '.join(have)})")
             measured = statistics.median(float(v) for v in values)  # type: ignore[arg-type]

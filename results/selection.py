@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import UserError
 from results import definition
@@ -12,6 +12,9 @@ from results.compare import Comparison, compare, environment_diff, round_spread
 from results.noise_floor import floor_warning, latest_floors
 from results.runfile import PART, SUFFIX, read_run_file
 from results.store import Store
+
+if TYPE_CHECKING:
+    from results.stored import StoredMeasurement, StoredRun
 
 
 def resolve_run(store: Store, ref: str) -> str:
@@ -29,8 +32,8 @@ def resolve_run(store: Store, ref: str) -> str:
 @dataclass
 class RunComparison:
     comparison: Comparison
-    base: dict[str, Any]
-    head: dict[str, Any]
+    base: StoredRun
+    head: StoredRun
     env_diff: list[tuple[str, Any, Any]]
     warnings: list[str] = field(default_factory=list)
     definition_changed: list[str] = field(default_factory=list)  # cases left out: see definition
@@ -39,8 +42,8 @@ class RunComparison:
         """The machine-readable form (`bench compare --format json`, bench serve's API)."""
         result = self.comparison
         return {
-            "base": {"run_id": self.base["run_id"], "started_at": self.base["started_at"]},
-            "head": {"run_id": self.head["run_id"], "started_at": self.head["started_at"]},
+            "base": {"run_id": self.base.run_id, "started_at": self.base.started_at},
+            "head": {"run_id": self.head.run_id, "started_at": self.head.started_at},
             "threshold": result.threshold, "fdr": result.fdr, "counts": result.counts(),
             "cases": [c.to_dict() for c in result.worst_first()],
             "only_base": result.only_base, "only_head": result.only_head,
@@ -50,25 +53,25 @@ class RunComparison:
         }
 
 
-def busy_warning(measurements: list[dict[str, Any]], run: dict[str, Any],
+def busy_warning(measurements: list[StoredMeasurement], run: StoredRun,
                  label: str) -> str | None:
     """A warning when the machine was busier than its cores during the run's cases."""
-    loads = [v for m in measurements
-             for k in ("load_before", "load_after")
-             if isinstance(v := (m["timing"] or {}).get(k), (int, float))]
-    cores = ((run.get("env") or {}).get("cpu") or {}).get("usable_cores")
+    loads = [v for m in measurements if m.timing is not None
+             for v in (m.timing.load_before, m.timing.load_after)
+             if isinstance(v, (int, float))]
+    cores = ((run.env or {}).get("cpu") or {}).get("usable_cores")
     if not loads or not cores or max(loads) <= cores + 0.5:
         return None
     return (f"{label} ran on a busy machine (1-minute load average up to {max(loads):.1f} on "
             f"{cores} usable cores): differences may be the machine's, not the code's")
 
 
-def timed_apart_warning(base: list[dict[str, Any]], head: list[dict[str, Any]],
+def timed_apart_warning(base: list[StoredMeasurement], head: list[StoredMeasurement],
                         keys: list[str]) -> str | None:
     """A warning for cases one run timed in steady-state blocks and the other singly: their
     ratio sets a single-call median against a cost per call back to back."""
-    def steady(measurements: list[dict[str, Any]]) -> dict[str, bool]:
-        return {m["case_key"]: "steady_state" in str((m["timing"] or {}).get("block_rule"))
+    def steady(measurements: list[StoredMeasurement]) -> dict[str, bool]:
+        return {m.case_key: "steady_state" in str(m.timing.block_rule if m.timing else None)
                 for m in measurements}
 
     b, h = steady(base), steady(head)
@@ -80,16 +83,15 @@ def timed_apart_warning(base: list[dict[str, Any]], head: list[dict[str, Any]],
             f"back-to-back blocks in the other: their calls changed character): {shown}")
 
 
-def unpaired_warning(base: dict[str, Any], head: dict[str, Any], base_ms: list[dict[str, Any]],
-                     head_ms: list[dict[str, Any]], keys: list[str]) -> str | None:
+def unpaired_warning(base: StoredRun, head: StoredRun, base_ms: list[StoredMeasurement],
+                     head_ms: list[StoredMeasurement], keys: list[str]) -> str | None:
     """Unpaired runs cannot resolve changes below how far cases move between runs; say so."""
-    b_tags, h_tags = base.get("tags") or {}, head.get("tags") or {}
+    b_tags, h_tags = base.tags or {}, head.tags or {}
     if b_tags.get("ab") and b_tags.get("ab") == h_tags.get("ab"):
         return None  # the two sides of one `bench ab`
     wanted = set(keys)
-    spreads = [v for m in (*base_ms, *head_ms) if m["case_key"] in wanted
-               if (v := round_spread((m.get("timing") or {}).get("round_medians_s")))
-               is not None]
+    spreads = [v for m in (*base_ms, *head_ms) if m.case_key in wanted and m.timing is not None
+               if (v := round_spread(m.timing.extra.get("round_medians_s"))) is not None]
     if spreads:
         spreads.sort()
         seen = (f"here cases moved by a median {spreads[len(spreads) // 2]:.1%} (up to "
@@ -128,7 +130,7 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
                         f"({len(result.only_base)} vs {len(result.only_head)} cases{why}); "
                         "compare runs of the same suite or selection")
     keys = [c.case_key for c in result.cases]
-    floor_run, floors = latest_floors(store, str(head.get("host") or ""))
+    floor_run, floors = latest_floors(store, str(head.host or ""))
     same = (f"BASE and HEAD are the same run ({base_id[:8]}): every case is compared with "
             "itself, so nothing can change; give two runs, e.g. latest~1 latest"
             if base_id == head_id else None)
@@ -143,5 +145,5 @@ def compare_runs(store: Store, base_ref: str, head_ref: str, threshold: float = 
                 if w]
     warnings += definition.changed_warning(redefined)
     return RunComparison(result, base, head,
-                         environment_diff(base.get("env") or {}, head.get("env") or {}), warnings,
+                         environment_diff(base.env or {}, head.env or {}), warnings,
                          sorted(redefined))

@@ -36,6 +36,7 @@ from harness.files import unwritable
 from harness.measurement import Measurement
 from results import schema as s
 from results.runfile import BadRunFile, RunRecord
+from results.stored import StoredCase, StoredMeasurement, StoredRun
 
 DEFAULT_STORE = "bench.db"
 _MAX_ROWS = 2**62  # a LIMIT larger than this means "all" (SQLite's integers are 64-bit)
@@ -382,8 +383,8 @@ class Store:
             if not sep or not key:
                 raise UserError(f"run reference {ref!r}: write tag:KEY=VALUE, e.g. tag:branch=main")
             for run in self.runs():
-                if str((run.get("tags") or {}).get(key)) == value:
-                    return str(run["run_id"])
+                if str(run.tags.get(key)) == value:
+                    return run.run_id
             raise UserError(f"no run tagged {key}={value} in {self.name}; see `bench runs`")
         with self.engine.connect() as conn:
             m = _REF.match(ref)
@@ -414,15 +415,16 @@ class Store:
     def count_runs(conn: sa.Connection) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(s.runs)).scalar_one())
 
-    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def runs(self, limit: int | None = None) -> list[StoredRun]:
+        """The newest `limit` runs (all without one), newest first."""
         with self.engine.connect() as conn:
             q = sa.select(s.runs).order_by(s.runs.c.started_at.desc())
             if limit:
                 q = q.limit(min(limit, _MAX_ROWS))
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [StoredRun.from_row(r._mapping) for r in conn.execute(q)]
 
     def find_runs(self, where: RunFilter | None = None, offset: int = 0,
-                  limit: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+                  limit: int | None = None) -> tuple[int, list[StoredRun]]:
         """(how many runs match, the matching runs newest first from `offset`, at most
         `limit` of them)."""
         conditions = (where or RunFilter()).conditions()
@@ -433,13 +435,13 @@ class Store:
                  .order_by(s.runs.c.started_at.desc(), s.runs.c.run_id).offset(offset))
             if limit is not None:
                 q = q.limit(min(limit, _MAX_ROWS))
-            return total, [dict(r._mapping) for r in conn.execute(q)]
+            return total, [StoredRun.from_row(r._mapping) for r in conn.execute(q)]
 
-    def case(self, case_key: str) -> dict[str, Any] | None:
+    def case(self, case_key: str) -> StoredCase | None:
         """A case's workload, backend and params, or None if the store has never measured it."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(s.cases).where(s.cases.c.case_key == case_key)).first()
-        return dict(row._mapping) if row is not None else None
+        return StoredCase(**row._mapping) if row is not None else None
 
     def case_series(self, case_key: str, run_ids: Sequence[str] | None = None,
                     where: RunFilter | None = None, last: int | None = None
@@ -477,16 +479,18 @@ class Store:
                     .where(s.environments.c.env_hash.in_(wanted[start:start + 500]))))
         return out
 
-    def run(self, run_id: str) -> dict[str, Any]:
+    def run(self, run_id: str) -> StoredRun:
+        """A run by its id, with its environment."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(s.runs, s.environments.c.data.label("env"))
                                .join(s.environments, isouter=True)
                                .where(s.runs.c.run_id == run_id)).first()
             if row is None:
                 raise UserError(f"no run {run_id!r} in {self.name}")
-            return dict(row._mapping)
+            return StoredRun.from_row(row._mapping)
 
-    def measurements(self, run_ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def measurements(self, run_ids: Sequence[str] | None = None) -> list[StoredMeasurement]:
+        """The measurements of the given runs (of all without them), in run and case order."""
         with self.engine.connect() as conn:
             q = (sa.select(s.measurements, s.cases.c.workload, s.cases.c.backend,
                            s.cases.c.params, s.runs.c.started_at.label("run_started_at"))
@@ -494,7 +498,7 @@ class Store:
                  .order_by(s.runs.c.started_at, s.measurements.c.seq))
             if run_ids is not None:
                 q = q.where(s.measurements.c.run_id.in_(list(run_ids)))
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [StoredMeasurement.from_row(r._mapping) for r in conn.execute(q)]
 
     def samples(self, measurement_id: int) -> list[float]:
         with self.engine.connect() as conn:

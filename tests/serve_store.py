@@ -127,9 +127,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory,
     store = Store(str(work / "bench.db"), create=False)
     _, sweep = store.find_runs(RunFilter(tags=(("series", "sweep"),)))
     _, scaling = store.find_runs(RunFilter(tags=(("series", "scaling"),)))
-    ranks = {m["run_id"]: int(m["metrics"].get("world_size") or 1)
-             for m in store.measurements([r["run_id"] for r in scaling])}
-    by_ranks = sorted(scaling, key=lambda r: ranks[r["run_id"]])
+    ranks = {m.run_id: int(m.metrics.get("world_size") or 1)
+             for m in store.measurements([r.run_id for r in scaling])}
+    by_ranks = sorted(scaling, key=lambda r: ranks[r.run_id])
     return ClusterStore(work / "bench.db", work / "bench-runs",
-                        sweep[0]["run_id"] if sweep else None,
-                        [r["run_id"] for r in by_ranks])
+                        sweep[0].run_id if sweep else None,
+                        [r.run_id for r in by_ranks])

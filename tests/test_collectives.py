@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from harness.errors import UserError
+from harness.measurement import Measurement
 from harness.sweep import expand_sweep
 from harness.workmodel import COLLECTIVE_OPS
 from kernels.collectives import transports
@@ -201,13 +202,16 @@ def test_nccl_tests_text_has_nccl_columns():
     rows = []
     for size in (8, 1024):
         for in_place in (False, True):
-            rows.append({"workload": "allreduce", "backend": "mpi:cpu", "status": "ok",
+            rows.append({"case_key": f"allreduce {size} {in_place}",
+                         "workload": "allreduce", "backend": "mpi:cpu", "status": "ok",
                          "params": {"size": size, "dtype": "float32", "op": "sum",
                                     "in_place": in_place},
                          "metrics": {"time_s": 1e-6 * size, "algbw_gbps": 1.0,
                                      "busbw_gbps": 1.0, "wrong": 0, "ranks": 2,
                                      "size_bytes": size, "count": size // 4}})
-    rows.append({"workload": "spin", "backend": "numpy:cpu", "status": "ok", "params": {}})
+    rows.append({"case_key": "spin", "workload": "spin", "backend": "numpy:cpu", "status": "ok",
+                 "params": {}})
+    rows = [Measurement.from_dict(r) for r in rows]
     assert len(sweeps(rows)) == 1
     text = nccl_tests_text(rows, ["abc"])
     data = [ln.split() for ln in text.splitlines() if ln and not ln.startswith("#")]
@@ -438,7 +442,8 @@ def test_pingpong_has_one_latency_everywhere(monkeypatch):
         console.print(table)
         return console.export_text()
 
-    main, nccl = text(measurements_table([m])), text(sweep_table("p2p", [m]))
+    measured = Measurement.from_dict(m)
+    main, nccl = text(measurements_table([measured])), text(sweep_table("p2p", [measured]))
     assert "2.3 µs" in main and "445.2 MB/s" in main and "4.6" not in main
     assert "2.30" in nccl and "0.45" in nccl
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
+from harness.measurement import Measurement
 from harness.stats import summarize
 from results import definition
 from results.history import case_history
@@ -61,7 +62,8 @@ def test_golden_round_trip_record_has_the_old_definition():
     # the round trip: the nccl-tests column (time_s) was already half of it
     assert all(m["metrics"]["time_s"] == pytest.approx(m["summary"]["median"] / 2)
                for m in measurements)
-    assert set(definition.definitions(measurements).values()) == {1.0}
+    read = [Measurement.from_dict(m) for m in measurements]
+    assert set(definition.definitions(read).values()) == {1.0}
 
 
 def test_compare_leaves_out_a_case_whose_definition_changed(tmp_path):

@@ -270,13 +270,15 @@ def test_cpu_caches_read_from_sysfs(tmp_path):
 
 
 def test_show_says_why_a_figure_beats_its_peak():
+    from harness.measurement import Measurement
     from results.report.table import info_lines
 
-    row = {"case_key": "stream[torch:cpu](n=1000000)", "status": "ok",
+    row = {"case_key": "stream[torch:cpu](n=1000000)", "workload": "stream",
+           "backend": "torch:cpu", "params": {"n": 1000000}, "status": "ok",
            "summary": {"median": 1e-4}, "timing": {},
            "metrics": {"pct_peak": 265.0, "roof_is_memory": 1.0, "cache_level": 3.0,
                        "working_set_bytes": 24e6, "cache_bytes": float(32 << 20)}}
-    (line,) = info_lines([row])
+    (line,) = info_lines([Measurement.from_dict(row)])
     assert "265% of peak memory bandwidth" in line and "fits in the L3 cache" in line
 
 
@@ -368,6 +370,6 @@ def test_html_report_draws_the_same_roofline_with_the_peak_roof(tmp_path, monkey
     html.render(st, [run_id], tmp_path / "r.html")
     (ax,) = figures["roofline"].axes
     labels = [line.get_label() for line in ax.get_lines()]
-    peak = next(m["metrics"] for m in st.measurements([run_id]))["peak_flops_per_s"]
+    peak = next(m.metrics for m in st.measurements([run_id]))["peak_flops_per_s"]
     (roof,) = [line for line in ax.get_lines() if line.get_label().startswith("peak (numpy:cpu)")]
     assert max(roof.get_ydata()) == pytest.approx(peak / 1e9), labels

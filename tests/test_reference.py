@@ -5,6 +5,7 @@ pct_expected stored by `bench run --reference` and shown by show/report, one-lin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
+from harness.measurement import Measurement
+from harness.stats import summarize
 from results import reference as refs
 
 # A workload whose case key does not change when it is slowed: the environment slows it.
@@ -21,11 +24,11 @@ NAP = ("--plugin", "nap.py", "-w", "nap", "-p", "us=40,120", *FAST)
 KEY40, KEY120 = "nap[numpy:cpu](us=40.0)", "nap[numpy:cpu](us=120.0)"
 
 
-def _ms(key: str, **metrics: float) -> dict:
-    return {"case_key": key, "status": "ok", "metrics": metrics,
-            "summary": {"median": metrics.get("latency_s", 1.0),
-                        "ci_low": metrics.get("latency_s", 1.0),
-                        "ci_high": metrics.get("latency_s", 1.0)}}
+def _ms(key: str, **metrics: float) -> Measurement:
+    """A successful measurement whose median (and both ends of its CI) is its latency_s."""
+    v = metrics.get("latency_s", 1.0)
+    return Measurement(key, key.split("[")[0], "numpy:cpu", {}, metrics=metrics,
+                       summary=dataclasses.replace(summarize([v]), ci_low=v, ci_high=v))
 
 
 def _ref(*entries: dict, **top: str) -> refs.Reference:
@@ -118,8 +121,8 @@ def test_check_verdicts_missing_and_errors():
     assert by["b2"].status == refs.PASS
     assert by["c"].status == refs.MISSING
     assert result.counts() == {"pass": 2, "fail": 1, "missing": 1}
-    failed = refs.check(r, [{"case_key": "a", "status": "failed", "error": "boom",
-                             "metrics": {}}, _ms("b1", busbw_gbps=200.0)])
+    failed = refs.check(r, [Measurement("a", "a", "numpy:cpu", {}, status="failed",
+                                        error="boom"), _ms("b1", busbw_gbps=200.0)])
     assert [x.status for x in failed.rows] == ["fail", "pass"] and "boom" in failed.rows[0].why
 
     with pytest.raises(UserError, match=r"\[\[expect\]\] 2 .*matches no case"):
@@ -150,9 +153,9 @@ def test_from_measurements_takes_median_and_spread():
 def test_from_model_and_peaks():
     from cluster.fabric_model import PRESETS, predict_time
 
-    rows = [{**_ms("allreduce[mpi:cpu](size=1048576)", time_s=1e-3, ranks=4.0,
-                   size_bytes=1048576.0), "workload": "allreduce"},
-            {**_ms("gemm[numpy:cpu](m=64)", pct_peak=55.0), "workload": "gemm"}]
+    rows = [_ms("allreduce[mpi:cpu](size=1048576)", time_s=1e-3, ranks=4.0,
+                size_bytes=1048576.0),
+            _ms("gemm[numpy:cpu](m=64)", pct_peak=55.0)]
     fabric = PRESETS["hdr"]
     (e,) = refs.from_model(rows, lambda w, p, m: predict_time(fabric, w, "ring", p, m)
                            if w == "allreduce" else None, 0.1, "hdr")

@@ -104,14 +104,16 @@ def test_compare_html_in_chromium(bench, two_runs, workdir, tmp_path):
 def test_results_table_marks_cases_timed_in_steady_state_blocks():
     from rich.console import Console
 
+    from harness.measurement import Measurement
     from results.report.table import measurements_table
 
     summary = {"n": 50, "median": 6e-6, "ci_low": 5.9e-6, "ci_high": 6.1e-6, "p5": 5e-6,
                "p95": 7e-6}
-    row = {"workload": "gemm", "backend": "torch:cpu", "params": {"m": 64}, "status": "ok",
-           "summary": summary, "metrics": {}, "work": {}}
-    rows = [{**row, "timing": {"block_rule": "steady_state", "single_call_s": 4.6e-6}},
-            {**row, "params": {"m": 512}, "timing": {"block_rule": "overhead"}}]
+    row = {"case_key": "gemm", "workload": "gemm", "backend": "torch:cpu", "params": {"m": 64},
+           "status": "ok", "summary": summary, "metrics": {}, "work": {}}
+    rows = [Measurement.from_dict(r) for r in (
+        {**row, "timing": {"block_rule": "steady_state", "single_call_s": 4.6e-6}},
+        {**row, "params": {"m": 512}, "timing": {"block_rule": "overhead"}})]
     console = Console(width=200, record=True)
     console.print(measurements_table(rows))
     text = console.export_text()

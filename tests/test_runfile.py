@@ -125,7 +125,7 @@ def test_dead_writer_part_is_ingested_as_partial(tmp_path, make_header, make_mea
     st = Store(str(tmp_path / "bench.db"))
     assert ingest_paths(st, [tmp_path / "runs"]) == {"added": 1}
     (row,) = st.runs()
-    assert row["status"] == "partial" and row["n_measurements"] == 2
+    assert row.status == "partial" and row.n_measurements == 2
 
 
 def test_live_writer_part_is_left_alone(tmp_path, make_header, make_measurement):

@@ -70,10 +70,10 @@ def test_api_run_and_history_and_compare(served: ServedStore):
     assert {len(col) for col in points.values()} == {N_CASE_RUNS}
     from results.store import Store
 
-    stored = {m["run_id"]: m for m in Store(str(served.db), create=False).measurements(
+    stored = {m.run_id: m.summary for m in Store(str(served.db), create=False).measurements(
         served.case_run_ids)}
-    assert points["median"] == [stored[r]["median"] for r in served.case_run_ids]
-    assert points["ci_high"] == [stored[r]["ci_high"] for r in served.case_run_ids]
+    assert points["median"] == [stored[r].median for r in served.case_run_ids]
+    assert points["ci_high"] == [stored[r].ci_high for r in served.case_run_ids]
     assert [s["index"] for s in hist["steps"]] == [3]  # the slowed build
     assert [c["index"] for c in hist["environment_changes"]] == [3]
     assert any(ch["key"] == "env.MALLOC_ARENA_MAX"
@@ -91,7 +91,7 @@ def test_a_runs_trace_is_linked_and_served_by_the_real_server(served: ServedStor
     from results.store import Store
 
     (m,) = Store(str(served.db), create=False).measurements([served.stream_run_id])
-    path = Path(m["timing"]["profile"]["path"])
+    path = Path(m.timing.extra["profile"]["path"])
     code, page = get(f"{served.url}/runs/{served.stream_run_id}")
     href = f"/runs/{served.stream_run_id}/traces/{path.name}"
     assert code == 200 and f'href="{href}"' in page
@@ -288,9 +288,14 @@ def test_history_columns_stay_strict_json():
 
 
 def test_run_summary_masks_a_password_in_the_command():
+    from results.stored import StoredRun
     from results.web.views import run_summary
 
-    out = run_summary({"run_id": "r", "command": "bench run --store postgresql://u:pw@h/db"})
+    out = run_summary(StoredRun(
+        run_id="r", started_at="2026-01-01T00:00:00", finished_at=None, status="complete",
+        command="bench run --store postgresql://u:pw@h/db", suite=None, git_revision=None,
+        git_dirty=None, slurm_job_id=None, host=None, env_hash=None, tags={},
+        harness_version=None, n_measurements=0))
     assert "pw@" not in out["command"] and "u:***@h" in out["command"]
 
 

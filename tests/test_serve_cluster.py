@@ -49,15 +49,15 @@ def test_sweep_has_a_series_per_backend_and_a_point_per_size(cluster, client, st
     r = client.get(f"/api/runs/{cluster.sweep_run_id}")
     assert r.status_code == 200
     series = r.json()["sweep"]["data"]
-    backends = {m["backend"] for m in stored[cluster.sweep_run_id]}
+    backends = {m.backend for m in stored[cluster.sweep_run_id]}
     assert backends == {"mpi:cpu", "gloo:cpu"}
     assert len(series) == len(backends)
     for backend in backends:
         (line,) = [s for s in series if f" on {backend} " in s["name"]]
-        ms = sorted((m for m in stored[cluster.sweep_run_id] if m["backend"] == backend),
-                    key=lambda m: m["metrics"]["size_bytes"])
-        assert line["x"] == [m["metrics"]["size_bytes"] for m in ms] == list(SWEEP_SIZES)
-        assert line["y"] == [m["metrics"]["busbw_gbps"] for m in ms]
+        ms = sorted((m for m in stored[cluster.sweep_run_id] if m.backend == backend),
+                    key=lambda m: m.metrics["size_bytes"])
+        assert line["x"] == [m.metrics["size_bytes"] for m in ms] == list(SWEEP_SIZES)
+        assert line["y"] == [m.metrics["busbw_gbps"] for m in ms]
     page = client.get(f"/runs/{cluster.sweep_run_id}").text
     assert 'id="sweep"' in page
 
@@ -67,7 +67,7 @@ def test_scaling_shows_the_efficiency_of_each_rank_count(cluster, client, stored
     thr = {}
     for run_id in (one, two):
         (m,) = stored[run_id]
-        thr[int(m["metrics"].get("world_size") or 1)] = m["metrics"]["items_per_s"]
+        thr[int(m.metrics.get("world_size") or 1)] = m.metrics["items_per_s"]
     assert sorted(thr) == [1, 2]
     expected = thr[2] / (2 * thr[1])
 
@@ -88,9 +88,9 @@ def test_scaling_shows_the_efficiency_of_each_rank_count(cluster, client, stored
 # -- traces -------------------------------------------------------------------------------------
 
 
-def _recorded(ms: list[dict[str, Any]]) -> list[Path]:
-    return [Path(m["timing"]["profile"]["path"]) for m in ms
-            if (m["timing"].get("profile") or {}).get("path")]
+def _recorded(ms: list[Any]) -> list[Path]:  # stored measurements
+    return [Path(m.timing.extra["profile"]["path"]) for m in ms
+            if (m.timing.extra.get("profile") or {}).get("path")]
 
 
 def test_run_page_links_its_trace_and_the_route_serves_it(cluster, client, stored):

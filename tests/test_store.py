@@ -65,29 +65,56 @@ def test_real_run_round_trip(real_run):
     assert result.path.name == f"{result.run_id}.jsonl" and result.path.exists()
 
     (row,) = st.runs()
-    assert row["run_id"] == result.run_id
-    assert row["status"] == "complete"
-    assert row["n_measurements"] == 2
-    assert row["tags"] == {"k": "v"}
-    assert row["finished_at"] is not None
+    assert row.run_id == result.run_id
+    assert row.status == "complete"
+    assert row.n_measurements == 2
+    assert row.tags == {"k": "v"}
+    assert row.finished_at is not None
 
     header = st.run(result.run_id)
-    assert header["env"]["host"] and header["env_hash"] == read_run_file(
+    assert header.env["host"] and header.env_hash == read_run_file(
         result.path).header["env_hash"]
 
     stored = st.measurements([result.run_id])
-    assert [m["case_key"] for m in stored] == [m.case_key for m in result.measurements]
+    assert [m.case_key for m in stored] == [m.case_key for m in result.measurements]
     for got, want in zip(stored, (m.to_dict() for m in result.measurements), strict=True):
-        assert got["workload"] == "spin" and got["backend"] == "numpy:cpu"
-        assert got["params"] == want["params"]
-        assert got["status"] == "ok"
+        assert got.workload == "spin" and got.backend == "numpy:cpu"
+        assert got.params == want["params"]
+        assert got.status == "ok"
+        stored_summary = got.summary_columns()
         for col in schema.SUMMARY_COLUMNS:
-            assert got[col] == pytest.approx(float(want["summary"][col]), rel=1e-12), col
-        assert got["metrics"] == pytest.approx(want["metrics"])
-        assert got["timing"]["stop_reason"] == want["timing"]["stop_reason"]
-        raw = st.samples(got["measurement_id"])
-        assert len(raw) == len(want["samples"]) == got["n"]
+            assert stored_summary[col] == pytest.approx(float(want["summary"][col]),
+                                                        rel=1e-12), col
+        assert got.metrics == pytest.approx(want["metrics"])
+        assert got.timing.stop_reason == want["timing"]["stop_reason"]
+        raw = st.samples(got.measurement_id)
+        assert len(raw) == len(want["samples"]) == got.summary.n
         assert raw == pytest.approx(want["samples"], rel=1e-12)
+
+
+def test_the_store_hands_out_values(real_run):
+    """What a reader gets back is the run's own Measurement (samples aside) under the store's
+    keys, and nothing it reads can be changed in place."""
+    import dataclasses
+
+    st, result = real_run
+    (run,) = st.runs()
+    assert (run.run_id, run.status, run.tags, run.env) == (result.run_id, "complete",
+                                                          {"k": "v"}, None)
+    assert st.run(result.run_id).env["host"]
+    stored = st.measurements([result.run_id])
+    for seq, (got, want) in enumerate(zip(stored, result.measurements, strict=True)):
+        assert (got.run_id, got.seq, got.run_started_at) == (result.run_id, seq,
+                                                             run.started_at)
+        assert got.measurement == dataclasses.replace(want, samples=None, device_samples=None)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            got.run_id = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.status = "failed"  # type: ignore[misc]
+    case = st.case(stored[0].case_key)
+    assert case is not None and case.to_dict() == {
+        "case_key": stored[0].case_key, "workload": "spin", "backend": "numpy:cpu",
+        "params": stored[0].params}
 
 
 def test_real_run_medians_match_request(real_run):
@@ -122,20 +149,20 @@ def test_grown_part_file_replaces(tmp_path, store, make_header, make_measurement
     assert store.ingest(read_run_file(w.part)) == "added"
     assert store.ingest(read_run_file(w.part)) == "unchanged"
     (row,) = store.runs()
-    assert (row["status"], row["n_measurements"]) == ("partial", 1)
+    assert (row.status, row.n_measurements) == ("partial", 1)
 
     w.append(make_measurement(20.0))
     assert store.ingest(read_run_file(w.part)) == "replaced"
     (row,) = store.runs()
-    assert (row["status"], row["n_measurements"]) == ("partial", 2)
+    assert (row.status, row.n_measurements) == ("partial", 2)
     assert _count(store, schema.measurements) == 2
     assert _sample_total(store) == 40
 
     path = w.finish("complete", "2024-01-01T00:00:09+00:00")
     assert store.ingest(read_run_file(path)) == "replaced"
     (row,) = store.runs()
-    assert (row["status"], row["n_measurements"]) == ("complete", 2)
-    assert row["finished_at"] == "2024-01-01T00:00:09+00:00"
+    assert (row.status, row.n_measurements) == ("complete", 2)
+    assert row.finished_at == "2024-01-01T00:00:09+00:00"
     assert _count(store, schema.measurements) == 2
     assert _sample_total(store) == 40
     assert store.has_run(header["run_id"], "complete", 2)
@@ -154,9 +181,9 @@ def test_failed_measurement_is_stored(tmp_path, store, make_header, make_measure
     path = _finished_run(tmp_path, make_header(), [make_measurement(), failed], "failed")
     store.ingest(read_run_file(path))
     ms = store.measurements()
-    assert [m["status"] for m in ms] == ["ok", "failed"]
-    assert ms[1]["error"] == "boom" and ms[1]["median"] is None
-    assert store.samples(ms[1]["measurement_id"]) == []
+    assert [m.status for m in ms] == ["ok", "failed"]
+    assert ms[1].error == "boom" and ms[1].median is None
+    assert store.samples(ms[1].measurement_id) == []
 
 
 # -- references ----------------------------------------------------------------------------------
@@ -182,8 +209,8 @@ def test_resolve(store, three_runs):
     assert store.resolve(first) == first
     assert store.resolve("bbbb") == third
     assert store.resolve("aaaa2") == second
-    assert [r["run_id"] for r in store.runs()] == [third, second, first]
-    assert [r["run_id"] for r in store.runs(limit=1)] == [third]
+    assert [r.run_id for r in store.runs()] == [third, second, first]
+    assert [r.run_id for r in store.runs(limit=1)] == [third]
 
 
 def test_resolve_errors(store, three_runs):
@@ -263,13 +290,13 @@ def test_version_1_store_migrates_forward(tmp_path):
     st = Store(str(db))
     assert st.schema_version() == schema.SCHEMA_VERSION
     (run,) = st.runs()
-    ms = st.measurements([run["run_id"]])
+    ms = st.measurements([run.run_id])
     assert len(ms) == 2
     for m in ms:
-        want = [sec for mid, sec in v1_rows if mid == m["measurement_id"]]
-        assert len(want) == m["n"] == 12
-        assert st.samples(m["measurement_id"]) == want
-    assert set(st.case_samples(run["run_id"])) == {m["case_key"] for m in ms}
+        want = [sec for mid, sec in v1_rows if mid == m.measurement_id]
+        assert len(want) == m.summary.n == 12
+        assert st.samples(m.measurement_id) == want
+    assert set(st.case_samples(run.run_id)) == {m.case_key for m in ms}
 
 
 def test_store_ref_forms(tmp_path, monkeypatch):
@@ -340,7 +367,7 @@ def test_info_is_stored_and_shown(tmp_path, store, make_header, make_measurement
     m["info"] = {"build_options": "-DRB=3", "first_call_s": 19.0, "search": [1, 2]}
     store.ingest(read_run_file(_finished_run(tmp_path / "runs", make_header(), [m])))
     (got,) = store.measurements()
-    assert got["info"] == m["info"]
+    assert got.info == m["info"]
 
 
 def test_version_2_store_gains_info(tmp_path, make_header, make_measurement):
@@ -355,11 +382,11 @@ def test_version_2_store_gains_info(tmp_path, make_header, make_measurement):
     st = Store(str(db))
     assert st.schema_version() == schema.SCHEMA_VERSION
     (old,) = st.measurements()
-    assert old["info"] is None
+    assert old.info is None
     m = make_measurement(us=5.0)
     m["info"] = {"k": 1}
     st.ingest(read_run_file(_finished_run(tmp_path / "runs2", make_header(), [m])))
-    assert [x["info"] for x in st.measurements()] == [None, {"k": 1}]
+    assert [x.info for x in st.measurements()] == [None, {"k": 1}]
 
 
 COMPILING_PLUGIN = '''
@@ -402,7 +429,7 @@ def test_compile_in_the_check_counts_in_compile_s(tmp_path, monkeypatch):
 
 
 def _stored_samples(st):
-    return {m["case_key"]: st.samples(m["measurement_id"]) for m in st.measurements()}
+    return {m.case_key: st.samples(m.measurement_id) for m in st.measurements()}
 
 
 def test_load_with_samples_and_the_long_format(real_run):

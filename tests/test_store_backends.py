@@ -94,7 +94,7 @@ def test_round_trip_and_reads(store_url, bench):
     assert st.schema_version() == schema.SCHEMA_VERSION
     assert st.resolve("latest") == run["run_id"] == st.resolve("tag:k=v")
     stored = st.measurements([run["run_id"]])
-    assert [m["median"] for m in stored] == [m["summary"]["median"] for m in run["measurements"]]
+    assert [m.median for m in stored] == [m["summary"]["median"] for m in run["measurements"]]
     samples = st.case_samples(run["run_id"])
     assert [len(v) for v in samples.values()] == [m["summary"]["n"] for m in run["measurements"]]
     shown = bench("show", "latest", "--json", "--store", store_url)
@@ -128,7 +128,7 @@ def test_concurrent_ingest_from_8_processes(store_url, tmp_path, bench, make_hea
     assert counts["measurements"] == 36
     assert counts["samples"] == 36 and counts["sample_total"] == 36 * 50
     assert counts["cases"] == len({us + i % 3 for us in (10, 20, 30) for i in range(12)})
-    assert {r["run_id"] for r in Store(store_url).runs()} == set(ids)
+    assert {r.run_id for r in Store(store_url).runs()} == set(ids)
 
 
 def test_credentials_never_appear(pg_server, bench):

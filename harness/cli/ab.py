@@ -216,8 +216,7 @@ def render(outcome: Any, cmp: Any, threshold: float, fmt: str, output: Path | No
         w = floor_warning(run, floors, threshold, rows)
         if w:
             warnings.append(w)
-    base = {"run_id": outcome.run_ids["base"], "started_at": ""}
-    head = {"run_id": outcome.run_ids["head"], "started_at": ""}
+    base_id, head_id = outcome.run_ids["base"], outcome.run_ids["head"]
 
     def as_json() -> dict[str, Any]:
         cases: list[dict[str, Any]] = []
@@ -228,14 +227,14 @@ def render(outcome: Any, cmp: Any, threshold: float, fmt: str, output: Path | No
                           "pairs": row["pairs"], "disturbed": row["disturbed"],
                           "disturbed_kept": row["disturbed_kept"], "floor": row["floor"],
                           "base_median_s": c.base_median, "head_median_s": c.head_median,
-                          "base_run_id": base["run_id"], "head_run_id": head["run_id"]})
+                          "base_run_id": base_id, "head_run_id": head_id})
         for key, why in failed.items():
             cases.append({"case_key": key, "verdict": "failed", "error": why,
-                          "base_run_id": base["run_id"], "head_run_id": head["run_id"]})
+                          "base_run_id": base_id, "head_run_id": head_id})
         return {
             "ab_id": outcome.ab_id, "status": outcome.status, "seed": outcome.seed,
-            "base": {"run_id": base["run_id"], "run_file": str(outcome.run_files.get("base"))},
-            "head": {"run_id": head["run_id"], "run_file": str(outcome.run_files.get("head"))},
+            "base": {"run_id": base_id, "run_file": str(outcome.run_files.get("base"))},
+            "head": {"run_id": head_id, "run_file": str(outcome.run_files.get("head"))},
             "threshold": threshold, "fdr": cmp.fdr, "counts": cmp.counts(), "cases": cases,
             "warnings": warnings, "calibrate": calibrate,
         }
@@ -243,7 +242,7 @@ def render(outcome: Any, cmp: Any, threshold: float, fmt: str, output: Path | No
     def as_markdown() -> str:
         from results.report.markdown import compare_markdown
 
-        return compare_markdown(cmp, base, head, [], warnings
+        return compare_markdown(cmp, base_id, head_id, [], warnings
                                 + [f"failed on one side, not compared: {k} ({v})"
                                    for k, v in failed.items()],
                                 title="accelbench ab (paired)")
@@ -251,7 +250,7 @@ def render(outcome: Any, cmp: Any, threshold: float, fmt: str, output: Path | No
     def as_html() -> str:
         from results.report.html import compare_html
 
-        return compare_html(cmp, base, head, [], warnings)
+        return compare_html(cmp, base_id, head_id, [], warnings)
 
     def as_table(console: Any) -> None:
         from rich.markup import escape
@@ -260,7 +259,7 @@ def render(outcome: Any, cmp: Any, threshold: float, fmt: str, output: Path | No
 
         for w in warnings:
             console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False)
-        console.print(ab_table(cmp, rows, base, head, failed, calibrate))
+        console.print(ab_table(cmp, rows, base_id, head_id, failed, calibrate))
         where = ", ".join(f"{n} run {outcome.run_ids[n][:8]}" for n in ("base", "head"))
         console.print(f"{where}; run files in {outcome.run_files['base'].parent}",
                       highlight=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,14 +13,18 @@ from harness.cli.options import open_store, output_options, store_options
 from harness.cli.render import emit
 from harness.errors import UserError
 
+if TYPE_CHECKING:
+    from harness.measurement import Measurement
+
 TRACES_RUN_DIR_HELP = "Folder for run files and their traces [env BENCH_RUN_DIR]."
 FORMATS = ("table", "json", "markdown")
 
 
-def traces_line(measurements: list[dict[str, Any]], run_id: str) -> str | None:
+def traces_line(measurements: list[Measurement], run_id: str) -> str | None:
     """`bench show`'s link to a run's traces, when it has any."""
-    paths = [Path(p) for m in measurements
-             if (p := ((m.get("timing") or {}).get("profile") or {}).get("path"))]
+    from results.profile import trace_entry
+
+    paths = [Path(p) for m in measurements if (p := trace_entry(m).get("path"))]
     if not paths:
         return None
     folders = sorted({str(p.parent) for p in paths})
@@ -28,32 +32,35 @@ def traces_line(measurements: list[dict[str, Any]], run_id: str) -> str | None:
             f"`bench profile summarize {run_id[:8]}` reads them")
 
 
-def _trace_path(m: dict[str, Any], run_id: str, run_dir: Path) -> Path | None:
-    entry = (m.get("timing") or {}).get("profile") or {}
+def _trace_path(m: Measurement, run_id: str, run_dir: Path) -> Path | None:
+    from results.profile import find_trace, trace_entry
+
+    entry = trace_entry(m)
     if not entry.get("path"):
         return None
-    from results.profile import find_trace
 
     found = find_trace(entry["path"], run_id, run_dir)
     if found is None:
         moved = run_dir / run_id / "traces" / Path(entry["path"]).name
-        raise UserError(f"the trace of {m['case_key']} is missing: {entry['path']} (and "
+        raise UserError(f"the trace of {m.case_key} is missing: {entry['path']} (and "
                         f"{moved}); traces live beside the run file in <run-dir>/<run id>/traces")
     return found
 
 
 def _traces(st: Any, run_ref: str, case: str | None, run_dir: Path) -> dict[str, Path]:
     """case key -> trace path of a run's profiled measurements (matching CASE if given)."""
+    from results.profile import trace_entry
     from results.selection import resolve_run
 
     run_id = resolve_run(st, run_ref)
     found: dict[str, Path] = {}
     problems = []
-    for m in st.measurements([run_id]):
-        key = m["case_key"]
+    for stored in st.measurements([run_id]):
+        m = stored.measurement
+        key = m.case_key
         if case and not (case in key or fnmatch.fnmatchcase(key, case)):
             continue
-        entry = (m.get("timing") or {}).get("profile") or {}
+        entry = trace_entry(m)
         if entry.get("error"):
             problems.append(f"{key}: {entry['error']}")
         path = _trace_path(m, run_id, run_dir)

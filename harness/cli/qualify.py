@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,10 @@ from harness.cli.args import split_values
 from harness.cli.options import FiniteFloat, open_store, output_options, store_options
 from harness.cli.render import emit
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from harness.measurement import Measurement
+    from results.stored import StoredRun
 
 CHECK_FORMATS = ("table", "markdown", "json", "junit")
 
@@ -23,12 +27,12 @@ def _tolerance(text: str) -> float:
 
 
 def _measurements(store: str | None, run_dir: Path, refs: tuple[str, ...]
-                  ) -> tuple[list[str], list[dict[str, Any]]]:
+                  ) -> tuple[list[str], list[Measurement]]:
     from results.selection import resolve_run
 
     st = open_store(store, run_dir)
     ids = list(dict.fromkeys(resolve_run(st, r) for r in refs))
-    return ids, st.measurements(ids)
+    return ids, [m.measurement for m in st.measurements(ids)]
 
 
 def site_reference(site: str | None) -> str | None:
@@ -221,16 +225,16 @@ def check(run_refs: tuple[str, ...], reference_path: str | None, site: str | Non
         raise SystemExit(1)
 
 
-def triage_units(header: dict[str, Any]) -> str | None:
+def triage_units(header: StoredRun) -> str | None:
     """The node (one) or link (`A--B`) a run measured: its `nodes` tag (what `bench submit
     --each-node/--pairs` sets), else the node Slurm ran it on, else its host; None for a run
     across more than two nodes."""
     from results.triage import link_name
 
-    tags = header.get("tags") or {}
-    cluster = (header.get("env") or {}).get("cluster") or {}
+    tags = header.tags or {}
+    cluster = (header.env or {}).get("cluster") or {}
     text = tags.get("nodes") or cluster.get("nodes") or cluster.get("slurm_nodename") \
-        or header.get("host")
+        or header.host
     if not text:
         return None
     nodes = sorted({n.strip() for n in str(text).split(",") if n.strip()})
@@ -288,19 +292,19 @@ def triage(run_refs: tuple[str, ...], tags: tuple[str, ...], threshold: float, f
     st = open_store(store, run_dir)
     ids = [resolve_run(st, r) for r in run_refs]
     for key, values in wanted.items():
-        matched = [r["run_id"] for r in st.runs()
-                   if str((r.get("tags") or {}).get(key)) in values]
+        matched = [r.run_id for r in st.runs() if str((r.tags or {}).get(key)) in values]
         if not matched:
             raise UserError(f"no run tagged {key}={','.join(values)}; see `bench runs`")
         ids += matched
     ids = list(dict.fromkeys(ids))
     headers = {i: st.run(i) for i in ids}
     units = {i: triage_units(h) for i, h in headers.items()}
-    rows = [m for m in st.measurements(ids) if m["status"] == "ok" and units[m["run_id"]]]
-    samples = st.samples_of([m["measurement_id"] for m in rows])
-    observations = [Observation(m["case_key"], units[m["run_id"]] or "", float(m["median"]),
-                                tuple(samples.get(m["measurement_id"], ((), None))[0]),
-                                m["run_id"]) for m in rows]
+    rows = [m for m in st.measurements(ids) if m.ok and units[m.run_id]]
+    samples = st.samples_of([m.measurement_id for m in rows])
+    observations = [Observation(m.case_key, units[m.run_id] or "",
+                                float(m.median),  # type: ignore[arg-type]  (ok: stored)
+                                tuple(samples.get(m.measurement_id, ((), None))[0]),
+                                m.run_id) for m in rows]
     if len({o.unit for o in observations}) < 3:
         raise UserError(f"{len(ids)} run(s) cover {len({o.unit for o in observations})} "
                         "node(s)/link(s); triage compares at least 3 (run on more nodes: "

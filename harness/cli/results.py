@@ -40,7 +40,7 @@ def runs(limit: int, store: str | None, run_dir: Path, as_json: bool) -> None:
 
     rows = open_store(store, run_dir).runs(limit)
     if as_json:
-        print_json(rows)
+        print_json([r.to_dict() for r in rows])
     elif not rows:
         click.echo("no runs yet: try `bench run --suite smoke`", err=True)
     else:
@@ -60,31 +60,27 @@ def show(run_ref: str, store: str | None, run_dir: Path, as_json: bool) -> None:
       bench show latest~1
       bench show 3f2a9c1e --json
     """
-    from results.report.table import info_lines, measurement_json, measurements_table
+    from results.report.table import info_lines, measurements_table, stored_measurement_json
 
     st = open_store(store, run_dir)
     run_id = st.resolve(run_ref)
     header = st.run(run_id)
-    rows = []
-    for m in st.measurements([run_id]):
-        rows.append({**m, "summary": {c: m[c] for c in ("n", "median", "p5", "p95", "ci_low",
-                                                         "ci_high", "min", "max", "mean",
-                                                         "stdev", "p25", "p75", "p99", "iqr",
-                                                         "ci_level", "outliers")}})
+    stored = st.measurements([run_id])
     if as_json:
-        print_json({**{k: v for k, v in header.items()},
-                    "measurements": [measurement_json(r) for r in rows]})
+        print_json({**header.to_dict(), "env": header.env,
+                    "measurements": [stored_measurement_json(m) for m in stored]})
         return
     from harness.text import printable
 
+    rows = [m.measurement for m in stored]
     out = console()
-    env = header.get("env") or {}
-    tags = " ".join(f"{k}={v}" for k, v in (header.get("tags") or {}).items())
-    lines = [f"run {run_id}  [{header['status']}]  started {header['started_at']}",
-             f"command: {header['command']}",
+    env = header.env or {}
+    tags = " ".join(f"{k}={v}" for k, v in (header.tags or {}).items())
+    lines = [f"run {run_id}  [{header.status}]  started {header.started_at}",
+             f"command: {header.command}",
              *([f"tags: {tags}"] if tags else []),
              *([f"host {env.get('host')}, {(env.get('cpu') or {}).get('model')}, "
-                f"env {header['env_hash']}"] if env else [])]
+                f"env {header.env_hash}"] if env else [])]
     for line in lines:  # names, tags and values from the store: control characters escaped
         out.print(printable(line), highlight=False, markup=False)
     out.print(measurements_table(rows))
@@ -129,7 +125,7 @@ def export(run_refs: tuple[str, ...], fmt: str | None, output: Path, long: bool,
 
         st = open_store(store, run_dir)
         ids = [st.resolve(r) for r in run_refs] or [st.resolve("latest")]
-        rows = st.measurements(ids)
+        rows = [m.measurement for m in st.measurements(ids)]
         if not sweeps(rows):
             raise UserError(f"run(s) {', '.join(i[:8] for i in ids)} hold no collective "
                             "measurements to export in nccl-tests format")
@@ -183,17 +179,17 @@ def compare(base_ref: str, head_ref: str, threshold: float, fdr: float, fmt: str
         for key, b, h in env_diff:
             out.print(f"[yellow]environment differs:[/yellow] {escape(key)}: "
                       f"{escape(repr(b))} -> {escape(repr(h))}", highlight=False)
-        out.print(comparison_table(result, base, head))
+        out.print(comparison_table(result, base.run_id, head.run_id))
 
     def markdown() -> str:
         from results.report.markdown import compare_markdown
 
-        return compare_markdown(result, base, head, env_diff, rc.warnings)
+        return compare_markdown(result, base.run_id, head.run_id, env_diff, rc.warnings)
 
     def html() -> str:
         from results.report.html import compare_html
 
-        return compare_html(result, base, head, env_diff, rc.warnings)
+        return compare_html(result, base.run_id, head.run_id, env_diff, rc.warnings)
 
     def json() -> dict[str, Any]:
         return rc.to_dict()
@@ -232,12 +228,12 @@ def history(case: str, tags: tuple[str, ...], last: int, threshold: float, fmt: 
     st = open_store(store, run_dir)
     wanted = parse_tags(tags)
     runs = [r for r in st.runs()
-            if all(str((r.get("tags") or {}).get(k)) == v for k, v in wanted.items())][:last]
+            if all(str((r.tags or {}).get(k)) == v for k, v in wanted.items())][:last]
     if not runs:
         raise UserError("no runs match" + (f" the tags {wanted}" if wanted else "")
                         + "; see `bench runs`")
-    ids = [r["run_id"] for r in runs]
-    keys = sorted({m["case_key"] for m in st.measurements(ids)})
+    ids = [r.run_id for r in runs]
+    keys = sorted({m.case_key for m in st.measurements(ids)})
     matches = [k for k in keys if k == case] or [k for k in keys if case in k]
     if not matches:
         raise UserError(f"no case matches {case!r} in the selected runs; "

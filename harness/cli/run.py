@@ -125,7 +125,7 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     hard = result.exit_code == EXIT_RANK_FAILED or (interrupted and comm.size > 1)
     if rank != 0:
         _end(result.exit_code, hard=hard)
-    measured = [m.to_dict() for m in result.measurements]  # as stored: what the views read
+    measured = result.measurements
     if as_json:
         print_json({"run_id": result.run_id, "status": result.status,
                     "run_file": str(result.path), "store": st.name if st else None,

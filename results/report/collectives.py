@@ -7,10 +7,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from harness.measurement import Measurement
 
 from harness.workmodel import COLLECTIVE_OPS
 
@@ -19,43 +22,43 @@ NCCL_TYPE = {"float32": "float", "float64": "double", "int32": "int32", "int64":
 _SWEEP_KEYS = ("size", "in_place")
 
 
-def is_collective(m: dict[str, Any]) -> bool:
-    return m.get("workload") in COLLECTIVE_WORKLOADS
+def is_collective(m: Measurement) -> bool:
+    return m.workload in COLLECTIVE_WORKLOADS
 
 
-def _params(m: dict[str, Any]) -> dict[str, Any]:
-    p = m.get("params") or {}
+def _params(m: Measurement) -> dict[str, Any]:
+    p = m.params or {}
     return json.loads(p) if isinstance(p, str) else p
 
 
-def sweeps(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+def sweeps(rows: Iterable[Measurement]) -> list[tuple[str, list[Measurement]]]:
     """Collective measurements grouped into size sweeps: (title, rows by size), in run order."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[Measurement]] = {}
     for m in rows:
         if not is_collective(m):
             continue
         p = _params(m)
         fixed = " ".join(f"{k}={v}" for k, v in sorted(p.items()) if k not in _SWEEP_KEYS)
-        title = f"{m['workload']} on {m['backend']}  {fixed}".rstrip()
+        title = f"{m.workload} on {m.backend}  {fixed}".rstrip()
         groups.setdefault(title, []).append(m)
     return [(t, sorted(ms, key=lambda m: (_params(m).get("size", 0),
                                           bool(_params(m).get("in_place")))))
             for t, ms in groups.items()]
 
 
-def _cells(m: dict[str, Any]) -> tuple[str, str, str, str]:
+def _cells(m: Measurement) -> tuple[str, str, str, str]:
     """time (us), algbw, busbw, #wrong — as nccl-tests prints them."""
-    if m.get("status") != "ok":
+    if not m.ok:
         return "N/A", "N/A", "N/A", "FAIL"
-    x = m.get("metrics") or {}
+    x = m.metrics
     wrong = x.get("wrong")
     return (f"{x.get('time_s', math.nan) * 1e6:.2f}", f"{x.get('algbw_gbps', math.nan):.2f}",
             f"{x.get('busbw_gbps', math.nan):.2f}",
             "N/A" if wrong is None else str(int(wrong)))
 
 
-def _row_keys(m: dict[str, Any]) -> tuple[str, str, str, str, str]:
-    p, x = _params(m), m.get("metrics") or {}
+def _row_keys(m: Measurement) -> tuple[str, str, str, str, str]:
+    p, x = _params(m), m.metrics
     size = int(x.get("size_bytes") or p.get("size", 0))
     count = int(x.get("count") or 0) or "-"
     root = str(p.get("root", -1))
@@ -63,9 +66,8 @@ def _row_keys(m: dict[str, Any]) -> tuple[str, str, str, str, str]:
         str(p.get("op", "none")), root
 
 
-def sweep_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    ranks = next((int((m.get("metrics") or {}).get("ranks", 0)) for m in rows
-                  if m.get("status") == "ok"), 0)
+def sweep_table(title: str, rows: list[Measurement]) -> Table:
+    ranks = next((int(m.metrics.get("ranks", 0)) for m in rows if m.ok), 0)
     table = Table(title=f"{title}  ({ranks} ranks)" if ranks else title, title_justify="left")
     for col in ("size (B)", "count", "type", "redop", "root", "in-place", "time (us)",
                 "algbw (GB/s)", "busbw (GB/s)", "#wrong"):
@@ -80,12 +82,11 @@ def sweep_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def nccl_tests_text(rows: Iterable[dict[str, Any]], run_ids: list[str]) -> str:
+def nccl_tests_text(rows: Iterable[Measurement], run_ids: list[str]) -> str:
     """The sweeps in nccl-tests' own text layout (out-of-place, then in-place columns)."""
     out = [f"# accelbench run(s) {', '.join(run_ids)} in nccl-tests format"]
     for title, ms in sweeps(rows):
-        ranks = next((int((m.get("metrics") or {}).get("ranks", 0)) for m in ms
-                      if m.get("status") == "ok"), 0)
+        ranks = next((int(m.metrics.get("ranks", 0)) for m in ms if m.ok), 0)
         out += [
             "#",
             f"# {title}  nranks {ranks}",
@@ -97,7 +98,7 @@ def nccl_tests_text(rows: Iterable[dict[str, Any]], run_ids: list[str]) -> str:
             f"#{'(B)':>11}{'(elements)':>13}{'':>26}{'(us)':>9}{'(GB/s)':>8}{'(GB/s)':>8}{'':>7}"
             f"{'(us)':>9}{'(GB/s)':>8}{'(GB/s)':>8}",
         ]
-        by_size: dict[tuple[str, ...], dict[bool, dict[str, Any]]] = {}
+        by_size: dict[tuple[str, ...], dict[bool, Measurement]] = {}
         for m in ms:
             by_size.setdefault(_row_keys(m), {})[bool(_params(m).get("in_place"))] = m
         busbws = []
@@ -108,10 +109,10 @@ def nccl_tests_text(rows: Iterable[dict[str, Any]], run_ids: list[str]) -> str:
                 m = pair.get(in_place)
                 cells = _cells(m) if m else ("N/A",) * 4
                 line += f"{cells[0]:>9}{cells[1]:>8}{cells[2]:>8}{cells[3]:>7}"
-                if m and m.get("status") == "ok":
-                    busbws.append((m.get("metrics") or {}).get("busbw_gbps", 0.0))
+                if m and m.ok:
+                    busbws.append(m.metrics.get("busbw_gbps", 0.0))
             out.append(line)
-        wrong = sum(1 for m in ms if m.get("status") != "ok")
+        wrong = sum(1 for m in ms if not m.ok)
         out += [f"# Out of bounds values : {wrong} {'OK' if not wrong else 'FAILED'}",
                 f"# Avg bus bandwidth    : {sum(busbws) / len(busbws) if busbws else 0:.4g}",
                 "#"]

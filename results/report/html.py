@@ -19,8 +19,10 @@ from results.report.roofline import roofline_figure, roofline_points
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from harness.measurement import Measurement
     from results.compare import Comparison
     from results.store import Store
+    from results.stored import StoredMeasurement
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
@@ -119,26 +121,27 @@ def write_atomic(text: str, output: Path) -> None:
     write_text_atomic(output, text)
 
 
-def _measurement_rows(ms: list[dict[str, Any]]) -> list[list[Any]]:
+def _measurement_rows(ms: Sequence[StoredMeasurement]) -> list[list[Any]]:
     rows = []
     for m in ms:
-        params = " ".join(f"{k}={v}" for k, v in sorted((m["params"] or {}).items()))
-        if m["status"] != "ok":
-            rows.append([m["workload"], m["backend"], params, "", "", "", "", "", "",
-                         ("failed: " + str(m["error"]), math.nan, "failed")])
+        params = " ".join(f"{k}={v}" for k, v in sorted((m.params or {}).items()))
+        s = m.summary
+        if not m.ok or s is None:  # (a partial summary, another tool's, has no CI to show)
+            rows.append([m.workload, m.backend, params, "", "", "", "", "", "",
+                         ("failed: " + str(m.error), math.nan, "failed")])
             continue
-        ci = (max(m["median"] - m["ci_low"], m["ci_high"] - m["median"]) / m["median"]
-              if m["median"] else math.inf)
-        unit = (m["work"] or {}).get("item_unit", "items")
-        metrics = m["metrics"] or {}
+        ci = s.ci_rel if s.median else math.inf
+        unit = (m.work or {}).get("item_unit", "items")
+        metrics = m.metrics
         rate_key = headline_key(metrics)
+        timing = m.timing
         rows.append([
-            m["workload"], m["backend"], params, (m["n"], m["n"]),
-            (seconds(m["median"]), m["median"]), (percent(ci), ci),
-            (seconds(m["p5"]), m["p5"]), (seconds(m["p95"]), m["p95"]),
+            m.workload, m.backend, params, (s.n, s.n),
+            (seconds(s.median), s.median), (percent(ci), ci),
+            (seconds(s.p5), s.p5), (seconds(s.p95), s.p95),
             (headline_metric(metrics, unit), metrics.get(rate_key, math.nan) if rate_key
              else math.nan),
-            ((m["timing"] or {}).get("stop_reason", ""), math.nan),
+            ((timing.stop_reason if timing is not None else None) or "", math.nan),
         ])
     return rows
 
@@ -153,19 +156,18 @@ PCT_COLUMNS = (("pct_peak", "% of peak"), ("pct_expected", "% of expected"))
 PEAK_MARK = "‡"  # on a % of peak that needs its note (harness.peaks.peak_note)
 
 
-def _peak_note(m: dict[str, Any]) -> str | None:
-    return (peak_note(m["metrics"] or {}, m.get("info") or {}) if m["status"] == "ok"
-            else None)
+def _peak_note(m: Measurement | StoredMeasurement) -> str | None:
+    return peak_note(m.metrics, m.info or {}) if m.status == "ok" else None
 
 
-def measurement_table(ms: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+def measurement_table(ms: Sequence[StoredMeasurement]) -> tuple[list[str], list[list[Any]]]:
     """The run's measurements table: headers and rows, with the percentage columns it has;
     a % of peak that needs explaining is marked, its note as the cell's tooltip."""
-    extra = [(k, h) for k, h in PCT_COLUMNS if any(k in (m["metrics"] or {}) for m in ms)]
+    extra = [(k, h) for k, h in PCT_COLUMNS if any(k in m.metrics for m in ms)]
     rows = _measurement_rows(ms)
     for m, row in zip(ms, rows, strict=True):
         for key, _ in extra:
-            v = (m["metrics"] or {}).get(key)
+            v = m.metrics.get(key)
             note = _peak_note(m) if key == "pct_peak" else None
             text = (f"{v:.1f}%" if v is not None else "") + (f" {PEAK_MARK}" if note else "")
             row.insert(-1, (text, v if v is not None else math.nan, "", note or ""))
@@ -173,25 +175,25 @@ def measurement_table(ms: list[dict[str, Any]]) -> tuple[list[str], list[list[An
     return headers, rows
 
 
-def peak_footnotes(ms: list[dict[str, Any]]) -> str:
+def peak_footnotes(ms: Sequence[StoredMeasurement]) -> str:
     """The notes of the marked % of peak figures, under the table (a tooltip is not printed)."""
-    notes = [(m["case_key"], n) for m in ms if (n := _peak_note(m))]
+    notes = [(m.case_key, n) for m in ms if (n := _peak_note(m))]
     return "".join(f"<p class='muted peak-note'>{PEAK_MARK} {esc(k)}: {esc(n)}</p>"
                    for k, n in notes)
 
 
-def _profile_section(page: Page, run_id: str, ms: list[dict[str, Any]],
+def _profile_section(page: Page, run_id: str, ms: Sequence[StoredMeasurement],
                      run_dir: Path | None) -> None:
     """What `bench profile summarize` says of the run's profiled cases, top 10 operators each."""
     from results import profile as prof
 
-    entries = [(m, (m["timing"] or {}).get("profile") or {}) for m in ms]
+    entries = [(m, prof.trace_entry(m.measurement)) for m in ms]
     entries = [(m, e) for m, e in entries if e.get("path") or e.get("error")]
     if not entries:
         return
     page.heading(f"Profiles, run {run_id[:8]}", 3)
     for m, entry in entries:
-        key = m["case_key"]
+        key = m.case_key
         path = entry.get("path")
         found = prof.find_trace(path, run_id, run_dir) if path else None
         if found is None:
@@ -222,20 +224,19 @@ def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | Non
     page = Page(title, plots_dir)
     runs = [store.run(r) for r in run_ids]
     page.table(("run", "started (UTC)", "status", "suite", "host", "cases", "tags", "command"),
-               [[r["run_id"][:8], r["started_at"][:19].replace("T", " "), r["status"],
-                 r.get("suite") or "", r.get("host") or "", (r["n_measurements"],
-                                                             r["n_measurements"]),
-                 " ".join(f"{k}={v}" for k, v in (r.get("tags") or {}).items()), r["command"]]
+               [[r.run_id[:8], r.started_at[:19].replace("T", " "), r.status,
+                 r.suite or "", r.host or "", (r.n_measurements, r.n_measurements),
+                 " ".join(f"{k}={v}" for k, v in (r.tags or {}).items()), r.command]
                 for r in runs])
     for run in runs:
-        rid = run["run_id"]
-        env = run.get("env") or {}
-        page.heading(f"Run {rid[:8]} ({run['status']})")
+        rid = run.run_id
+        env = run.env or {}
+        page.heading(f"Run {rid[:8]} ({run.status})")
         cpu = env.get("cpu", {})
         page.add(f"<p class='muted'>{esc(str(env.get('host', '')))} · "
                  f"{esc(str(cpu.get('model', '')))} · {esc(str(cpu.get('logical_cores', '')))} "
                  f"cores · libraries {esc(json.dumps(env.get('libraries', {})))} · env "
-                 f"<code>{esc(str(run.get('env_hash') or ''))}</code></p>")
+                 f"<code>{esc(str(run.env_hash or ''))}</code></p>")
         ms = store.measurements([rid])
         page.table(*measurement_table(ms))
         page.add(peak_footnotes(ms))
@@ -264,10 +265,10 @@ def render(store: Store, run_ids: list[str], output: Path, plots_dir: Path | Non
     write_atomic(page.html(), output)
 
 
-def compare_html(cmp: Comparison, base: dict[str, Any], head: dict[str, Any],
+def compare_html(cmp: Comparison, base_id: str, head_id: str,
                  env_diff: list[tuple[str, Any, Any]], warnings: Sequence[str] = ()) -> str:
     counts = cmp.counts()
-    page = Page(f"accelbench compare: {base['run_id'][:8]} → {head['run_id'][:8]}")
+    page = Page(f"accelbench compare: {base_id[:8]} → {head_id[:8]}")
     page.add(f"<p><b>{counts['regression']} regression(s)</b>, {counts['improvement']} "
              f"improvement(s), {counts['noise']} noise, {counts['unchanged']} unchanged — "
              f"threshold ±{cmp.threshold:.0%}, false-discovery rate {cmp.fdr:.0%}.</p>")

@@ -19,12 +19,12 @@ def _pct(x: float) -> str:
     return f"{(x - 1) * 100:+.1f}%"
 
 
-def compare_markdown(cmp: Comparison, base: dict[str, Any], head: dict[str, Any],
+def compare_markdown(cmp: Comparison, base_id: str, head_id: str,
                      env_diff: list[tuple[str, Any, Any]], warnings: list[str] | None = None,
                      limit: int = 50, title: str = "accelbench compare") -> str:
     counts = cmp.counts()
     lines = [
-        f"### {title}: `{base['run_id'][:8]}` → `{head['run_id'][:8]}`",
+        f"### {title}: `{base_id[:8]}` → `{head_id[:8]}`",
         "",
         (f"**{counts[REGRESSION]} regression(s)**, {counts[IMPROVEMENT]} improvement(s), "
          f"{counts[NOISE]} noise, {counts[UNCHANGED]} unchanged — threshold "

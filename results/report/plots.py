@@ -67,7 +67,7 @@ def latency_distributions(samples: dict[str, np.ndarray], title: str) -> Figure 
     parts = ax.violinplot(data, vert=False, showextrema=False)
     for body in parts["bodies"]:
         body.set_alpha(0.35)
-    ax.boxplot(data, vert=False, widths=0.25, showfliers=False)
+    ax.boxplot(data, orientation="horizontal", widths=0.25, showfliers=False)
     ax.set_yticks(range(1, len(cases) + 1), [_label(k) for k, _ in cases], fontsize=8)
     ax.set_xscale("log")
     log_ticks(ax.xaxis, *ax.get_xlim())

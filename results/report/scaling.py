@@ -22,15 +22,15 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from results.store import Store
+    from results.stored import StoredMeasurement, StoredRun
 
 
-def _ranks(m: dict[str, Any], header: dict[str, Any]) -> int:
-    metrics = m.get("metrics") or {}
+def _ranks(m: StoredMeasurement, header: StoredRun) -> int:
+    metrics = m.metrics
     for key in ("world_size", "ranks"):
         if metrics.get(key):
             return int(metrics[key])
-    return int(header.get("world_size") or (header.get("env") or {}).get("cluster", {})
-               .get("world_size") or 1)
+    return int((header.env or {}).get("cluster", {}).get("world_size") or 1)
 
 
 def _throughput(metrics: dict[str, Any]) -> float | None:
@@ -49,17 +49,17 @@ def scaling_rows(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
     from harness.errors import UserError
     from harness.workmodel import COLLECTIVE_OPS
 
-    by_case: dict[str, dict[int, dict[str, Any]]] = {}
+    by_case: dict[str, dict[int, StoredMeasurement]] = {}
     collectives = 0
     for run_id in run_ids:
         header = store.run(run_id)
         for m in store.measurements([run_id]):
-            if m["status"] != "ok":
+            if not m.ok:
                 continue
-            if m["workload"] in COLLECTIVE_OPS:
+            if m.workload in COLLECTIVE_OPS:
                 collectives += 1
                 continue
-            by_case.setdefault(m["case_key"], {})[_ranks(m, header)] = {**m, "run": run_id}
+            by_case.setdefault(m.case_key, {})[_ranks(m, header)] = m
     if collectives and not by_case:
         raise UserError(f"report scaling: run(s) {', '.join(r[:8] for r in run_ids)} hold "
                         "only collective measurements, whose scaling is not a throughput "
@@ -68,15 +68,15 @@ def scaling_rows(store: Store, run_ids: list[str]) -> list[dict[str, Any]]:
     rows = []
     for case, sizes in by_case.items():
         n0 = min(sizes)
-        base = _throughput(sizes[n0]["metrics"] or {})
+        base = _throughput(sizes[n0].metrics)
         for n in sorted(sizes):
             m = sizes[n]
-            metrics = m["metrics"] or {}
+            metrics = m.metrics
             thr = _throughput(metrics)
             speedup = thr / base if thr and base else None
             rows.append({
-                "case": case, "ranks": n, "run": m["run"], "step_s": m["median"],
-                "throughput": thr, "unit": (m.get("work") or {}).get("item_unit", "items"),
+                "case": case, "ranks": n, "run": m.run_id, "step_s": m.median,
+                "throughput": thr, "unit": (m.work or {}).get("item_unit", "items"),
                 "speedup": speedup,
                 "efficiency": speedup / (n / n0) if speedup else None,
                 "comm_share": metrics.get("comm_share"), "comm_s": metrics.get("comm_s"),

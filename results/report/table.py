@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape as _markup_escape
 from rich.table import Table
@@ -14,6 +14,10 @@ from harness.units import headline_metric, percent, seconds
 from harness.workload import WARNINGS
 from results.compare import round_spread
 from results.runfile import jsonable
+
+if TYPE_CHECKING:
+    from harness.measurement import Measurement
+    from results.stored import StoredMeasurement, StoredRun
 
 
 def escape(text: str) -> str:
@@ -28,7 +32,7 @@ def _float(v: Any) -> float | None:
     return float(v)
 
 
-def ci_rel_of(summary: dict[str, Any]) -> float | None:
+def ci_rel_of(summary: Mapping[str, Any]) -> float | None:
     if "ci_rel" in summary:
         return _float(summary["ci_rel"])
     med, lo, hi = (_float(summary.get(k)) for k in ("median", "ci_low", "ci_high"))
@@ -37,14 +41,28 @@ def ci_rel_of(summary: dict[str, Any]) -> float | None:
     return max(med - lo, hi - med) / med  # type: ignore[operator]
 
 
-def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None) -> Table:
-    """rows: dicts with case_key, status, error, summary (or flat summary columns), metrics,
-    work and timing."""
+def _figures(m: Measurement) -> tuple[Any, float | None, float | None, float | None,
+                                      float | None]:
+    """n, median, relative CI half-width, p5 and p95 of a measurement's summary."""
+    s = m.summary
+    if s is not None:
+        return s.n, s.median, s.ci_rel, s.p5, s.p95
+    partial = m.extra.get("summary") or {}  # another tool's statistics, kept as it gave them
+    return (partial.get("n"), _float(partial.get("median")), ci_rel_of(partial),
+            _float(partial.get("p5")), _float(partial.get("p95")))
+
+
+def _round_medians(m: Measurement) -> Any:
+    return m.timing.extra.get("round_medians_s") if m.timing is not None else None
+
+
+def measurements_table(rows: Iterable[Measurement], title: str | None = None) -> Table:
+    """One row per measurement: its case, summary, throughput and how it was timed."""
     rows = list(rows)
-    spreads = {id(r): round_spread((r.get("timing") or {}).get("round_medians_s")) for r in rows}
+    spreads = {id(r): round_spread(_round_medians(r)) for r in rows}
     with_rounds = any(v is not None for v in spreads.values())
     # "is this number normal?": % of what the reference expects, where a run has a reference
-    with_expected = any("pct_expected" in (r.get("metrics") or {}) for r in rows)
+    with_expected = any("pct_expected" in r.metrics for r in rows)
     table = Table(title=title, title_justify="left")
     for col, just in (("workload", "left"), ("backend", "left"), ("params", "left"),
                       ("n", "right"), ("median", "right"),
@@ -55,30 +73,28 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     blocked = 0
     for r in rows:
-        summary = r.get("summary") or r
         case = tuple(escape(x) for x in (
-            r["workload"], r["backend"],
-            " ".join(f"{k}={v}" for k, v in sorted((r.get("params") or {}).items()))))
-        if r.get("status") != "ok":
+            r.workload, r.backend,
+            " ".join(f"{k}={v}" for k, v in sorted((r.params or {}).items()))))
+        if not r.ok:
             table.add_row(*case, "", "", "", *(("",) if with_rounds else ()), "", "", "",
                           *(("",) if with_expected else ()),
-                          f"[red]{r.get('status')}: {escape(str(r.get('error')))}[/red]")
+                          f"[red]{r.status}: {escape(str(r.error))}[/red]")
             continue
-        unit = (r.get("work") or {}).get("item_unit", "items")
-        timing = r.get("timing") or {}
+        unit = (r.work or {}).get("item_unit", "items")
+        timing = r.timing
+        n, median, ci, p5, p95 = _figures(r)
         mark = ""
-        if "steady_state" in str(timing.get("block_rule")):  # in every round, or in some
-            blocked += 1
-            mark = f" † (singly {seconds(_float(timing.get('single_call_s')))})"
+        if timing is not None and "steady_state" in str(timing.block_rule):  # in every round,
+            blocked += 1                                                     # or in some
+            mark = f" † (singly {seconds(timing.single_call_s)})"
         table.add_row(
-            *case, str(summary["n"]), seconds(_float(summary["median"])) + mark,
-            percent(ci_rel_of(summary)),
+            *case, str(n), seconds(median) + mark, percent(ci),
             *((percent(spreads[id(r)]) if spreads[id(r)] is not None else "",)
               if with_rounds else ()),
-            seconds(_float(summary["p5"])),
-            seconds(_float(summary["p95"])), headline_metric(r.get("metrics") or {}, unit),
+            seconds(p5), seconds(p95), headline_metric(r.metrics, unit),
             *((_expected_cell(r),) if with_expected else ()),
-            escape(timing.get("stop_reason", "")),
+            escape(timing.stop_reason or "" if timing is not None else ""),
         )
     if blocked:
         table.caption = ("† calls are not alike: the median is per call of back-to-back blocks "
@@ -86,36 +102,35 @@ def measurements_table(rows: Iterable[dict[str, Any]], title: str | None = None)
     return table
 
 
-def _expected_cell(r: dict[str, Any]) -> str:
+def _expected_cell(r: Measurement) -> str:
     """`97.3%` of the expected value, red when the measurement fails its expectation."""
-    pct = _float((r.get("metrics") or {}).get("pct_expected"))
+    pct = _float(r.metrics.get("pct_expected"))
     if pct is None:
         return ""
-    passes = ((r.get("info") or {}).get("expected") or {}).get("passes")
+    passes = ((r.info or {}).get("expected") or {}).get("passes")
     return f"[red]{pct:.1f}%[/red]" if passes is False else f"{pct:.1f}%"
 
 
-def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
+def info_lines(rows: Iterable[Measurement]) -> list[str]:
     """What measurements recorded beyond their figures, one line per case that has any: the
     compile time (a first call slower than a steady one), the OpenCL build, why a figure beats
     the peak it is held against (a working set in cache), a max-QPS search, the warnings a
     figure came with (harness.workload.WARNINGS)."""
     lines = []
     for r in rows:
-        if r.get("status") != "ok":
+        if not r.ok:
             continue
-        info, timing = r.get("info") or {}, r.get("timing") or {}
-        summary = r.get("summary") or r
+        info = r.info or {}
         parts = []
-        compile_s = _float(timing.get("compile_s"))
-        if compile_s is not None and compile_s >= max(1e-3, _float(summary.get("median")) or 0):
+        compile_s = r.timing.compile_s if r.timing is not None else None
+        if compile_s is not None and compile_s >= max(1e-3, _figures(r)[1] or 0):
             parts.append(f"compile {seconds(compile_s)} (first call beyond a steady one)")
         if "build_options" in info:
             built = seconds(_float(info.get("build_s")))
             how = ("reused" if info.get("build_reused")
                    else f"{info.get('build_origin', 'source')} {built}")
             parts.append(f"OpenCL build ({how}) options {info['build_options']!r}")
-        metrics = r.get("metrics") or {}
+        metrics = r.metrics
         if (note := peak_note(metrics, info)) is not None:
             parts.append(note)
         if "max_qps" in info:
@@ -135,33 +150,54 @@ def info_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
                          + f" ({expected.get('reference')})")
         parts.extend(f"warning: {w}" for w in info.get(WARNINGS) or ())
         if parts:
-            lines.append(printable(f"{r['case_key']}: " + "; ".join(parts)))
+            lines.append(printable(f"{r.case_key}: " + "; ".join(parts)))
     return lines
 
 
-def runs_table(runs: Iterable[dict[str, Any]]) -> Table:
+def runs_table(runs: Iterable[StoredRun]) -> Table:
     table = Table()
     for col in ("run", "started (UTC)", "status", "cases", "suite", "host", "git", "tags"):
         table.add_column(col, overflow="fold")
     for r in runs:
-        style = {"complete": "green", "partial": "yellow", "failed": "red"}.get(r["status"], "")
-        rev = escape((r.get("git_revision") or "")[:10] + ("+" if r.get("git_dirty") else ""))
-        tags = " ".join(f"{k}={v}" for k, v in (r.get("tags") or {}).items())
-        table.add_row(escape(r["run_id"][:8]), escape(r["started_at"][:19].replace("T", " ")),
-                      f"[{style}]{r['status']}[/{style}]" if style else escape(r["status"]),
-                      str(r["n_measurements"]), escape(r.get("suite") or ""),
-                      escape(r.get("host") or ""), rev, escape(tags))
+        style = {"complete": "green", "partial": "yellow", "failed": "red"}.get(r.status, "")
+        rev = escape((r.git_revision or "")[:10] + ("+" if r.git_dirty else ""))
+        tags = " ".join(f"{k}={v}" for k, v in (r.tags or {}).items())
+        table.add_row(escape(r.run_id[:8]), escape(r.started_at[:19].replace("T", " ")),
+                      f"[{style}]{r.status}[/{style}]" if style else escape(r.status),
+                      str(r.n_measurements), escape(r.suite or ""),
+                      escape(r.host or ""), rev, escape(tags))
     return table
 
 
-def measurement_json(m: dict[str, Any]) -> dict[str, Any]:
-    """The machine-readable form of a measurement (summary in seconds)."""
-    out = {k: m.get(k) for k in ("case_key", "workload", "backend", "params", "status", "error",
-                                 "summary", "metrics", "work", "timing", "info")}
-    return jsonable(out)
+_JSON_FIELDS = ("case_key", "workload", "backend", "params", "status", "error", "summary",
+                "metrics", "work", "timing", "info")
 
 
-def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any],
+def measurement_json(m: Measurement) -> dict[str, Any]:
+    """The machine-readable form of a measurement (summary in seconds), as its run file
+    records it (`bench run --json`)."""
+    d = m.to_dict()
+    return jsonable({k: d.get(k) for k in _JSON_FIELDS})
+
+
+# `bench show --json`: the summary columns in this order
+SHOWN_SUMMARY = ("n", "median", "p5", "p95", "ci_low", "ci_high", "min", "max", "mean", "stdev",
+                 "p25", "p75", "p99", "iqr", "ci_level", "outliers")
+
+
+def stored_measurement_json(sm: StoredMeasurement) -> dict[str, Any]:
+    """The machine-readable form of a stored measurement: as the store holds it (every
+    summary column, None where it has none)."""
+    m, columns = sm.measurement, sm.summary_columns()
+    return jsonable({
+        "case_key": m.case_key, "workload": m.workload, "backend": m.backend,
+        "params": m.params, "status": m.status, "error": m.error,
+        "summary": {c: columns[c] for c in SHOWN_SUMMARY}, "metrics": m.metrics,
+        "work": m.work, "timing": m.timing.to_dict() if m.timing is not None else None,
+        "info": m.info})
+
+
+def comparison_table(cmp: Any, base_id: str, head_id: str,
                      extra: Sequence[tuple[str, Callable[[str], str]]] = (), label: str = "",
                      failed: dict[str, str] | None = None,
                      sides: tuple[str, str] = ("", "")) -> Table:
@@ -170,7 +206,7 @@ def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any],
     from results.compare import IMPROVEMENT, NOISE, REGRESSION
 
     counts = cmp.counts()
-    title = (f"{label}{base['run_id'][:8]}{sides[0]} → {head['run_id'][:8]}{sides[1]}: "
+    title = (f"{label}{base_id[:8]}{sides[0]} → {head_id[:8]}{sides[1]}: "
              f"{counts[REGRESSION]} "
              f"regression(s), {counts[IMPROVEMENT]} improvement(s), {counts[NOISE]} noise, "
              f"{counts['unchanged']} unchanged (threshold ±{cmp.threshold:.0%}, "
@@ -198,8 +234,8 @@ def comparison_table(cmp: Any, base: dict[str, Any], head: dict[str, Any],
     return table
 
 
-def ab_table(cmp: Any, rows: dict[str, dict[str, Any]], base: dict[str, Any],
-             head: dict[str, Any], failed: dict[str, str], calibrate: bool = False) -> Table:
+def ab_table(cmp: Any, rows: dict[str, dict[str, Any]], base_id: str, head_id: str,
+             failed: dict[str, str], calibrate: bool = False) -> Table:
     """`bench ab`: the paired verdict per case, with its pairs, disturbed pairs and (A/A)
     the noise floor."""
     def floor(key: str) -> str:
@@ -209,5 +245,5 @@ def ab_table(cmp: Any, rows: dict[str, dict[str, Any]], base: dict[str, Any],
     extra = [("pairs", lambda k: str(rows.get(k, {}).get("pairs", ""))),
              ("disturbed", lambda k: str(rows.get(k, {}).get("disturbed", ""))),
              *((("floor", floor),) if calibrate else ())]
-    return comparison_table(cmp, base, head, extra, "paired A/B ", failed,
+    return comparison_table(cmp, base_id, head_id, extra, "paired A/B ", failed,
                             (" (base)", " (head)"))

@@ -7,21 +7,24 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from results.report.collectives import sweeps
+
+if TYPE_CHECKING:
+    from harness.measurement import Measurement
 
 
 def _text(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
-def sweep_figure(measurements: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+def sweep_figure(measurements: Iterable[Measurement]) -> dict[str, Any] | None:
     """Bus bandwidth vs message size per collective sweep (nccl-tests' busbw)."""
     traces = []
     for title, rows in sweeps(measurements):
-        pts = [((m.get("metrics") or {}).get("size_bytes"), (m.get("metrics") or {}).get(
-            "busbw_gbps")) for m in rows if m.get("status") == "ok"]
+        pts = [(m.metrics.get("size_bytes"), m.metrics.get("busbw_gbps"))
+               for m in rows if m.ok]
         pts = [(x, y) for x, y in pts if x and y is not None]
         if pts:
             traces.append({"type": "scatter", "mode": "lines+markers", "name": _text(title),
@@ -36,20 +39,20 @@ def sweep_figure(measurements: Iterable[dict[str, Any]]) -> dict[str, Any] | Non
         "legend": {"orientation": "h", "y": -0.25}}}
 
 
-def roofline_figure(measurements: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+def roofline_figure(measurements: Iterable[Measurement]) -> dict[str, Any] | None:
     """Every successful measurement with FLOPs at its arithmetic intensity, under the peak
     roof of each backend (min(peak FLOP/s, intensity x peak bandwidth))."""
     by_backend: dict[str, list[tuple[float, float, str]]] = {}
     roofs: dict[str, tuple[float, float]] = {}
     for m in measurements:
-        x = m.get("metrics") or {}
+        x = m.metrics
         ai, flops = x.get("arithmetic_intensity_flop_per_byte"), x.get("flops_per_s")
-        if m.get("status") != "ok" or not ai or not flops or ai <= 0 or flops <= 0:
+        if not m.ok or not ai or not flops or ai <= 0 or flops <= 0:
             continue
-        by_backend.setdefault(m["backend"], []).append((ai, flops, m["case_key"]))
+        by_backend.setdefault(m.backend, []).append((ai, flops, m.case_key))
         pf, pb = x.get("peak_flops_per_s"), x.get("peak_bytes_per_s")
         if pf and pb:
-            roofs.setdefault(m["backend"], (float(pf), float(pb)))
+            roofs.setdefault(m.backend, (float(pf), float(pb)))
     if not by_backend:
         return None
     traces: list[dict[str, Any]] = []

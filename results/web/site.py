@@ -51,7 +51,7 @@ def publish(store: Store, output: Path, query: views.Query | None = None,
     name = store.name
 
     # which comparisons get a page: each run vs the one before it, and each ab pair
-    wanted = {(older["run_id"], newer["run_id"]) for newer, older in itertools.pairwise(runs)}
+    wanted = {(older.run_id, newer.run_id) for newer, older in itertools.pairwise(runs)}
     pairs = views.ab_pairs(store, limit=len(runs))
     wanted |= {(p["base"], p["head"]) for p in pairs}
     compared: dict[tuple[str, str], dict[str, Any]] = {}
@@ -75,17 +75,17 @@ def publish(store: Store, output: Path, query: views.Query | None = None,
     sub = links.at(1)
     case_keys: set[str] = set()
     for run in runs:
-        data = views.run_view(store, run["run_id"], run_dir)
+        data = views.run_view(store, run.run_id, run_dir)
         case_keys.update(m["case_key"] for m in data["measurements"])
-        traces = views.run_traces(store, run["run_id"], run_dir)
+        traces = views.run_traces(store, run.run_id, run_dir)
         for m in data["measurements"]:
             if m["trace_name"] in traces:
-                dest = output / urllib.parse.unquote(pages.trace_file(run["run_id"],
+                dest = output / urllib.parse.unquote(pages.trace_file(run.run_id,
                                                                       m["trace_name"]))
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(traces[m["trace_name"]], dest)
                 counts["traces"] += 1
-        _write(output / "runs" / pages.run_file(run["run_id"]),
+        _write(output / "runs" / pages.run_file(run.run_id),
                pages.render("run.html", sub, store=name, **data))
         counts["runs"] += 1
     for key in sorted(case_keys):

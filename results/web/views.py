@@ -23,12 +23,13 @@ from harness.env import mask_secrets
 from harness.errors import UserError
 from harness.peaks import peak_note
 from results.compare import environment_diff, flatten
+from results.profile import trace_entry
 from results.runfile import jsonable
-from results.schema import SUMMARY_COLUMNS
 from results.web.figures import roofline_figure, scaling_figure, sweep_figure
 
 if TYPE_CHECKING:
     from results.store import RunFilter, Store
+    from results.stored import StoredMeasurement, StoredRun
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -80,19 +81,19 @@ def _text(value: Any) -> str:
     return html.escape(str(value), quote=False)
 
 
-def run_summary(run: dict[str, Any]) -> dict[str, Any]:
+def run_summary(run: StoredRun) -> dict[str, Any]:
     """A run's header as pages show it; a password in its command line (a --store URL) masked."""
-    out = jsonable({k: run.get(k) for k in RUN_FIELDS})
+    out = jsonable({k: getattr(run, k) for k in RUN_FIELDS})
     if isinstance(out.get("command"), str):
         out["command"] = mask_secrets(out["command"])
     return out
 
 
-def _ab_partner(store: Store, run: dict[str, Any]) -> dict[str, str] | None:
+def _ab_partner(store: Store, run: StoredRun) -> dict[str, str] | None:
     """{base, head} run ids of the `bench ab` pair this run is a side of, if any."""
     from results.store import RunFilter
 
-    tags = run.get("tags") or {}
+    tags = run.tags or {}
     if not tags.get("ab") or tags.get("ab_side") not in ("base", "head"):
         return None
     other = "head" if tags["ab_side"] == "base" else "base"
@@ -100,7 +101,7 @@ def _ab_partner(store: Store, run: dict[str, Any]) -> dict[str, str] | None:
                                limit=1)
     if not found:
         return None
-    return {tags["ab_side"]: run["run_id"], other: found[0]["run_id"]}
+    return {tags["ab_side"]: run.run_id, other: found[0].run_id}
 
 
 # -- runs list ------------------------------------------------------------------------------------
@@ -126,8 +127,8 @@ def ab_pairs(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     for run in bases:
         pair = _ab_partner(store, run)
         if pair:
-            out.append({"ab": (run.get("tags") or {}).get("ab"), **pair,
-                        "started_at": run["started_at"]})
+            out.append({"ab": (run.tags or {}).get("ab"), **pair,
+                        "started_at": run.started_at})
     return out
 
 
@@ -140,10 +141,6 @@ def resolve(store: Store, ref: str) -> str:
         return store.resolve(ref)
     except UserError as exc:
         raise NotFound(str(exc)) from None
-
-
-def _summary(m: dict[str, Any]) -> dict[str, Any]:
-    return {c: m.get(c) for c in SUMMARY_COLUMNS}
 
 
 def _quantiles(x: np.ndarray, k: int = MAX_DIST_POINTS) -> list[float]:
@@ -161,38 +158,39 @@ def run_view(store: Store, ref: str, run_dir: Path | None = None) -> dict[str, A
     header = store.run(run_id)
     ms = store.measurements([run_id])
     trace_files = _traces_of(ms, run_id, run_dir)
-    raw = store.samples_of([m["measurement_id"] for m in ms if m["status"] == "ok"])
+    raw = store.samples_of([m.measurement_id for m in ms if m.ok])
     rows, traces = [], []
     for m in ms:
-        timing = m.get("timing") or {}
+        timing = m.timing
         rows.append(jsonable({
-            "case_key": m["case_key"], "workload": m["workload"], "backend": m["backend"],
-            "params": m["params"], "status": m["status"], "error": m["error"],
-            "summary": _summary(m), "metrics": m.get("metrics") or {},
-            "work": m.get("work") or {}, "stop_reason": timing.get("stop_reason"),
-            "block": timing.get("block"), "block_rule": timing.get("block_rule"),
-            "trace": (timing.get("profile") or {}).get("path"),
+            "case_key": m.case_key, "workload": m.workload, "backend": m.backend,
+            "params": m.params, "status": m.status, "error": m.error,
+            "summary": m.summary_columns(), "metrics": m.metrics or {},
+            "work": m.work or {}, "stop_reason": timing.stop_reason if timing else None,
+            "block": timing.block if timing else None,
+            "block_rule": timing.block_rule if timing else None,
+            "trace": trace_entry(m.measurement).get("path"),
             "trace_name": name if (name := _trace_name(m)) in trace_files else None,
-            "peak_note": (peak_note(m.get("metrics") or {}, m.get("info") or {})
-                          if m["status"] == "ok" else None),
+            "peak_note": peak_note(m.metrics or {}, m.info or {}) if m.ok else None,
         }))
-        sec = raw.get(m["measurement_id"], (np.empty(0), None))[0]
+        sec = raw.get(m.measurement_id, (np.empty(0), None))[0]
         if sec.size:
-            traces.append({"type": "box", "name": _text(m["case_key"]), "x": _quantiles(sec),
+            traces.append({"type": "box", "name": _text(m.case_key), "x": _quantiles(sec),
                            "boxpoints": False, "orientation": "h", "hoverinfo": "x+name"})
     figure = {"data": traces, "layout": {
         "title": {"text": "distribution of samples per case (seconds per call)"},
         "xaxis": {"type": "log", "title": {"text": "seconds"}}, "showlegend": False,
         "margin": {"l": 320, "r": 20, "t": 40, "b": 40},
         "height": 120 + 32 * max(1, len(traces)), "yaxis": {"automargin": True}}}
-    metrics = [c for c in METRIC_COLUMNS if any(c in (r["metrics"] or {}) for r in rows)]
-    env = header.get("env") or {}
+    metrics = [c for c in METRIC_COLUMNS if any(c in (m.metrics or {}) for m in ms)]
+    env = header.env or {}
     return {"run": run_summary(header),
             "environment_flat": [[k, mask_secrets(v) if isinstance(v, str) else v]
                                  for k, v in sorted(jsonable(flatten(env)).items())],
             "measurements": rows, "metric_columns": metrics,
             "ab": _ab_partner(store, header), "distribution": figure,
-            "sweep": sweep_figure(ms), "roofline": roofline_figure(ms)}
+            "sweep": sweep_figure([m.measurement for m in ms]),
+            "roofline": roofline_figure([m.measurement for m in ms])}
 
 
 # -- profile traces -------------------------------------------------------------------------------
@@ -200,10 +198,10 @@ def run_view(store: Store, ref: str, run_dir: Path | None = None) -> dict[str, A
 TRACE_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,150}\.json(\.gz)?")
 
 
-def _trace_name(m: dict[str, Any]) -> str | None:
+def _trace_name(m: StoredMeasurement) -> str | None:
     """The file name of a measurement's recorded trace, if it looks like one that
     `bench run --profile` writes (a name is all that a link to it carries)."""
-    path = ((m.get("timing") or {}).get("profile") or {}).get("path")
+    path = trace_entry(m.measurement).get("path")
     if not isinstance(path, str):
         return None
     name = PurePath(path).name
@@ -216,14 +214,15 @@ def run_traces(store: Store, run_id: str, run_dir: Path | None) -> dict[str, Pat
     return _traces_of(store.measurements([run_id]), run_id, run_dir)
 
 
-def _traces_of(ms: list[dict[str, Any]], run_id: str, run_dir: Path | None) -> dict[str, Path]:
+def _traces_of(ms: list[StoredMeasurement], run_id: str, run_dir: Path | None
+               ) -> dict[str, Path]:
     from results.profile import find_trace
 
     out = {}
     for m in ms:
         name = _trace_name(m)
         if name is not None:
-            found = find_trace(m["timing"]["profile"]["path"], run_id, run_dir)
+            found = find_trace(trace_entry(m.measurement)["path"], run_id, run_dir)
             if found is not None:
                 out[name] = found
     return out
@@ -297,7 +296,7 @@ def case_view(store: Store, case_key: str, query: Query = Query(), last: int | N
     steps = [{"index": i, "run_id": hist.run_ids[i], "change": c} for i, c in hist.steps()]
     data = jsonable({"case_key": case_key, "threshold": threshold,
                      "n_points": len(hist.medians), "change_points": hist.change_points,
-                     "steps": steps, "drift": hist.drift(), "case": case,
+                     "steps": steps, "drift": hist.drift(), "case": case.to_dict(),
                      "environment_changes": changes, "filters": query.params(),
                      "last": last})
     data["points"] = _strict_columns(hist.columns())
