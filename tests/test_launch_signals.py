@@ -256,6 +256,41 @@ def test_a_signal_while_the_ranks_start_is_one_line(tmp_path, sig):
         assert lines[0].startswith(f"bench: interrupted ({signal.Signals(sig).name})"), tried
 
 
+SLOW_IMPORT = """
+import sys, time
+
+class Slow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "click":  # the first heavy import of the front end, as on a loaded machine
+            sys.meta_path.remove(self)
+            time.sleep(3)
+        return None
+
+sys.meta_path.insert(0, Slow())
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_bench_imports_is_one_line(tmp_path, sig):
+    """The console script handles signals from its first line: a signal while its imports load
+    (seconds on a loaded machine, made 3 s here) gives 128 + the signal and one line (before:
+    a KeyboardInterrupt traceback and -2, or a silent -15)."""
+    import time
+
+    (tmp_path / "sitecustomize.py").write_text(SLOW_IMPORT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.Popen([*bench_command(), "run", "-w", "spin", "-p", "us=10", "-q"],
+                            cwd=tmp_path, env=env, text=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    assert err.splitlines() == [f"bench: interrupted ({signal.Signals(sig).name})"], err
+    assert not (tmp_path / "bench-runs").exists()
+
+
 # A rank SIGKILLed at the start of case C (BENCH_FAULT=kill:1:C), at the first case, the last,
 # and in between; with pause:0:C rank 0 waits there too, so the death is noticed between the
 # cases and must be named after the finished case, not as if that case were still running.
