@@ -62,7 +62,10 @@ def test_an_unclosed_frame_is_passed_on_at_the_end():
 SRUN_HELD = ("srun: error: vm: task 1: Killed\n"
              "srun: launch/slurm: _step_signal: Terminating StepId=2586101.0\n"
              "srun: error: vm: task 0: Exited with exit code 3\n"
-             "srun: Force Terminated StepId=2586101.0\n")
+             "srun: Force Terminated StepId=2586101.0\n"
+             "slurmstepd: error: *** STEP 2586101.0 ON vm CANCELLED AT 2026-12-07T10:05:31 ***\n"
+             "slurmstepd-vm: error: *** STEP 2586101.0 ON vm CANCELLED AT 2026-12-07T10:05:31 "
+             "***\n")
 SRUN_TEXT = ("[1/3] allreduce  median 3.1 us\n"
              "bench: error: rank 1 died (connection to it lost) during case x\n"
              + SRUN_HELD.replace("srun: Force", "srun: error: Unable to create step: no room\n"

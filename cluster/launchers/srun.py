@@ -29,9 +29,10 @@ class Srun(Launcher):
     # what srun and slurmstepd say of a step whose rank 0 already reported: "srun: error: vm:
     # task 1: Killed", "srun: launch/slurm: _step_signal: Terminating StepId=...", "srun: Force
     # Terminated StepId=...", "slurmstepd: error: *** STEP 7.0 ON vm CANCELLED AT ... ***"
+    # (slurmstepd names itself "slurmstepd-<node>:" too, as Slurm 22.05 does for its step)
     notices = (": task ", "_step_signal: Terminating StepId", "Force Terminated StepId",
                "Job step aborted", "*** STEP ")
-    notice_prefixes = ("srun: ", "slurmstepd: ")
+    notice_prefixes = ("srun: ", "slurmstepd: ", "slurmstepd-")
 
     def __init__(self) -> None:
         super().__init__()
