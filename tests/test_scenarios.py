@@ -312,7 +312,7 @@ def test_cli_server_bound_broken_is_a_warning_and_max_qps_is_never_a_silent_ok(b
     # a bound of 1 microsecond
     res = bench("run", "-w", "transformer-infer", "-b", "onnxruntime:cpu",
                 *_args(scenario="server", qps=1e6, p99_ms=0.001), "--budget", "0.05", "-q",
-                "--json")
+                "--json", timeout=300)  # (an ONNX export: over 120 s on a loaded CI machine)
     assert res.rc == 0, res.stderr
     (m,) = res.json()["measurements"]
     assert m["status"] == "ok" and m["metrics"]["p99_bound_held"] == 0.0
@@ -323,7 +323,7 @@ def test_cli_server_bound_broken_is_a_warning_and_max_qps_is_never_a_silent_ok(b
     assert "warning: server: p99" in " ".join(shown.stdout.split())  # wrapped at any width
 
     res = bench("run", "-w", "transformer-infer", "-b", "onnxruntime:cpu",
-                *_args(scenario="max-qps"), "--budget", "0.05", "-q", "--json")
+                *_args(scenario="max-qps"), "--budget", "0.05", "-q", "--json", timeout=300)
     (m,) = res.json()["measurements"]
     plan = m["info"]["max_qps_plan"]
     assert plan["budget_s"] == 0.05 and plan["queries"] >= 50 and plan["steps"] >= 4
