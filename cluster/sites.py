@@ -18,7 +18,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SITES_DIR = Path(__file__).parent / "sites"
-LAUNCHERS = ("srun", "mpirun")
 _KEYS = {"description", "partitions", "default_partition", "account", "qos", "launcher", "mpi",
          "modules", "env", "sbatch", "reference"}
 _NAME = re.compile(r"^[A-Za-z0-9_.:/+-]+$")
@@ -100,9 +99,9 @@ def validate(name: str, data: dict[str, Any], where: str, base: Path | None = No
         raise UserError(f"{where}: default_partition {default!r} is not among the partitions "
                         f"{list(partitions)}")
     launcher = data.get("launcher", "srun")
-    if launcher not in LAUNCHERS:
-        raise UserError(f"{where}: launcher must be one of {', '.join(LAUNCHERS)}, "
-                        f"got {launcher!r}")
+    able = batch_launchers()
+    if launcher not in able:
+        raise UserError(f"{where}: launcher must be one of {', '.join(able)}, got {launcher!r}")
     env = data.get("env", {})
     if not isinstance(env, dict):
         raise UserError(f"{where}: 'env' must be a table of NAME = \"value\"")
@@ -130,3 +129,10 @@ def validate(name: str, data: dict[str, Any], where: str, base: Path | None = No
                 qos=_word(data, "qos", where), launcher=launcher, mpi=_word(data, "mpi", where),
                 modules=_strings(data, "modules", where),
                 env={k: str(v) for k, v in env.items()}, sbatch=sbatch)
+
+
+def batch_launchers() -> list[str]:
+    """The launchers a site may name: those that start ranks across a batch job's allocation."""
+    from cluster import launchers
+
+    return [n for n in launchers.names() if launchers.get(n).in_batch_job]

@@ -81,3 +81,16 @@ def test_ranks_reach_rank_0_on_the_allocations_first_node_only_where_they_run_th
         a, 0, "192.0.2.7\n192.0.2.8\n", ""))
     assert launch.rank0_host("srun") == "192.0.2.7"
     assert launch.rank0_host("mpirun") == "127.0.0.1"
+
+
+def test_a_site_names_a_launcher_that_starts_ranks_in_a_batch_job(tmp_path) -> None:
+    from cluster.sites import batch_launchers, load_site
+    from harness.errors import UserError
+
+    assert set(batch_launchers()) == {"srun", "mpirun"}  # not local, torchrun, flux
+    for name in ("srun", "mpirun"):
+        (tmp_path / f"{name}.toml").write_text(f'launcher = "{name}"\n')
+        assert load_site(str(tmp_path / f"{name}.toml")).launcher == name
+    (tmp_path / "torchrun.toml").write_text('launcher = "torchrun"\n')
+    with pytest.raises(UserError, match="launcher must be one of mpirun, srun, got 'torchrun'"):
+        load_site(str(tmp_path / "torchrun.toml"))

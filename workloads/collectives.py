@@ -56,7 +56,7 @@ def supports(model: str) -> Supports | None:
     """What a collective backend model declares it can do (its module's SUPPORTED); None when
     the module cannot be imported here."""
     module = _kernel_module(model)
-    return getattr(module, "SUPPORTED", Supports()) if module is not None else None
+    return module.SUPPORTED if module is not None else None
 
 
 def inputs_of(rank: int, count: int, dtype: str, op: str) -> np.ndarray:

@@ -41,6 +41,9 @@ class Launcher:
     # The variable that tells it which MPI plugin to use (srun: SLURM_MPI_TYPE), set from a
     # site's `mpi` in the scripts `bench submit` writes; None: it takes none.
     mpi_type_variable: ClassVar[str | None] = None
+    # It starts the ranks across the allocation of a Slurm batch job (`bench submit`'s script
+    # runs `bench run --launcher NAME -n $SLURM_NTASKS`): a site may name it.
+    in_batch_job: ClassVar[bool] = False
     # Texts of the launcher's own framed notices that repeat what rank 0 reports (kept back
     # unless rank 0 never reported; see cluster/notices.py).
     notices: ClassVar[tuple[str, ...]] = ()

@@ -13,6 +13,7 @@ from cluster.launchers import Launcher, register
 class Mpirun(Launcher):
     name = "mpirun"
     mpi_world = True
+    in_batch_job = True
     notices = ("Primary job  terminated normally", "Primary job terminated normally",
                "mpirun noticed that process rank", "mpirun has exited due to process rank",
                "mpirun detected that one or more processes exited with non-zero status")

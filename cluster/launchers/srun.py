@@ -21,6 +21,7 @@ from cluster.launchers import Launcher, register
 class Srun(Launcher):
     name = "srun"
     mpi_world = True
+    in_batch_job = True
     provides = "Slurm: apt-get install slurm-client, and run inside an allocation"
     rank_variables = ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID")
     only_in_ranks = "SLURM_STEP_ID"
