@@ -10,11 +10,13 @@ import difflib
 import importlib.util
 import re
 import sys
-from importlib import metadata
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 T = TypeVar("T")
 # A name is shown in case keys, on terminals and in file names: letters, digits and _ . + -
@@ -45,6 +47,8 @@ class Registry(Generic[T]):
 
     def _eps(self) -> dict[str, metadata.EntryPoint]:
         if self._entry_points is None:
+            from importlib import metadata  # (tens of ms: not before a registry is read)
+
             self._entry_points = {ep.name: ep for ep in metadata.entry_points(group=self.group)}
         return self._entry_points
 
