@@ -41,6 +41,25 @@ class Result(NamedTuple):
         return [ln for ln in self.stderr.splitlines() if ln.strip()]
 
 
+def assert_user_error(res: Result, *needles: str) -> str:
+    """One clear line, exit 2, no traceback; returns the line."""
+    assert res.rc == 2, (res.rc, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
+    lines = res.err_lines
+    assert len(lines) == 1, res.stderr
+    line = lines[0]
+    assert line.startswith("bench: error: "), line
+    for needle in needles:
+        assert needle in line, (needle, line)
+    return line
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under folder with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch,
                   tmp_path_factory: pytest.TempPathFactory) -> None:

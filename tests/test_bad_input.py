@@ -16,31 +16,13 @@ from pathlib import Path
 
 import pytest
 from bad_input_table import BAD_FILES, BAD_SUITES, TABLE
+from conftest import assert_user_error, snapshot
 
 from results.runfile import RunFileWriter, read_run_file
 from results.store import Store
 
 FAST = ("--budget", "0.2", "--quiet")
 SECRET_URL = "postgresql+psycopg://user:secret@127.0.0.1:1/db"
-
-
-def assert_user_error(res, *needles: str) -> str:
-    """One clear line, exit 2, no traceback; returns the line."""
-    assert res.rc == 2, (res.rc, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
-    lines = res.err_lines
-    assert len(lines) == 1, res.stderr
-    line = lines[0]
-    assert line.startswith("bench: error: "), line
-    for needle in needles:
-        assert needle in line, (needle, line)
-    return line
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    """Every file under folder with its size and modification time."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +125,7 @@ def test_bad_input_in_a_fresh_folder_creates_nothing(cli, workdir):
     assert list(workdir.iterdir()) == []
 
 
-def test_case_keys_with_newlines_and_escapes_make_one_line(cli, workdir, make_header,
+def test_case_keys_with_newlines_and_escapes_make_assert_user_error(cli, workdir, make_header,
                                                            make_measurement):
     """`history` naming several matching cases whose keys hold a newline and a terminal escape:
     still one line, the characters shown escaped."""

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import assert_user_error
 
 from results import schema
 from results.runfile import read_run_file
@@ -64,17 +65,6 @@ def full_fs(tmp_path: Path) -> Iterator[FullFs]:
             subprocess.run(["umount", "-l", str(root)], capture_output=True, timeout=30)
 
 
-def one_line(res, *needles: str) -> str:
-    assert res.rc == 2, (res.rc, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr + res.stdout
-    assert len(res.err_lines) == 1, res.stderr
-    line = res.err_lines[0]
-    assert line.startswith("bench: error: "), line
-    for needle in needles:
-        assert needle in line, (needle, line)
-    return line
-
-
 def measurements_in(path: Path) -> int:
     return len(read_run_file(path).measurements)
 
@@ -85,7 +75,7 @@ def test_run_folder_fills_up_mid_run(bench, workdir, full_fs):
     full_fs.fill(32)  # room for the header and a few cases, not for twelve
     res = bench(*RUN, "--run-dir", str(runs))
     (part,) = runs.glob("*.jsonl.part")  # no end record could be written: it stays .part
-    line = one_line(res, str(part), "No space left on device", "free space",
+    line = assert_user_error(res, str(part), "No space left on device", "free space",
                     "finished cases kept", "partial")
     kept = measurements_in(part)
     assert 1 <= kept < 12, (kept, line)
@@ -101,7 +91,7 @@ def test_run_folder_full_before_the_header(bench, workdir, full_fs):
     runs.mkdir()
     full_fs.fill(0)
     res = bench(*RUN, "--run-dir", str(runs))
-    one_line(res, f"cannot write run files in {runs}", "No space left on device")
+    assert_user_error(res, f"cannot write run files in {runs}", "No space left on device")
     assert list(runs.iterdir()) == []  # no empty or torn run file left behind
     assert not (workdir / "bench.db").exists() or sqlite3.connect(
         workdir / "bench.db").execute("select count(*) from runs").fetchone() == (0,)
@@ -124,7 +114,7 @@ def test_two_ranks_run_folder_fills_up_mid_run(bench, workdir, full_fs):
     full_fs.fill(24)  # room for the header and a few of the 14 cases
     res = bench(*RANKS, "--run-dir", str(runs), timeout=180)
     (part,) = runs.glob("*.jsonl.part")
-    one_line(res, str(part), "No space left on device", "finished cases kept", "partial")
+    assert_user_error(res, str(part), "No space left on device", "finished cases kept", "partial")
     kept = measurements_in(part)
     assert 1 <= kept < 14, kept
     with sqlite3.connect(workdir / "bench.db") as db:
@@ -136,18 +126,18 @@ def test_two_ranks_run_folder_fills_up_mid_run(bench, workdir, full_fs):
 def test_two_ranks_store_on_a_full_disk(bench, workdir, full_fs):
     db = full_fs.root / "s.db"
     full_fs.fill(16)
-    one_line(bench(*RANKS, "--store", str(db), timeout=180), str(db), "full")
+    assert_user_error(bench(*RANKS, "--store", str(db), timeout=180), str(db), "full")
     assert not (workdir / "bench-runs").exists()  # nothing ran, nothing half-written
 
 
 def test_store_created_on_a_full_disk_is_completed_later(bench, workdir, full_fs):
     db = full_fs.root / "s.db"
     full_fs.fill(16)  # room for a few tables, not for all of them and their version row
-    first = one_line(bench(*SMALL, "--store", str(db)), str(db))
+    first = assert_user_error(bench(*SMALL, "--store", str(db)), str(db))
     assert "full" in first
     assert not (workdir / "bench-runs").exists()  # the store is opened before anything runs
     if db.exists() and db.stat().st_size > 0:  # tables were made, the version row was not
-        again = one_line(bench("runs", "--store", str(db)), str(db))
+        again = assert_user_error(bench("runs", "--store", str(db)), str(db))
         assert "half-created" in again and "free space" in again, again
     full_fs.free_up()
     res = bench(*SMALL, "--store", str(db))
@@ -163,7 +153,7 @@ def test_store_created_on_a_full_disk_is_completed_later(bench, workdir, full_fs
 def test_store_on_a_disk_with_no_room_leaves_no_file(bench, workdir, full_fs):
     db = full_fs.root / "s.db"
     full_fs.fill(0)
-    one_line(bench(*SMALL, "--store", str(db)), str(db), "full")
+    assert_user_error(bench(*SMALL, "--store", str(db)), str(db), "full")
     assert not db.exists()  # not an empty file that every later open would trip over
 
 
@@ -178,7 +168,7 @@ def test_output_file_on_a_full_disk(bench_inproc, workdir, full_fs, spin_run, ar
     st.engine.dispose()
     full_fs.fill(0)
     res = bench_inproc(*[a.replace("{fs}", str(full_fs.root)) for a in args])
-    one_line(res, str(full_fs.root), "No space left on device", "free space")
+    assert_user_error(res, str(full_fs.root), "No space left on device", "free space")
     assert sorted(os.listdir(full_fs.root)) == ["filler"]  # no temporary file left
 
 
@@ -209,5 +199,5 @@ def test_store_with_runs_but_no_version_is_named(tmp_path, bench_inproc, workdir
         conn.execute("insert into runs (run_id, started_at, status, command, env_hash, tags, "
                      "n_measurements) values ('r', '2024', 'complete', '', 'h', '{}', 0)")
     before = db.read_bytes()
-    one_line(bench_inproc("runs", "--store", str(db)), "holds runs but no schema version")
+    assert_user_error(bench_inproc("runs", "--store", str(db)), "holds runs but no schema version")
     assert db.read_bytes() == before

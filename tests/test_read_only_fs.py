@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import assert_user_error, snapshot
 
 CAUSE = "read-only file system"
 RUN = ("run", "-w", "spin", "-p", "us=10", "--budget", "0.05", "--quiet")
@@ -39,22 +40,6 @@ def ro_fs(workdir: Path) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(root)], capture_output=True, timeout=30)
 
 
-def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def one_line(res, *needles: str) -> str:
-    assert res.rc == 2, (res.rc, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr + res.stdout
-    assert len(res.err_lines) == 1, res.stderr
-    line = res.err_lines[0]
-    assert line.startswith("bench: error: "), line
-    for needle in needles:
-        assert needle in line, (needle, line)
-    return line
-
-
 @pytest.fixture
 def two_runs(workdir, spin_run):
     from results.store import Store
@@ -75,7 +60,7 @@ def two_runs(workdir, spin_run):
 def test_output_on_a_read_only_fs(bench_inproc, workdir, ro_fs, two_runs, args, named):
     before = snapshot(workdir)
     res = bench_inproc(*args)
-    line = one_line(res, CAUSE)
+    line = assert_user_error(res, CAUSE)
     assert f" {named}:" in line, line  # the path as given
     assert res.stdout == ""
     assert snapshot(workdir) == before  # not r.html beside the plots, nothing in the store
@@ -83,7 +68,7 @@ def test_output_on_a_read_only_fs(bench_inproc, workdir, ro_fs, two_runs, args, 
 
 def test_store_on_a_read_only_fs(bench, workdir, ro_fs):
     db = ro_fs / "s.db"
-    one_line(bench(*RUN, "--store", str(db)), f"store {db}", str(ro_fs), CAUSE)
+    assert_user_error(bench(*RUN, "--store", str(db)), f"store {db}", str(ro_fs), CAUSE)
     assert sorted(p.name for p in workdir.iterdir()) == ["ro"]  # no run file, no bench.db
 
 
@@ -92,6 +77,6 @@ def test_store_on_a_read_only_fs(bench, workdir, ro_fs):
                          ids=["mount", "folder", "nested", "two-ranks"])
 def test_run_folder_on_a_read_only_fs(bench, workdir, ro_fs, where, ranks):
     res = bench(*RUN, *ranks, "--run-dir", where, timeout=120)
-    one_line(res, f"cannot write run files in {where}", str(ro_fs), CAUSE)
+    assert_user_error(res, f"cannot write run files in {where}", str(ro_fs), CAUSE)
     # checked before the store is opened: not even an empty ./bench.db is left
     assert sorted(p.name for p in workdir.iterdir()) == ["ro"]
