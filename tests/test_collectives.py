@@ -355,7 +355,8 @@ def test_one_record_per_operation_is_read_by_the_check_the_fabric_model_and_expo
     from harness.workmodel import CollectiveOp
     from results.report.collectives import is_collective
 
-    assert all(is_collective({"workload": name}) for name in COLLECTIVE_OPS)
+    assert all(is_collective(Measurement(case_key=name, workload=name, backend="mpi:cpu",
+                                         params={})) for name in COLLECTIVE_OPS)
     assert set(fabric_model.COLLECTIVES) == {n for n, op in COLLECTIVE_OPS.items() if op.cost}
     # a new operation is its record: an inclusive scan (rank r holds the sum of ranks 0..r)
     scan = CollectiveOp("scan", "1",
