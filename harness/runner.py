@@ -582,8 +582,7 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
                 signal.signal(sig, handler)
             if comm.size > 1 and error is None:
                 if root and code >= 128:  # interrupted: a rank may still be inside a collective
-                    comm.dismiss(0)  # type: ignore[attr-defined]  # (it ends quietly: rank 0's
-                    # code is the job's, and a rank's 130 would make mpirun end rank 0)
+                    comm.dismiss(code)  # type: ignore[attr-defined]  # (it ends quietly)
                 else:
                     comm.close()  # type: ignore[attr-defined]
     return RunResult(run_id, status, code, path, done, ingested, error)

@@ -124,10 +124,7 @@ def run(selection: Selection, tags: tuple[str, ...], timing: Timing, dry_run: bo
     # active exception", an abort). What is kept is kept by now: end without it.
     hard = result.exit_code == EXIT_RANK_FAILED or (interrupted and comm.size > 1)
     if rank != 0:
-        # Rank 0's code is the job's (the launching bench reads it). An interrupted rank ends
-        # with 0: mpirun takes a rank's 130 for a failed job and SIGKILLs the others a second
-        # later, which would cut rank 0 short while it keeps the finished cases.
-        _end(0 if interrupted else result.exit_code, hard=hard)
+        _end(result.exit_code, hard=hard)
     measured = result.measurements
     if as_json:
         print_json({"run_id": result.run_id, "status": result.status,
