@@ -127,15 +127,6 @@ def inject_fault(rank: int, index: int) -> None:
             time.sleep(PAUSE_S)
 
 
-def inject_slow_store(rank: int) -> None:
-    """BENCH_FAULT=slowstore:R:S: rank R takes S more seconds to keep the run (as a store on a
-    loaded machine or a network file system may)."""
-    for fault in os.environ.get(FAULT_ENV, "").split(","):
-        spec = fault.split(":")
-        if len(spec) == 3 and spec[:2] == ["slowstore", str(rank)]:
-            time.sleep(float(spec[2]))
-
-
 def inject_slow_start(rank: int) -> None:
     """BENCH_FAULT=slowstart:R:S: rank R takes S more seconds to start (as imports do on a
     loaded machine), before it loads its backends."""
@@ -569,7 +560,6 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             for i in sorted(pending):  # interrupted between rounds: keep the rounds measured
                 with contextlib.suppress(_RunFileFailed):
                     record(i, merge_rounds(pending.pop(i), plan[i]))
-            inject_slow_store(comm.rank)
             path, ingested = finish(status)
             if write_error and error is None:
                 if path.name.endswith(PART):  # the run file has no end: a partial run

@@ -256,24 +256,6 @@ def test_a_signal_while_the_ranks_start_is_one_line(tmp_path, sig):
         assert lines[0].startswith(f"bench: interrupted ({signal.Signals(sig).name})"), tried
 
 
-@pytest.mark.skipif(not HAVE_MPI, reason="needs mpirun (apt-get install openmpi-bin)")
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_under_mpirun_rank_0_keeps_the_run_however_long_storing_takes(tmp_path, monkeypatch,
-                                                                        sig):
-    """Rank 1 ends at once (128 + the signal) and mpirun then ends rank 0, which is storing
-    the run: its SIGKILL came one second after its SIGTERM, cutting the storing short (a .part
-    file, mpirun's frames, no line from bench). Rank 0 takes 3 s to store here."""
-    monkeypatch.setenv("BENCH_FAULT", "slowstore:0:3")
-    rc, err, _ = _signal_on_line(tmp_path, "mpirun", "[1/3]", 0.0, sig)
-    lines = err.strip().splitlines()
-    assert rc == 128 + sig, err
-    assert lines[-1].startswith(f"bench: interrupted ({signal.Signals(sig).name}); finished "
-                                "cases kept (run "), err
-    assert not any("mpirun" in ln or ln.startswith("---") for ln in lines), err
-    ((status, n),) = _runs(tmp_path)
-    assert status == "partial" and n >= 1
-
-
 SLOW_IMPORT = """
 import sys, time
 

@@ -39,11 +39,6 @@ class Mpirun(Launcher):
             # mpirun hands its ranks SIGTERM for any signal and SIGKILLs them a second later:
             # the launching bench signals the ranks on this host itself (mpirun then ends).
             self.signal_ranks = True
-            # A rank that ends first (interrupted: 130) makes mpirun end the others the same
-            # way: a second would cut short rank 0 keeping the finished cases, which holds
-            # SIGTERM until the run is stored. A rank that hangs is the watchdog's to end.
-            grace = "OMPI_MCA_odls_base_sigkill_timeout"
-            env.setdefault(grace, os.environ.get(grace, "30"))
             exports = [a for k in env for a in ("-x", k)]
             return [exe, *extra, "-np", str(n), *exports, *self.harness(args)]
         return [exe, "-n", str(n), "-genvlist", ",".join(env), *self.harness(args)]  # Hydra
