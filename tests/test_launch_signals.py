@@ -263,6 +263,7 @@ class Slow:
     def find_spec(self, name, path=None, target=None):
         if name == "click":  # the first heavy import of the front end, as on a loaded machine
             sys.meta_path.remove(self)
+            open(__file__ + ".importing", "w").close()  # the test signals from here on
             time.sleep(3)
         return None
 
@@ -283,7 +284,10 @@ def test_a_signal_while_bench_imports_is_one_line(tmp_path, sig):
     proc = subprocess.Popen([*bench_command(), "run", "-w", "spin", "-p", "us=10", "-q"],
                             cwd=tmp_path, env=env, text=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-    time.sleep(1.0)
+    marker = tmp_path / "sitecustomize.py.importing"
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # (no wall-clock figure: the signal comes once the import is under way)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
