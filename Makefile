@@ -21,7 +21,7 @@ lint: $(BIN)/bench
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 bench-overhead: $(BIN)/bench
 	$(BIN)/python benchmarks/harness_overhead.py

@@ -1,6 +1,7 @@
-"""A SIGINT or SIGTERM to a launching `bench run -n 2 --launcher L`, for L in local, mpirun and
-torchrun, sent at ten moments per signal and launcher: while a case runs, just after the last
-case, just after "run complete", and at random delays. Every try must end one of two ways:
+"""A SIGINT or SIGTERM to a launching `bench run -n 2 --launcher L`, for L in local, mpirun,
+torchrun and srun, sent at up to ten moments per signal and launcher (BENCH_SIGNAL_TRIES,
+default 4): while a case runs, just after the last case, just after "run complete", and at
+random delays. Every try must end one of two ways:
 
 - the run was stored complete before the signal could stop it: exit 0, all cases, and one line
   saying the signal came as the run ended (always so for a signal after "run complete");
@@ -34,12 +35,14 @@ from conftest import bench_command
 CASES = ("100", "200", "300")
 HAVE_MPI = shutil.which("mpirun") is not None
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
-TRIES = 10
-# (the stderr line the signal waits for, the extra delay after it in seconds)
-MOMENTS = [("[1/3]", 0.0), ("[2/3]", 0.0), ("[3/3]", 0.0), ("run complete", 0.0),
-           ("case(s)", "random"), ("[1/3]", 0.0), ("[3/3]", 0.0), ("run complete", 0.0),
-           ("case(s)", "random"), ("[2/3]", "random")]
-assert len(MOMENTS) == TRIES
+# (the stderr line the signal waits for, the extra delay after it in seconds), in the order
+# tried: the first four reach every kind of moment (a case, the last case, the gap after it,
+# after "run complete"), which is what .ci/run tries; BENCH_SIGNAL_TRIES=10 tries all ten
+# (issue 17's acceptance, run on demand: each try is a 3-case run of 2 ranks, 6-7 s)
+MOMENTS = [("[1/3]", 0.0), ("[3/3]", 0.0), ("case(s)", "random"), ("run complete", 0.0),
+           ("[2/3]", 0.0), ("[2/3]", "random"), ("[1/3]", 0.0), ("[3/3]", 0.0),
+           ("run complete", 0.0), ("case(s)", "random")]
+TRIES = int(os.environ.get("BENCH_SIGNAL_TRIES", "4"))
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
@@ -128,7 +131,8 @@ def _runs(cwd: Path) -> list[tuple[str, int]]:
 def test_signal_to_the_launcher_gives_the_code_of_what_is_stored(tmp_path, launcher, sig):
     rng = random.Random(f"{launcher}{sig}")
     outcomes = []
-    for i, (marker, delay) in enumerate(MOMENTS):
+    for i in range(TRIES):
+        marker, delay = MOMENTS[i % len(MOMENTS)]
         cwd = tmp_path / f"try{i}"
         cwd.mkdir()
         wait = rng.uniform(0.0, 1.2) if delay == "random" else delay

@@ -168,7 +168,9 @@ def test_triage_names_the_slow_node_and_the_slow_link_node(four_nodes, bench, wo
                       "ring", "--tag", tag)
         _wait(bench, env, job)
         assert bench("collect", env=env).rc == 0
-        res = bench("triage", "--tag", tag, "--threshold", "0.3", "--format", "json")
+        # threshold 1: the faults made are 5x and more; these four nodes share two cores, and
+        # a healthy one was seen 1.44x slower than the others in 2 of its 3 runs (a CI run)
+        res = bench("triage", "--tag", tag, "--threshold", "1", "--format", "json")
         took = time.monotonic() - t0
         assert res.rc == 1, res.stdout + res.stderr
         data = res.json()
