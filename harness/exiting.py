@@ -35,6 +35,30 @@ class Interrupted(BaseException):
         self.signum = signum
 
 
+def interrupted_by(exc: BaseException) -> int | None:
+    """The signal whose `Interrupted` (or KeyboardInterrupt) `exc` is, or was raised while
+    handling. A handler's exception raised inside library code can make that code fail with an
+    error of its own, chained from it (a `queue.get` whose lock was left half-released:
+    "release unlocked lock"); that is still the signal, not a failure."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        if isinstance(e, Interrupted):
+            return e.signum
+        if isinstance(e, KeyboardInterrupt):
+            return int(signal.SIGINT)
+        seen.add(id(e))
+        e = e.__context__
+    return None
+
+
+def reraise_interruption(exc: BaseException) -> None:
+    """Raise the `Interrupted` behind `exc`, if a signal is what it came from."""
+    signum = interrupted_by(exc)
+    if signum is not None:
+        raise Interrupted(signum) from exc
+
+
 def stop(signum: int, _frame: FrameType | None) -> None:
     """The handler `bench run` starts with: a signal before the run is stored stops it; after,
     it is only noted."""

@@ -212,6 +212,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
         except (UserError, Interrupted, KeyboardInterrupt, RankFailure):
             raise
         except Exception as exc:  # a workload's own bug or a device error: this case fails
+            exiting.reraise_interruption(exc)
             error = _describe(exc)
         error = _agree(comm, error)
         if error is not None:
@@ -233,6 +234,7 @@ def measure_case(planned: PlannedCase, backend: Backend,
         except (UserError, Interrupted, KeyboardInterrupt, RankFailure):
             raise
         except Exception as exc:
+            exiting.reraise_interruption(exc)
             if comm.size > 1:  # the other ranks are inside a collective: end the job
                 raise RankFailure(f"rank {comm.rank}: {_describe(exc)}", [comm.rank]) from exc
             return record.fail(_describe(exc), now())
@@ -356,6 +358,7 @@ def _profile(planned: PlannedCase, backend: Backend, prepared: Any, workload: An
     except UserError as exc:
         entry = {"error": f"profiling failed: {exc}"}
     except Exception as exc:  # the measurement stands; the profile says what went wrong
+        exiting.reraise_interruption(exc)
         entry = {"error": f"profiling failed: {_describe(exc)}"}
     if entry.get("error"):
         sys.stderr.write(printable(f"bench: warning: {case.key}: {entry['error']}") + "\n")
@@ -544,15 +547,15 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         status, code, error = "partial", EXIT_RANK_FAILED, str(exc)
     except _RunFileFailed:
         status = "partial"
-    except (Interrupted, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
-        status, code = "partial", 128 + int(signum)
+    except BaseException as exc:  # a signal, also one that made library code fail (chained)
+        signum = exiting.interrupted_by(exc)
+        if signum is None:
+            status = "failed"
+            raise
+        status, code = "partial", 128 + signum
         reporting = getattr(comm, "reporting", None)
         if callable(reporting) and reporting():  # a rank died and that is being said: the
             time.sleep(30)  # signal is its echo (torchrun ends the others); that thread exits
-    except BaseException:
-        status = "failed"
-        raise
     finally:
         for sig in previous:  # a signal must not interrupt saving what we have
             signal.signal(sig, exiting.hold)

@@ -150,3 +150,39 @@ def test_signal_at_the_end_of_a_write_keeps_result_and_file_in_step(tmp_path, mo
     assert [m.case_key for m in result.measurements] == [m["case_key"] for m in stored]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(
         signal.getsignal(signal.SIGTERM))  # the handler was put back
+
+
+CHAINED = '''
+import signal
+
+from harness import Param, Work, workload
+from harness.exiting import Interrupted
+
+
+@workload("chained", params={"fail": Param("int", 0, "1: fail as a signal leaves a lock")},
+          work=lambda p: Work(items=1))
+def chained(backend, fail):
+    """With fail=1 its op fails as library code does when a signal's exception lands inside
+    it (queue.get's lock half-released): its own error, chained from the Interrupted."""
+    def op():
+        if fail:
+            try:
+                raise Interrupted(signal.SIGINT)
+            except Interrupted:
+                raise RuntimeError("release unlocked lock") from None
+    return op
+'''
+
+
+def test_an_error_raised_by_a_signal_is_the_signal(bench, workdir):
+    """An error that library code raised while a SIGINT's exception passed through it is the
+    SIGINT: exit 130, the finished case kept, one line (before: the case failed, exit 1; with
+    ranks, a rank failure, exit 3)."""
+    (workdir / "chained.py").write_text(CHAINED)
+    res = bench("run", "--plugin", "chained.py", "-w", "chained", "-p", "fail=0,1",
+                "--budget", "0.2", "-q")
+    assert res.rc == 130, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("bench: interrupted (SIGINT); finished cases kept (run "), line
+    (row,) = bench("runs", "--json").json()
+    assert (row["status"], row["n_measurements"]) == ("partial", 1)
