@@ -85,6 +85,17 @@ def noted() -> int | None:
     return _late[0] if _late else None
 
 
+def quiet_while_loading() -> None:
+    """In a rank that a launching `bench` started (`python -m harness`), before anything else
+    loads: a signal ends it at once, without a traceback, until `harness.entry` takes over (the
+    launching bench says the one line for the job)."""
+    def end(signum: int, _frame: FrameType | None) -> None:
+        os._exit(128 + signum)
+
+    for sig in SIGNALS:
+        signal.signal(sig, end)
+
+
 def install() -> None:
     """`stop` for SIGINT and SIGTERM (the measuring `bench run`, not the launching one)."""
     for sig in SIGNALS:

@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -297,6 +298,32 @@ def test_a_signal_while_bench_imports_is_one_line(tmp_path, sig):
     assert proc.returncode == 128 + sig, err
     assert err.splitlines() == [f"bench: interrupted ({signal.Signals(sig).name})"], err
     assert not (tmp_path / "bench-runs").exists()
+
+
+SLOW_PACKAGE = SLOW_IMPORT.replace('name == "click"', 'name == "harness.backends"')
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_a_rank_loads_the_package_is_quiet(tmp_path, sig):
+    """A rank (`python -m harness`, a launching bench's exit file set) signalled while Python
+    loads the harness package, before harness/__main__.py runs: 128 + the signal and nothing
+    on stderr (the launching bench says the line), not a KeyboardInterrupt traceback."""
+    import time
+
+    (tmp_path / "sitecustomize.py").write_text(SLOW_PACKAGE)
+    env = {**os.environ, "BENCH_EXIT_FILE": str(tmp_path / "exit"), "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "-w", "spin", "-p",
+                             "us=10", "-q"], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    marker = tmp_path / "sitecustomize.py.importing"
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert marker.exists(), "the package's import never began"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (128 + sig, ""), err
 
 
 # A rank SIGKILLed at the start of case C (BENCH_FAULT=kill:1:C), at the first case, the last,
