@@ -13,10 +13,21 @@ collective that some rank never joined) or when a peer's connection drops (the p
 ends the job with a message naming the rank(s): those that died, else those that stopped sending
 heartbeats, else those whose progress lags the others — the ones that did not arrive. The other
 ranks end themselves when rank 0 goes away.
+
+A SIGINT or SIGTERM during a run is acted on by every rank together (`defer`): a rank that gets
+one notes it (and tells rank 0 in its heartbeat); rank 0's next broadcast carries it, and every
+rank raises `Interrupted` as that broadcast returns. A rank that stopped wherever the signal
+found it could leave its peers inside a collective that never completes (MPI's do not notice a
+peer that left), and rank 0 could not keep the finished cases. Broadcasts come with every stop
+decision of the engine, so within a fraction of the budget; a signal that finds none within
+AGREE_S is raised where it is. An interrupted rank other than 0 then waits for rank 0 to end
+the job (`close`): mpirun kills every rank a second after one ends with an error, which would
+kill rank 0 while it keeps the run.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import os
@@ -30,7 +41,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from harness.errors import UserError
-from harness.exiting import exit_now
+from harness.exiting import Interrupted, exit_now
 
 ENV_ADDR = "BENCH_CONTROL_ADDR"
 ENV_TOKEN = "BENCH_CONTROL_TOKEN"
@@ -42,6 +53,8 @@ DEFAULT_TIMEOUT = 60.0
 # not cut short: those phases are given at least this long ($BENCH_STARTUP_TIMEOUT changes it).
 STARTUP_TIMEOUT = 120.0
 HEARTBEAT_S = 0.25
+AGREE_S = 10.0  # how long a signal waits for the ranks to stop together (module docstring)
+ROOT_WAIT_S = 30.0  # how long an interrupted rank waits for rank 0 to keep the run and end it
 _LEN = struct.Struct("!I")
 
 
@@ -175,6 +188,12 @@ class ControlChannel:
         self.peer_progress: dict[int, int] = {}
         self.peer_seen: dict[int, float] = {}
         self.dead: dict[int, str] = {}
+        self.signalled: int | None = None  # a signal deferred on this rank (`defer`)
+        self._signalled_at = 0.0
+        self._timer: threading.Timer | None = None
+        self._peer_signal: int | None = None  # rank 0: a signal another rank deferred
+        self._stop: int | None = None  # the signal the ranks stopped for, once broadcast
+        self._reader: threading.Thread | None = None
         if rank == 0:
             self._listen(addr)
         else:
@@ -273,7 +292,8 @@ class ControlChannel:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._socks[0], self._locks[0], self._inbox[0] = sock, threading.Lock(), queue.Queue()
         _send(sock, {"token": self.token, "rank": self.rank}, self._locks[0])
-        threading.Thread(target=self._read_root, daemon=True, name="bench-rank0").start()
+        self._reader = threading.Thread(target=self._read_root, daemon=True, name="bench-rank0")
+        self._reader.start()
         threading.Thread(target=self._heartbeat, daemon=True, name="bench-heartbeat").start()
 
     # ---- background threads
@@ -295,6 +315,8 @@ class ControlChannel:
             self.peer_seen[r] = time.monotonic()
             if kind == "hb":
                 self.peer_progress[r] = msg["p"]
+                if msg.get("s") and self._peer_signal is None:
+                    self._peer_signal = int(msg["s"])
             elif kind == "d":
                 self._inbox[r].put(msg["v"])
             elif kind == "bye":
@@ -316,8 +338,8 @@ class ControlChannel:
                 if not self._closing:
                     self._fatal(f"rank {self.rank}: lost rank 0 during {self.phase}; ending")
                 return
-            if msg.get("k") == "d":
-                self._inbox[0].put(msg["v"])
+            if msg.get("k") == "d":  # a broadcast, and the signal it stops the ranks for
+                self._inbox[0].put((msg["v"], msg.get("s")))
             elif msg.get("k") == "end":  # rank 0 has said why the job ends: nothing to add
                 self._closing = True
                 exit_now(int(msg["v"]))
@@ -325,7 +347,10 @@ class ControlChannel:
     def _heartbeat(self) -> None:
         while not self._closing:
             try:
-                _send(self._socks[0], {"k": "hb", "p": self.progress}, self._locks[0])
+                beat = {"k": "hb", "p": self.progress}
+                if self.signalled is not None:
+                    beat["s"] = self.signalled
+                _send(self._socks[0], beat, self._locks[0])
             except OSError:
                 return
             time.sleep(HEARTBEAT_S)
@@ -386,6 +411,7 @@ class ControlChannel:
         if self.rank != 0 or self._closing:
             return
         self._closing = True
+        self.take_deferred()
         for r, sock in self._socks.items():
             with contextlib.suppress(OSError):
                 _send(sock, {"k": "end", "v": code}, self._locks[r])
@@ -433,15 +459,50 @@ class ControlChannel:
         return out
 
     def bcast(self, obj: Any = None) -> Any:
+        """Every rank gets rank 0's object; where a rank has deferred a signal, every rank then
+        raises `Interrupted` (the module docstring)."""
         self.tick()
         if self.rank == 0:
+            stop = self.signalled or self._peer_signal
+            msg = {"k": "d", "v": obj, **({"s": stop} if stop else {})}
             for r in range(1, self.size):
                 try:
-                    _send(self._socks[r], {"k": "d", "v": obj}, self._locks[r])
+                    _send(self._socks[r], msg, self._locks[r])
                 except OSError:
                     raise RankFailure(f"rank {r} died during {self.phase}", [r]) from None
-            return obj
-        return self._wait(0)
+            self._stop = stop
+        else:
+            obj, stop = self._wait(0)
+            if stop:
+                self._stop = int(stop)
+        if self._stop is not None:
+            self.take_deferred()
+            raise Interrupted(self._stop)
+        return obj
+
+    def defer(self, signum: int) -> bool:
+        """Note a signal for the ranks to stop on together at the next broadcast: True while
+        it may wait for that; False (raise it now) once it has waited AGREE_S, or where the
+        ranks no longer broadcast."""
+        if self._closing or self._stop is not None:
+            return False
+        now = time.monotonic()
+        if self.signalled is None:
+            self.signalled, self._signalled_at = signum, now
+            # if no broadcast comes, the signal is delivered again then, and raised
+            self._timer = threading.Timer(AGREE_S, _thread.interrupt_main, args=(signum,))
+            self._timer.daemon = True
+            self._timer.start()
+            return True
+        return now - self._signalled_at < AGREE_S
+
+    def take_deferred(self) -> int | None:
+        """The signal deferred here and not acted on yet, if any (it will not be now)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        signum, self.signalled = self.signalled, None
+        return None if self._stop is not None else signum
 
     def barrier(self) -> None:
         self.gather(None)
@@ -450,8 +511,11 @@ class ControlChannel:
     def allgather(self, obj: Any) -> list[Any]:
         return self.bcast(self.gather(obj))
 
-    def close(self) -> None:
-        """Part in good order (rank 0 last: it waits for every other rank's goodbye)."""
+    def close(self, await_root: bool = False) -> None:
+        """Part in good order (rank 0 last: it waits for every other rank's goodbye). With
+        `await_root` (an interrupted run), a rank other than 0 waits until rank 0 has kept the
+        run and ends it (`dismiss`), or goes away, or ROOT_WAIT_S has passed."""
+        self.take_deferred()
         if self.rank != 0:
             self._closing = True
             try:
@@ -459,6 +523,8 @@ class ControlChannel:
                 self._socks[0].shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+            if await_root and self._reader is not None:
+                self._reader.join(ROOT_WAIT_S)
             return
         deadline = time.monotonic() + 5
         while (time.monotonic() < deadline

@@ -127,6 +127,15 @@ def inject_fault(rank: int, index: int) -> None:
             time.sleep(PAUSE_S)
 
 
+def inject_slow_store(rank: int) -> None:
+    """BENCH_FAULT=slowstore:R:S: rank R takes S more seconds to keep the run (as a store on a
+    loaded machine or a network file system may)."""
+    for fault in os.environ.get(FAULT_ENV, "").split(","):
+        spec = fault.split(":")
+        if len(spec) == 3 and spec[:2] == ["slowstore", str(rank)]:
+            time.sleep(float(spec[2]))
+
+
 def inject_slow_start(rank: int) -> None:
     """BENCH_FAULT=slowstart:R:S: rank R takes S more seconds to start (as imports do on a
     loaded machine), before it loads its backends."""
@@ -487,7 +496,11 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
         comm.loading("the start of the run")
         comm.barrier()
 
+    defer = getattr(comm, "defer", None)
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if defer is not None and defer(signum):
+            return  # the ranks stop together (harness.distributed): none left in a collective
         for sig in previous:  # a second signal, however soon, must not interrupt the saving
             signal.signal(sig, exiting.hold)
         raise Interrupted(signum)
@@ -559,10 +572,14 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
     finally:
         for sig in previous:  # a signal must not interrupt saving what we have
             signal.signal(sig, exiting.hold)
+        late = comm.take_deferred() if defer is not None else None  # type: ignore[attr-defined]
+        if late is not None:  # it came after the ranks' last broadcast: the run ends as it is
+            exiting.hold(late, None)
         try:
             for i in sorted(pending):  # interrupted between rounds: keep the rounds measured
                 with contextlib.suppress(_RunFileFailed):
                     record(i, merge_rounds(pending.pop(i), plan[i]))
+            inject_slow_store(comm.rank)
             path, ingested = finish(status)
             if write_error and error is None:
                 if path.name.endswith(PART):  # the run file has no end: a partial run
@@ -576,8 +593,8 @@ def execute(plan: Sequence[PlannedCase], store: Store | None, run_dir: Path, rep
             if comm.size > 1 and error is None:
                 if root and code >= 128:  # interrupted: a rank may still be inside a collective
                     comm.dismiss(code)  # type: ignore[attr-defined]  # (it ends quietly)
-                else:
-                    comm.close()  # type: ignore[attr-defined]
+                else:  # interrupted, a rank waits for rank 0 to keep the run (harness.distributed)
+                    comm.close(await_root=code >= 128)  # type: ignore[attr-defined]
     return RunResult(run_id, status, code, path, done, ingested, error)
 
 

@@ -261,6 +261,30 @@ def test_a_signal_while_the_ranks_start_is_one_line(tmp_path, sig):
         assert lines[0].startswith(f"bench: interrupted ({signal.Signals(sig).name})"), tried
 
 
+@pytest.mark.skipif(not HAVE_MPI or importlib.util.find_spec("mpi4py") is None,
+                    reason="needs mpirun and mpi4py (apt-get install openmpi-bin; pip install "
+                           "'accelbench[mpi]')")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_under_mpirun_rank_0_keeps_the_run_however_long_storing_takes(tmp_path, monkeypatch,
+                                                                        sig):
+    """Ranks signalled inside a sweep of MPI allreduces stop together at the engine's next
+    decision (none is left inside an MPI collective that its peer never joins), and rank 1
+    waits for rank 0 to keep the run: before, it ended at once and mpirun SIGKILLed rank 0 a
+    second later, cutting the storing short (a .part file, mpirun's frames, no line from
+    bench). Rank 0 takes 3 s to store here (BENCH_FAULT=slowstore:0:3)."""
+    monkeypatch.setenv("BENCH_FAULT", "slowstore:0:3")
+    run = ("run", "-w", "allreduce", "-b", "mpi", "-p", "size=1KiB,64KiB,1MiB", "--budget", "1",
+           "--target-ci", "1e-6")
+    rc, err, before = _signal_on_line(tmp_path, "mpirun", "[1/3]", 0.3, sig, run)
+    lines = err.strip().splitlines()
+    assert rc == 128 + sig, err
+    assert lines[-1].startswith(f"bench: interrupted ({signal.Signals(sig).name}); finished "
+                                "cases kept (run "), err
+    assert not any("mpirun" in ln or ln.startswith("---") for ln in lines), err
+    ((status, n),) = _runs(tmp_path)
+    assert status == "partial" and before <= n < 3, err
+
+
 SLOW_IMPORT = """
 import sys, time
 
