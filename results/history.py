@@ -48,27 +48,25 @@ def change_points(values: Sequence[float], penalty: float | None = None,
         penalty = 8.0 * sigma**2 * math.log(n)
     c1 = np.concatenate([[0.0], np.cumsum(y)])
     c2 = np.concatenate([[0.0], np.cumsum(y * y)])
-    best = np.full(n + 1, np.inf)
-    best[0] = 0.0
+    # The exact O(n^2) optimal partition. A segment s..t costs c2[t] - c2[s] - (c1[t] -
+    # c1[s])^2 / (t - s), so the best total ending at t is c2[t] + penalty + the least over s
+    # of a[s] - (c1[t] - c1[s])^2 / (t - s), with a[s] = best[s] - c2[s] known once best[s]
+    # is: five passes over one buffer per t (the reciprocal lengths are a view of one array),
+    # not ten: 10,000 runs of history in about half the time.
+    a = np.full(n + 1, np.inf)
+    a[0] = 0.0
     prev = np.zeros(n + 1, dtype=int)
-    # The exact O(n^2) optimal partition. Each step works on slices 0..m of the prefix sums in
-    # two preallocated buffers (no index arrays, no temporaries): 10,000 runs of history in
-    # ~0.1 s instead of ~0.3 s, with the same floating-point operations in the same order.
-    starts = np.arange(n + 1, dtype=float)
-    total_buf, square_buf = np.empty(n + 1), np.empty(n + 1)
+    inverse = 1.0 / np.arange(n, 0, -1, dtype=float)  # inverse[n - k] = 1 / k
+    buf = np.empty(n + 1)
     for t in range(min_size, n + 1):
         m = t - min_size + 1 if t < n else n  # the last segment: one point or more
-        total, square = total_buf[:m], square_buf[:m]
-        np.subtract(c1[t], c1[:m], out=square)
-        np.multiply(square, square, out=square)
-        np.subtract(t, starts[:m], out=total)  # segment lengths
-        np.divide(square, total, out=square)
-        np.subtract(c2[t], c2[:m], out=total)
-        np.subtract(total, square, out=total)  # the segment's sum of squared deviations
-        np.add(best[:m], total, out=total)
-        total += penalty
-        i = int(np.argmin(total))
-        best[t], prev[t] = total[i], i
+        d = buf[:m]
+        np.subtract(c1[t], c1[:m], out=d)
+        np.multiply(d, d, out=d)
+        np.multiply(d, inverse[n - t:n - t + m], out=d)  # / (t - s) for s = 0 .. m-1
+        np.subtract(a[:m], d, out=d)
+        i = int(np.argmin(d))
+        a[t], prev[t] = d[i] + penalty, i  # best[t] - c2[t]
     cuts, t = [], n
     while t > 0:
         t = prev[t]

@@ -151,11 +151,11 @@ def test_signal_to_the_launcher_gives_the_code_of_what_is_stored(tmp_path, launc
             assert marker != "run complete", f"stored before 'run complete' was printed; {tried}"
             assert (status, rc) == ("partial", 128 + sig), tried
             assert before <= n <= len(CASES), tried
-            # one line; none of mpirun's notices (they repeat it). The line names the kept run
-            # except, rarely, for a signal just after the last case (issue 17 note: open)
+            # one line, naming the kept run; none of mpirun's notices (they repeat it)
             said = [ln for ln in err.splitlines() if ln.startswith("bench:")]
             assert len(said) == 1, tried
-            assert said[0].startswith(f"bench: interrupted ({signal.Signals(sig).name})"), tried
+            assert said[0].startswith(f"bench: interrupted ({signal.Signals(sig).name}); "
+                                      "finished cases kept (run "), tried
             assert "Primary job" not in err and "mpirun detected" not in err, tried
         outcomes.append(status)
     # both ends were reached: signals mid-run cut runs short, late ones did not
