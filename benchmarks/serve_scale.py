@@ -7,10 +7,12 @@ in bulk through the store's schema (SQLAlchemy Core executemany; every few thous
 environment changes, and one case's level steps half-way), then times the application's
 answers in this process through Starlette's TestClient (no network: the server's time):
 the runs list (first and a deep page), a case history of RUNS points (page and API), one run,
-and a compare page. Each request is made once with nothing remembered (its time is printed as
-"first": a history's change points are computed then, and kept for the same series), then
---repeat times; the median and max milliseconds are printed, with the target. A figure, not a
-test: run it on a quiet machine (platform notes: machines of this kind differ, and drift).
+and a compare page. Each request is made once with nothing of its data remembered (its time is
+printed as "first": a history's change points are computed then, and kept for the same
+series), after the same kind of page for other data (a running server has compiled its
+templates), then --repeat times; the median and max milliseconds are printed, with the target.
+A figure, not a test: run it on a quiet machine (platform notes: machines of this kind differ,
+and drift).
 """
 
 from __future__ import annotations
@@ -94,11 +96,16 @@ def fill(path: Path, n_runs: int, n_cases: int, seed: int = 0) -> list[str]:
     return run_ids
 
 
-def timed(client: Any, path: str, repeat: int) -> tuple[float, float, float, int]:
+def timed(client: Any, path: str, repeat: int,
+          other: str | None = None) -> tuple[float, float, float, int]:
     """(first ms, median ms, max ms, bytes): the first answer (cold: nothing of it cached yet)
-    and the median and max of `repeat` answers after it."""
+    and the median and max of `repeat` answers after it. `other`, the same kind of page for
+    another object, is asked for first: the server has then made a page of this kind (its
+    template compiled), as a running server has, and "first" is the cost of new data."""
     from results.history import clear_cache
 
+    if other is not None:
+        assert client.get(other).status_code == 200
     clear_cache()
     t0 = time.perf_counter()
     first = client.get(path)
@@ -146,21 +153,26 @@ def main() -> None:
     key = urllib.parse.quote(case, safe="")
     base, head = oldest[0].run_id, newest[0].run_id
     client = TestClient(create_app(store))
-    pages = [
-        ("runs list, page 1", "/runs"),
-        ("runs list, last page", f"/runs?page={max(1, -(-total // 50))}"),
-        ("runs list, tag filter", "/runs?tag=branch%3Ddev"),
-        ("API runs", "/api/runs"),
-        ("run page (50 cases)", f"/runs/{head}"),
-        (f"case history page ({total} points)", f"/cases/{key}"),
-        (f"API case history ({total} points)", f"/api/cases/{key}/history"),
-        ("compare page (50 cases)", f"/compare?base={base}&head={head}"),
-        ("API compare", f"/api/compare?base={base}&head={head}"),
+    other_key = urllib.parse.quote("spin[numpy:cpu](us=20.0)", safe="")
+    _, second = store.find_runs(offset=1, limit=1)
+    pages = [  # (label, path, the same kind of page for another object, asked for first)
+        ("runs list, page 1", "/runs", "/runs?page=2"),
+        ("runs list, last page", f"/runs?page={max(1, -(-total // 50))}", None),
+        ("runs list, tag filter", "/runs?tag=branch%3Ddev", None),
+        ("API runs", "/api/runs", "/api/runs?page=2"),
+        ("run page (50 cases)", f"/runs/{head}", f"/runs/{second[0].run_id}"),
+        (f"case history page ({total} points)", f"/cases/{key}", f"/cases/{other_key}"),
+        (f"API case history ({total} points)", f"/api/cases/{key}/history",
+         f"/api/cases/{other_key}/history"),
+        ("compare page (50 cases)", f"/compare?base={base}&head={head}",
+         f"/compare?base={second[0].run_id}&head={head}"),
+        ("API compare", f"/api/compare?base={base}&head={head}",
+         f"/api/compare?base={second[0].run_id}&head={head}"),
     ]
     print(f"{'request':<40} {'first ms':>9} {'median ms':>10} {'max ms':>8} {'KiB':>8}  "
           f"target < {TARGET_MS:.0f} ms")
-    for label, path in pages:
-        cold, med, top, size = timed(client, path, args.repeat)
+    for label, path, other in pages:
+        cold, med, top, size = timed(client, path, args.repeat, other)
         mark = "" if med < TARGET_MS else "  OVER"
         print(f"{label:<40} {cold:>9.1f} {med:>10.1f} {top:>8.1f} {size / 1024:>8.0f}{mark}")
     api = client.get(f"/api/cases/{key}/history").json()

@@ -140,3 +140,20 @@ def test_cached_change_points_are_those_of_the_series():
     assert cached_change_points(y.copy()) == [200]
     flat = np.log(rng.lognormal(0, 0.01, 300))
     assert cached_change_points(flat) == change_points(flat)
+
+
+def test_a_long_series_gets_the_steps_of_the_optimal_partition(monkeypatch):
+    """Beyond EXACT_MAX points the partition is searched on a grid, then near its cuts: steps
+    apart by more than the grid's spacing land where the optimal partition puts them."""
+    import results.history as history
+
+    rng = np.random.default_rng(11)
+    for n, steps in ((2500, (700, 1900)), (4000, (1234, 2140, 3999)), (6000, ())):
+        level = np.ones(n)
+        for at in steps:  # the latest run alone: a step of 20% (one point must clear more)
+            level[at:] *= 1.2 if at == n - 1 else 1.06
+        y = np.log(level * rng.lognormal(0, 0.01, n))
+        found = history.change_points(y)
+        monkeypatch.setattr(history, "EXACT_MAX", 10**9)
+        assert found == history.change_points(y) == list(steps), n
+        monkeypatch.undo()
