@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 WORKER = "--worker"
+WARMUP_S = 0.05
 
 
 class MpiComm:
@@ -102,7 +103,14 @@ def osu_loop(comm: Any, size: int, budget: float = 0.1) -> float:
 
     send = page_aligned(inputs_of(comm.rank, size // 4, "float32", "sum"))
     recv = page_aligned(np.empty_like(send))  # as OSU's posix_memalign
-    for _ in range(20):
+    # warm-up as long as bench's (~50 ms, and 20 calls at least): with 20 calls alone the
+    # first hundreds of timed calls at 256 KiB-2 MiB could still be slow, and the bare loop
+    # read up to a third slower than bench between the same two rounds (a 9-round run)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        comm.Allreduce(send, recv, MPI.SUM)
+    per_call = comm.allreduce((time.perf_counter() - t0) / 5, op=MPI.MAX)
+    for _ in range(comm.bcast(max(20, int(WARMUP_S / max(per_call, 1e-7))), root=0)):
         comm.Allreduce(send, recv, MPI.SUM)
     comm.Barrier()
     t0 = time.perf_counter()
