@@ -14,13 +14,19 @@ from types import FrameType
 def main() -> None:
     from harness.exiting import ENV_EXIT_FILE, SIGNALS, Interrupted, interrupted_line
 
+    got: list[int] = []
+
     def early(signum: int, _frame: FrameType | None) -> None:
+        got.append(signum)
         raise Interrupted(signum)
 
     for sig in SIGNALS:
         signal.signal(sig, early)
     try:
         from harness.cli import main as cli_main
+
+        if got:  # raised inside an import that swallowed it (a bare `except:`): still a stop
+            raise Interrupted(got[0])
     except Interrupted as exc:
         from harness.placement import placement
 
